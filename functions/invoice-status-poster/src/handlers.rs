@@ -1,0 +1,298 @@
+//! What the poster does for each kind of work. Each handler is deterministic given the webhook
+//! and the stored state, so a redelivery after a crash repeats the same outcome.
+
+use crate::{Failure, Poster};
+use serde::Deserialize;
+use serde_json::{Map, json};
+use shared::hicaps::{
+    ClaimState, ClaimStatus, InvoiceLevelState, InvoiceStatusUpdate, Links, MemberState, MemberStatusUpdate, PaymentInvoices,
+    PredeterminationStatusUpdate, Webhook, WebhookEnvelope, WebhookEvent,
+};
+use shared::program::adjudication::{Schedule, adjudicate, member_standing};
+use shared::program::records::{self, ClaimRecord, InvoiceRecord};
+use shared::program::work::Work;
+use shared::store::{Condition, Item, Key};
+use std::time::Instant;
+
+#[derive(Deserialize)]
+struct IdAndLinks {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(rename = "_links", default)]
+    links: Option<Links>,
+}
+
+pub(crate) fn webhook_id(body: &str) -> Option<String> {
+    serde_json::from_str::<IdAndLinks>(body).ok()?.id.filter(|id| !id.is_empty())
+}
+
+pub(crate) fn webhook_error_href(body: &str) -> Option<String> {
+    serde_json::from_str::<IdAndLinks>(body).ok()?.links?.webhook_error_href().map(str::to_owned)
+}
+
+/// Keeps an item for operators (`flagged#<reason>`), e.g. an overpaid invoice or a changed payload.
+pub(crate) async fn flag(poster: &Poster, id: &str, reason: &str) -> Result<(), Failure> {
+    let mut attrs = Map::new();
+    attrs.insert("reason".into(), json!(reason));
+    attrs.insert("at".into(), json!(chrono::Utc::now().to_rfc3339()));
+    let item = Item::new(Key::new(format!("flagged#{reason}"), id), attrs).expiring_at(poster.record_expiry());
+    poster.table.put(&item, Condition::Always).await?;
+    Ok(())
+}
+
+pub(crate) async fn process(poster: &Poster, work: &Work) -> Result<&'static str, Failure> {
+    match work {
+        Work::Webhook { body, .. } => {
+            let envelope: WebhookEnvelope =
+                serde_json::from_str(body).map_err(|e| Failure::Permanent(format!("webhook envelope: {e}")))?;
+            if envelope.webhook_type().is_none() {
+                let id = envelope.id.to_string();
+                tracing::warn!(webhook_id = %id, webhook_type = %envelope.kind, "unhandled webhook type kept for operators");
+                flag(poster, &id, "unhandledType").await?;
+                return Ok("unhandledType");
+            }
+            let webhook = envelope.into_webhook().map_err(|e| Failure::Permanent(format!("webhook data: {e}")))?;
+            handle_webhook(poster, &webhook).await
+        }
+        Work::Decision { decision_id, invoice_id, update } => {
+            let invoice = records::load_invoice(poster.table.as_ref(), invoice_id)
+                .await?
+                .ok_or_else(|| Failure::Permanent(format!("invoice {invoice_id} is not known")))?;
+            let href = invoice.status_href.clone().ok_or_else(|| Failure::Permanent("invoice has no status link".into()))?;
+            post(poster, &href, update, "invoice-status-updated").await?;
+            apply_update(poster, &invoice, update).await?;
+            tracing::info!(%decision_id, %invoice_id, "decision posted");
+            Ok("decisionPosted")
+        }
+    }
+}
+
+async fn handle_webhook(poster: &Poster, webhook: &Webhook) -> Result<&'static str, Failure> {
+    let webhook_id = webhook.id.to_string();
+    match &webhook.event {
+        WebhookEvent::InvoiceSubmitted(invoice) => {
+            let invoice_id = invoice.invoice_id.to_string();
+            let known = records::load_invoice(poster.table.as_ref(), &invoice_id).await?;
+            if known.as_ref().is_some_and(|record| record.cancelled_before_submission) {
+                tracing::info!(%webhook_id, %invoice_id, "invoice was cancelled before it arrived; disregarded");
+                return Ok("disregarded");
+            }
+            let href = required_link(webhook.links.invoice_status_updated_href(), "lp:invoice-status-updated")?;
+            let program = invoice.program.as_str().to_owned();
+            let record = InvoiceRecord {
+                invoice_id: invoice_id.clone(),
+                program: program.clone(),
+                status_href: Some(href.to_owned()),
+                webhook_error_href: webhook.links.webhook_error_href().map(str::to_owned),
+                cancelled_before_submission: false,
+                claims: Vec::new(),
+            };
+            let expires = poster.record_expiry();
+            records::save_header(poster.table.as_ref(), &record, expires).await?;
+            // On submission each claim is pending until the program answers.
+            if known.is_none() {
+                for claim in &invoice.claims {
+                    let pending = ClaimRecord { claim_id: claim.claim_id.to_string(), state: ClaimState::Pending, benefit: None };
+                    records::save_claim(poster.table.as_ref(), &invoice_id, &pending, expires).await?;
+                }
+            }
+            let statuses = adjudicate_invoice(poster, invoice).await?;
+            let update = InvoiceStatusUpdate { claim_statuses: statuses, ..Default::default() };
+            post(poster, href, &update, "invoice-status-updated").await?;
+            for status in &update.claim_statuses {
+                let claim = ClaimRecord {
+                    claim_id: status.claim_id.to_string(),
+                    state: status.state.unwrap_or(ClaimState::Pending),
+                    benefit: status.benefit,
+                };
+                records::save_claim(poster.table.as_ref(), &invoice_id, &claim, expires).await?;
+            }
+            tracing::info!(%webhook_id, %invoice_id, claims = update.claim_statuses.len(), "invoice adjudicated and posted");
+            Ok("invoiceAdjudicated")
+        }
+        WebhookEvent::InvoiceCancellationRequested(request) => {
+            let invoice_id = request.invoice_id.to_string();
+            let href = required_link(webhook.links.invoice_status_updated_href(), "lp:invoice-status-updated")?;
+            let expires = poster.record_expiry();
+            let known = records::load_invoice(poster.table.as_ref(), &invoice_id).await?.filter(InvoiceRecord::is_submitted);
+            let Some(invoice) = known else {
+                // Out of sequence: answer cancelled, keep the id, disregard the submission later.
+                let record = InvoiceRecord {
+                    invoice_id: invoice_id.clone(),
+                    program: request.program.as_str().to_owned(),
+                    status_href: Some(href.to_owned()),
+                    webhook_error_href: webhook.links.webhook_error_href().map(str::to_owned),
+                    cancelled_before_submission: true,
+                    claims: Vec::new(),
+                };
+                records::save_header(poster.table.as_ref(), &record, expires).await?;
+                post(poster, href, &InvoiceStatusUpdate::invoice_level(InvoiceLevelState::Cancelled), "invoice-status-updated").await?;
+                tracing::info!(%webhook_id, %invoice_id, "cancellation before submission: invoice cancelled");
+                return Ok("cancelledBeforeSubmission");
+            };
+            let update = cancellation_update(&invoice);
+            post(poster, href, &update, "invoice-status-updated").await?;
+            apply_update(poster, &invoice, &update).await?;
+            tracing::info!(%webhook_id, %invoice_id, "cancellation answered");
+            Ok("cancellationAnswered")
+        }
+        WebhookEvent::PredeterminationSubmitted(invoice) => {
+            let href =
+                required_link(webhook.links.predetermination_status_updated_href(), "lp:predetermination-status-updated")?;
+            let statuses = adjudicate_invoice(poster, invoice).await?;
+            let update = PredeterminationStatusUpdate { claim_statuses: statuses, ..Default::default() };
+            post(poster, href, &update, "predetermination-status-updated").await?;
+            tracing::info!(%webhook_id, "predetermination answered");
+            Ok("predeterminationAnswered")
+        }
+        WebhookEvent::MemberCheck(member) => {
+            let href = required_link(webhook.links.update_member_state_href(), "lp:update-member-state")?;
+            let program = member.program.as_ref().map(|p| p.as_str().to_owned()).unwrap_or_default();
+            let standing = member_standing(poster.table.as_ref(), &program, &member.member_number).await?;
+            let (state, title, description) = match standing {
+                Some(standing) if standing.active => (MemberState::Approved, "Member found".to_owned(), "The member is covered by this program.".to_owned()),
+                Some(standing) => (
+                    MemberState::Rejected,
+                    standing.status_title.unwrap_or_else(|| "Not covered".into()),
+                    standing.status_description.unwrap_or_else(|| "The membership does not cover claims.".into()),
+                ),
+                None => (MemberState::Rejected, "Member not found".into(), "No member with this number in this program.".into()),
+            };
+            let update = MemberStatusUpdate {
+                member_number: member.member_number.clone(),
+                set_state: Some(state),
+                status_title: Some(title.chars().take(20).collect()),
+                status_description: Some(description),
+            };
+            post(poster, href, &update, "update-member-state").await?;
+            tracing::info!(%webhook_id, "member check answered");
+            Ok("memberChecked")
+        }
+        WebhookEvent::PaymentScheduled(payment) | WebhookEvent::PaymentFailed(payment) => {
+            let paid = matches!(webhook.event, WebhookEvent::PaymentScheduled(_));
+            let href = required_link(webhook.links.payment_invoices_href(), "lp:payment-invoices")?;
+            record_event(poster, &format!("payment#{}", payment.payment_id), &webhook_id, webhook.webhook_type().as_str()).await?;
+            let response = poster.hicaps.get(href).await?;
+            let invoices: PaymentInvoices = serde_json::from_slice(&response.body)
+                .map_err(|e| Failure::Permanent(format!("payment invoices response: {e}")))?;
+            let next = if paid { ClaimState::Paid } else { ClaimState::PaymentFailed };
+            let mut moved = 0usize;
+            for listed in &invoices.invoices {
+                let Some(invoice) = records::load_invoice(poster.table.as_ref(), &listed.invoice_id.to_string()).await? else {
+                    tracing::warn!(%webhook_id, invoice_id = %listed.invoice_id, "payment lists an invoice we do not know");
+                    continue;
+                };
+                for transaction in &listed.claims {
+                    let claim_id = transaction.claim_id.to_string();
+                    if let Some(claim) = invoice.claims.iter().find(|c| c.claim_id == claim_id)
+                        && claim.state != next
+                        && claim.state.can_transition_to(next)
+                    {
+                        let updated = ClaimRecord { state: next, ..claim.clone() };
+                        records::save_claim(poster.table.as_ref(), &invoice.invoice_id, &updated, poster.record_expiry()).await?;
+                        moved += 1;
+                    }
+                }
+            }
+            tracing::info!(%webhook_id, moved, "payment recorded");
+            Ok(if paid { "paymentScheduled" } else { "paymentFailed" })
+        }
+        WebhookEvent::PaymentHeld(held) => {
+            record_event(poster, &format!("payment#{}", held.payment_id), &webhook_id, "settlement.payment.held").await?;
+            tracing::warn!(%webhook_id, "payment held for a biller");
+            Ok("paymentHeld")
+        }
+        WebhookEvent::InvoiceOverpaid(overpaid) => {
+            flag(poster, &overpaid.invoice_id.to_string(), "invoiceOverpaid").await?;
+            shared::metrics::count("InvoiceOverpaid", ("Type", "settlement.invoice.overpaid"));
+            tracing::warn!(%webhook_id, invoice_id = %overpaid.invoice_id, "invoice overpaid; flagged for operators");
+            Ok("overpaidFlagged")
+        }
+    }
+}
+
+fn required_link<'a>(href: Option<&'a str>, rel: &str) -> Result<&'a str, Failure> {
+    href.ok_or_else(|| Failure::Permanent(format!("the webhook has no {rel} link")))
+}
+
+async fn adjudicate_invoice(poster: &Poster, invoice: &shared::hicaps::Invoice) -> Result<Vec<ClaimStatus>, Failure> {
+    let program = invoice.program.as_str();
+    let schedule = Schedule::load(poster.table.as_ref(), program).await?;
+    let standing = match &invoice.member {
+        Some(member) => member_standing(poster.table.as_ref(), program, &member.member_number).await?,
+        None => None,
+    };
+    Ok(adjudicate(invoice, &schedule, standing.as_ref()))
+}
+
+/// The answer to a cancellation of a known invoice: each claim `cancelled`, or `cancelPending`
+/// where it was already paid (a person decides). Invoice-level when every claim agrees.
+fn cancellation_update(invoice: &InvoiceRecord) -> InvoiceStatusUpdate {
+    let next = |state: ClaimState| {
+        if matches!(state, ClaimState::Paid | ClaimState::CancelPending) { ClaimState::CancelPending } else { ClaimState::Cancelled }
+    };
+    let states: Vec<ClaimState> = invoice.claims.iter().map(|claim| next(claim.state)).collect();
+    if states.iter().all(|s| *s == ClaimState::Cancelled) {
+        return InvoiceStatusUpdate::invoice_level(InvoiceLevelState::Cancelled);
+    }
+    if states.iter().all(|s| *s == ClaimState::CancelPending) {
+        return InvoiceStatusUpdate::invoice_level(InvoiceLevelState::CancelPending);
+    }
+    let claim_statuses = invoice
+        .claims
+        .iter()
+        .zip(states)
+        .filter_map(|(claim, state)| Some(ClaimStatus::new(claim.claim_id.parse().ok()?, state)))
+        .collect();
+    InvoiceStatusUpdate { claim_statuses, ..Default::default() }
+}
+
+/// Applies a posted update to the stored claim states.
+async fn apply_update(poster: &Poster, invoice: &InvoiceRecord, update: &InvoiceStatusUpdate) -> Result<(), Failure> {
+    let expires = poster.record_expiry();
+    for claim in &invoice.claims {
+        let next = match update.state.and_then(InvoiceLevelState::claim_state) {
+            Some(state) => Some((state, claim.benefit)),
+            None => update
+                .claim_statuses
+                .iter()
+                .find(|s| s.claim_id.to_string() == claim.claim_id)
+                .and_then(|s| Some((s.state?, s.benefit.or(claim.benefit)))),
+        };
+        if let Some((state, benefit)) = next {
+            let updated = ClaimRecord { claim_id: claim.claim_id.clone(), state, benefit };
+            records::save_claim(poster.table.as_ref(), &invoice.invoice_id, &updated, expires).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn record_event(poster: &Poster, pk: &str, webhook_id: &str, kind: &str) -> Result<(), Failure> {
+    let mut attrs = Map::new();
+    attrs.insert("type".into(), json!(kind));
+    let item = Item::new(Key::new(pk, format!("webhook#{webhook_id}")), attrs).expiring_at(poster.record_expiry());
+    poster.table.put(&item, Condition::Always).await?;
+    Ok(())
+}
+
+async fn post(poster: &Poster, href: &str, body: &impl serde::Serialize, rel: &str) -> Result<(), Failure> {
+    let body = serde_json::to_vec(body).map_err(|e| Failure::Permanent(e.to_string()))?;
+    let started = Instant::now();
+    let result = poster.hicaps.post_json(href, body).await;
+    let elapsed = started.elapsed().as_millis() as u64;
+    shared::metrics::millis("CallbackLatency", elapsed, ("Rel", rel));
+    shared::metrics::millis("UpstreamLatency", elapsed, ("Connector", "hicaps"));
+    match result {
+        Ok(_) => {
+            shared::metrics::count("CallbackOutcome", ("Outcome", "posted"));
+            Ok(())
+        }
+        Err(error) => {
+            if matches!(error, crate::callback::CallbackError::Refused) {
+                shared::metrics::count("CallbackOutcome", ("Outcome", "refused"));
+                tracing::error!(rel, "callback refused: the link's host is not an allowed HICAPS host");
+            }
+            Err(error.into())
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! The poster against a wiremock HICAPS: one effective post through transient failures,
+//! dead-lettering on a rejection, `lp:webhook-error` called once, callbacks only to allowed
+//! hosts, and a crash between posting and recording completion repeating the same outcome.
+
+use async_trait::async_trait;
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use invoice_status_poster::{Config, Poster};
+use serde_json::{Value, json};
+use shared::config::Vars;
+use shared::http_client::ReqwestClient;
+use shared::program::work::webhook_message;
+use shared::queue::embedded::EmbeddedQueue;
+use shared::queue::MessageSource;
+use shared::store::embedded::EmbeddedTable;
+use shared::store::{Condition, Item, ItemDelete, ItemGet, ItemPut, ItemQuery, Key, StoreError, Table};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const EXAMPLE: &str = include_str!("../../../shared/tests/fixtures/hicaps/invoice-submitted-webhook.json");
+const SCHEDULE: &str = include_str!("../../../local/data/benefit-schedule.json");
+const MEMBERS: &str = include_str!("../../../local/data/member-registry.json");
+
+struct Harness {
+    hicaps: MockServer,
+    poster: Poster,
+    dlq: Arc<EmbeddedQueue>,
+}
+
+async fn harness(table: Arc<dyn Table>) -> Harness {
+    let hicaps = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"access_token": "t", "expires_in": 3600})))
+        .mount(&hicaps)
+        .await;
+    let address = hicaps.address();
+    let vars = Vars::default()
+        .with("HICAPS_TOKEN_URL", format!("{}/oauth/token", hicaps.uri()))
+        .with("HICAPS_CLIENT_ID", "program")
+        .with("HICAPS_CLIENT_SECRET", "secret")
+        .with("HICAPS_CALLBACK_HOSTS", format!("127.0.0.1:{}", address.port()))
+        .with("MAX_RECEIVE_COUNT", "5")
+        .with("RETRY_BASE_MILLIS", "0");
+    for item in shared::program::reference::schedule_items(SCHEDULE)
+        .expect("schedule")
+        .into_iter()
+        .chain(shared::program::reference::member_items(MEMBERS).expect("members"))
+    {
+        table.put(&item, Condition::Always).await.expect("reference data");
+    }
+    let dlq = Arc::new(EmbeddedQueue::new(Duration::from_secs(30)));
+    let work = Arc::new(EmbeddedQueue::new(Duration::from_secs(30)));
+    let poster = Poster::new(
+        Config::from_vars(&vars).await.expect("config"),
+        table,
+        Arc::new(ReqwestClient::new().expect("client")),
+        work,
+        dlq.clone(),
+    );
+    Harness { hicaps, poster, dlq }
+}
+
+fn webhook_to(server: &MockServer) -> String {
+    let mut webhook: Value = serde_json::from_str(EXAMPLE).expect("fixture");
+    webhook["_links"] = json!({
+        "lp:invoice-status-updated": {"href": format!("{}/invoices/1/status", server.uri())},
+        "lp:webhook-error": {"href": format!("{}/webhook-error/1", server.uri())},
+    });
+    webhook.to_string()
+}
+
+fn event(body: &str, receive_count: u32) -> SqsEvent {
+    let mut record = SqsMessage::default();
+    record.message_id = Some("m-1".into());
+    record.receipt_handle = Some("r-1".into());
+    record.body = Some(body.to_owned());
+    record.attributes.insert("ApproximateReceiveCount".into(), receive_count.to_string());
+    let mut event = SqsEvent::default();
+    event.records = vec![record];
+    event
+}
+
+fn deadline() -> i64 {
+    chrono::Utc::now().timestamp() + 30
+}
+
+async fn status_posts(server: &MockServer) -> Vec<Value> {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path() == "/invoices/1/status")
+        .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+        .collect()
+}
+
+#[tokio::test]
+async fn hicaps_500_twice_then_200_gives_one_effective_post() {
+    let h = harness(Arc::new(EmbeddedTable::new())).await;
+    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(500)).up_to_n_times(2).mount(&h.hicaps).await;
+    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+    let message = webhook_message(&webhook_to(&h.hicaps), 0);
+    for attempt in 1..=2 {
+        let response = h.poster.handle(event(&message, attempt), deadline()).await;
+        assert_eq!(response.batch_item_failures.len(), 1, "attempt {attempt} is retried");
+    }
+    assert!(h.poster.handle(event(&message, 3), deadline()).await.batch_item_failures.is_empty());
+    // A redelivery after success changes nothing.
+    assert!(h.poster.handle(event(&message, 4), deadline()).await.batch_item_failures.is_empty());
+    assert_eq!(status_posts(&h.hicaps).await.len(), 3, "two failed attempts and one that took");
+    assert!(h.dlq.is_empty());
+}
+
+#[tokio::test]
+async fn hicaps_400_dead_letters_with_the_reason_and_calls_webhook_error_once() {
+    let h = harness(Arc::new(EmbeddedTable::new())).await;
+    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(400).set_body_json(json!({"title": "bad"}))).mount(&h.hicaps).await;
+    Mock::given(method("POST")).and(path("/webhook-error/1")).respond_with(ResponseTemplate::new(202)).expect(1).mount(&h.hicaps).await;
+    let message = webhook_message(&webhook_to(&h.hicaps), 0);
+    assert!(h.poster.handle(event(&message, 1), deadline()).await.batch_item_failures.is_empty(), "not retried");
+    let letters = h.dlq.receive(10, Duration::from_secs(1)).await.expect("dlq");
+    assert_eq!(letters.len(), 1);
+    let letter: Value = serde_json::from_str(&letters[0].body).expect("letter");
+    assert!(letter["reason"].as_str().is_some_and(|r| r.contains("400")), "{letter}");
+    assert_eq!(shared::program::work::replayable(&letters[0].body), message, "replay restores the original");
+    h.hicaps.verify().await;
+}
+
+#[tokio::test]
+async fn the_last_transient_failure_dead_letters_instead_of_retrying_forever() {
+    let h = harness(Arc::new(EmbeddedTable::new())).await;
+    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(503)).mount(&h.hicaps).await;
+    Mock::given(method("POST")).and(path("/webhook-error/1")).respond_with(ResponseTemplate::new(202)).expect(1).mount(&h.hicaps).await;
+    let message = webhook_message(&webhook_to(&h.hicaps), 0);
+    assert_eq!(h.poster.handle(event(&message, 4), deadline()).await.batch_item_failures.len(), 1);
+    assert!(h.poster.handle(event(&message, 5), deadline()).await.batch_item_failures.is_empty());
+    assert_eq!(h.dlq.len(), 1);
+    h.hicaps.verify().await;
+}
+
+#[tokio::test]
+async fn links_to_other_hosts_are_refused_and_no_token_is_sent() {
+    let h = harness(Arc::new(EmbeddedTable::new())).await;
+    let message = webhook_message(EXAMPLE, 0); // the spec's own links, to lanternpay.com
+    assert!(h.poster.handle(event(&message, 1), deadline()).await.batch_item_failures.is_empty());
+    assert_eq!(h.dlq.len(), 1, "dead-lettered with the reason");
+    assert!(h.hicaps.received_requests().await.unwrap_or_default().is_empty(), "not even a token request");
+}
+
+/// A table that fails the first completion record, as if the function died right after posting.
+struct CrashBeforeCompletion {
+    inner: EmbeddedTable,
+    crashed: AtomicBool,
+}
+
+#[async_trait]
+impl ItemGet for CrashBeforeCompletion {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        self.inner.get(key).await
+    }
+}
+#[async_trait]
+impl ItemPut for CrashBeforeCompletion {
+    async fn put(&self, item: &Item, condition: Condition) -> Result<u64, StoreError> {
+        let completing = item.key.pk.starts_with("idempotency#") && matches!(condition, Condition::Version(_));
+        if completing && !self.crashed.swap(true, Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("crashed".into()));
+        }
+        self.inner.put(item, condition).await
+    }
+}
+#[async_trait]
+impl ItemDelete for CrashBeforeCompletion {
+    async fn delete(&self, key: &Key) -> Result<(), StoreError> {
+        self.inner.delete(key).await
+    }
+}
+#[async_trait]
+impl ItemQuery for CrashBeforeCompletion {
+    async fn query(&self, pk: &str, prefix: &str) -> Result<Vec<Item>, StoreError> {
+        self.inner.query(pk, prefix).await
+    }
+}
+
+#[tokio::test]
+async fn a_crash_after_posting_repeats_the_same_outcome_only() {
+    let table = Arc::new(CrashBeforeCompletion { inner: EmbeddedTable::new(), crashed: AtomicBool::new(false) });
+    let h = harness(table).await;
+    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+    let message = webhook_message(&webhook_to(&h.hicaps), 0);
+    let short_deadline = chrono::Utc::now().timestamp() + 1;
+    assert_eq!(h.poster.handle(event(&message, 1), short_deadline).await.batch_item_failures.len(), 1);
+    // While the dead invocation's lock lives, a redelivery waits.
+    assert_eq!(h.poster.handle(event(&message, 2), deadline()).await.batch_item_failures.len(), 1);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert!(h.poster.handle(event(&message, 3), deadline()).await.batch_item_failures.is_empty());
+    assert!(h.poster.handle(event(&message, 4), deadline()).await.batch_item_failures.is_empty());
+    let posts = status_posts(&h.hicaps).await;
+    assert_eq!(posts.len(), 2, "posted before the crash and once more after the lock expired");
+    assert_eq!(posts[0], posts[1], "the same outcome both times");
+}

@@ -1,0 +1,213 @@
+//! Webhook receiver: `POST /hicaps/webhooks` for every HICAPS Program API webhook, and
+//! `POST /invoices/{invoiceId}/status` for the program's own later decisions.
+//!
+//! The acknowledgement path is: authenticate (constant time), check size and envelope, one
+//! durable hand-off to the queue, 202. Nothing else: no table read, no adjudication, no outbound
+//! call, so HICAPS gets its answer in milliseconds and retries only when the hand-off failed.
+
+mod decision;
+
+use http::StatusCode;
+use lambda_http::{Request, RequestExt};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use shared::api_error::{ApiError, Problems};
+use shared::config::{ConfigError, Vars};
+use shared::handoff::Handoff;
+use shared::store::ItemQuery;
+use shared::web::{self, HttpResponse};
+use std::sync::Arc;
+use std::time::Instant;
+use subtle::ConstantTimeEq;
+
+/// HICAPS webhooks are small; a body over this is refused before it is parsed.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Longest webhook `id` kept as a key (HICAPS sends UUIDs).
+const MAX_ID_CHARS: usize = 128;
+pub const DEFAULT_AUTH_HEADER: &str = "x-hicaps-webhook-key";
+
+pub struct Config {
+    auth_header: http::HeaderName,
+    /// Every value accepted, so a secret can be rotated without downtime.
+    auth_values: Vec<SecretString>,
+}
+
+impl Config {
+    pub async fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
+        let header = vars.get("WEBHOOK_AUTH_HEADER").unwrap_or(DEFAULT_AUTH_HEADER);
+        let auth_header = http::HeaderName::try_from(header)
+            .map_err(|_| ConfigError::new("WEBHOOK_AUTH_HEADER", "is not a valid HTTP header name"))?;
+        let values = vars.required_secret("WEBHOOK_AUTH_VALUE").await?;
+        let auth_values: Vec<SecretString> = values
+            .expose_secret()
+            .split(',')
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
+            .map(|value| SecretString::from(value.to_owned()))
+            .collect();
+        if auth_values.is_empty() {
+            return Err(ConfigError::new("WEBHOOK_AUTH_VALUE", "has no value"));
+        }
+        Ok(Self { auth_header, auth_values })
+    }
+}
+
+pub struct Receiver {
+    config: Config,
+    handoff: Handoff,
+    invoices: Arc<dyn ItemQuery>,
+}
+
+/// The envelope fields the receiver checks; `data` and `_links` stay unparsed.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "type")]
+    kind: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    data: Option<&'a RawValue>,
+}
+
+/// What the receiver refuses, mapped once to a response.
+#[derive(Debug)]
+pub enum Rejection {
+    Unauthorized,
+    TooLarge,
+    Invalid(ApiError),
+    NotFound(String),
+    HandoffFailed,
+}
+
+impl Rejection {
+    pub fn into_response(self) -> HttpResponse {
+        match self {
+            Rejection::Unauthorized => web::api_error(
+                StatusCode::UNAUTHORIZED,
+                &ApiError::titled("Missing or invalid webhook authentication header."),
+            ),
+            Rejection::TooLarge => web::api_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &ApiError::titled(format!("The body is larger than {MAX_BODY_BYTES} bytes.")),
+            ),
+            Rejection::Invalid(error) => web::api_error(StatusCode::BAD_REQUEST, &error),
+            Rejection::NotFound(title) => web::api_error(StatusCode::NOT_FOUND, &ApiError::titled(title)),
+            // 503 tells HICAPS to retry: nothing was accepted.
+            Rejection::HandoffFailed => web::api_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &ApiError::titled("The webhook could not be queued; please retry."),
+            ),
+        }
+    }
+}
+
+impl Receiver {
+    pub fn new(config: Config, handoff: Handoff, invoices: Arc<dyn ItemQuery>) -> Self {
+        Self { config, handoff, invoices }
+    }
+
+    pub async fn handle(&self, request: Request) -> HttpResponse {
+        let result = if request.path_parameters_ref().and_then(|p| p.first("invoiceId")).is_some() {
+            decision::handle(self, &request).await
+        } else {
+            self.receive_webhook(&request).await
+        };
+        result.unwrap_or_else(Rejection::into_response)
+    }
+
+    async fn receive_webhook(&self, request: &Request) -> Result<HttpResponse, Rejection> {
+        let started = Instant::now();
+        self.authenticate(request)?;
+        let body = web::body_bytes(request.body());
+        if body.len() > MAX_BODY_BYTES {
+            return Err(Rejection::TooLarge);
+        }
+        let (id, kind) = check_envelope(body)?;
+        let known = shared::hicaps::WebhookType::parse(&kind).is_some();
+        let body = std::str::from_utf8(body).map_err(|_| invalid("body", "The body must be UTF-8 JSON."))?;
+        let message = shared::program::work::webhook_message(body, chrono::Utc::now().timestamp_millis());
+        if let Err(error) = self.handoff.send(message).await {
+            tracing::error!(webhook_id = %id, %error, "hand-off failed; answering 503 so HICAPS retries");
+            shared::metrics::count("HandoffFailed", ("Route", "hicaps-webhook"));
+            return Err(Rejection::HandoffFailed);
+        }
+        if known {
+            tracing::info!(webhook_id = %id, webhook_type = %kind, "webhook accepted");
+        } else {
+            tracing::warn!(webhook_id = %id, webhook_type = %kind, "webhook of an unhandled type accepted and kept for operators");
+            shared::metrics::count("WebhookUnhandledType", ("Type", &kind));
+        }
+        shared::metrics::count("WebhookReceived", ("Type", if known { &kind } else { "unhandled" }));
+        shared::metrics::millis("AckLatency", started.elapsed().as_millis() as u64, ("Route", "hicaps-webhook"));
+        Ok(web::empty(StatusCode::ACCEPTED))
+    }
+
+    fn authenticate(&self, request: &Request) -> Result<(), Rejection> {
+        let presented = request.headers().get(&self.config.auth_header).map(|v| v.as_bytes()).unwrap_or_default();
+        // Compare against every accepted value without stopping early.
+        let matched = self
+            .config
+            .auth_values
+            .iter()
+            .fold(subtle::Choice::from(0), |found, value| found | value.expose_secret().as_bytes().ct_eq(presented));
+        if presented.is_empty() || !bool::from(matched) {
+            return Err(Rejection::Unauthorized);
+        }
+        Ok(())
+    }
+}
+
+fn invalid(name: &str, reason: &str) -> Rejection {
+    let mut problems = Problems::new();
+    problems.push(name, reason);
+    Rejection::Invalid(ApiError::validation(problems.into_vec()))
+}
+
+/// Checks that the body is JSON with a non-empty string `id`, a non-empty string `type` and an
+/// object `data`, naming every field that is not; returns (id, type).
+fn check_envelope(body: &[u8]) -> Result<(String, String), Rejection> {
+    // serde would also read a struct from an array; a webhook is an object.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        let reason = if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
+            "The body must be a JSON object."
+        } else {
+            "The body is not valid JSON."
+        };
+        return Err(invalid("body", reason));
+    }
+    let envelope: Envelope<'_> = serde_json::from_slice(body).map_err(|_| invalid("body", "The body is not valid JSON."))?;
+    let mut problems = Problems::new();
+    let id = non_empty_string(envelope.id, "id", &mut problems);
+    if id.as_ref().is_some_and(|id| id.chars().count() > MAX_ID_CHARS) {
+        problems.push("id", format!("'id' must be at most {MAX_ID_CHARS} characters."));
+    }
+    let kind = non_empty_string(envelope.kind, "type", &mut problems);
+    match envelope.data {
+        None => problems.push("data", "'data' must not be empty."),
+        Some(raw) if !raw.get().starts_with('{') => problems.push("data", "'data' must be an object."),
+        Some(_) => {}
+    }
+    match (id, kind) {
+        (Some(id), Some(kind)) if problems.is_empty() => Ok((id, kind)),
+        _ => Err(Rejection::Invalid(ApiError::validation(problems.into_vec()))),
+    }
+}
+
+fn non_empty_string(raw: Option<&RawValue>, name: &str, problems: &mut Problems) -> Option<String> {
+    let Some(raw) = raw else {
+        problems.push(name, format!("'{name}' must not be empty."));
+        return None;
+    };
+    match serde_json::from_str::<String>(raw.get()) {
+        Ok(text) if !text.trim().is_empty() => Some(text),
+        Ok(_) => {
+            problems.push(name, format!("'{name}' must not be empty."));
+            None
+        }
+        Err(_) => {
+            problems.push(name, format!("'{name}' must be a string."));
+            None
+        }
+    }
+}

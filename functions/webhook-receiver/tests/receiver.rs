@@ -1,0 +1,126 @@
+//! The receiver's acknowledgement path: authentication, input limits, envelope checks, and the
+//! one durable hand-off, with the queue's failures answered 503 so HICAPS retries.
+
+use async_trait::async_trait;
+use lambda_http::{Body, Request};
+use serde_json::{Value, json};
+use shared::config::Vars;
+use shared::handoff::Handoff;
+use shared::queue::embedded::EmbeddedQueue;
+use shared::queue::{MessageSender, MessageSource, QueueError};
+use shared::store::embedded::EmbeddedTable;
+use std::sync::Arc;
+use std::time::Duration;
+use webhook_receiver::{Config, MAX_BODY_BYTES, Receiver};
+
+const EXAMPLE: &str = include_str!("../../../shared/tests/fixtures/hicaps/invoice-submitted-webhook.json");
+
+async fn receiver_with(sender: Arc<dyn MessageSender>) -> Receiver {
+    let vars = Vars::default().with("WEBHOOK_AUTH_HEADER", "X-Partner-Key").with("WEBHOOK_AUTH_VALUE", "old-secret, new-secret");
+    let table = Arc::new(EmbeddedTable::new());
+    Receiver::new(Config::from_vars(&vars).await.expect("config"), Handoff::new(sender, table.clone()), table)
+}
+
+fn webhook_request(key: Option<&str>, body: &str) -> Request {
+    let mut builder = http::Request::builder().method("POST").uri("/hicaps/webhooks");
+    if let Some(key) = key {
+        builder = builder.header("x-partner-key", key);
+    }
+    builder.body(Body::Text(body.to_owned())).expect("request")
+}
+
+async fn answer(receiver: &Receiver, request: Request) -> (u16, Value) {
+    let response = receiver.handle(request).await;
+    let status = response.status().as_u16();
+    let body = match response.body() {
+        Body::Text(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+        _ => Value::Null,
+    };
+    (status, body)
+}
+
+fn names(body: &Value) -> Vec<String> {
+    body["invalidParams"].as_array().map(|a| a.iter().map(|p| p["name"].as_str().unwrap_or_default().to_owned()).collect()).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn accepts_with_either_rotated_secret_and_queues_the_body_as_received() {
+    let queue = Arc::new(EmbeddedQueue::new(Duration::from_secs(30)));
+    let receiver = receiver_with(queue.clone()).await;
+    for key in ["old-secret", "new-secret"] {
+        assert_eq!(answer(&receiver, webhook_request(Some(key), EXAMPLE)).await.0, 202);
+    }
+    let messages = queue.receive(10, Duration::from_secs(1)).await.expect("receive");
+    assert_eq!(messages.len(), 2);
+    let work = shared::program::work::Work::parse(&messages[0].body).expect("work message");
+    match work {
+        shared::program::work::Work::Webhook { body, .. } => assert_eq!(body, EXAMPLE.trim()),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn refuses_missing_or_wrong_authentication_with_the_error_payload() {
+    let receiver = receiver_with(Arc::new(EmbeddedQueue::new(Duration::from_secs(30)))).await;
+    for key in [None, Some(""), Some("wrong"), Some("old-secret, new-secret"), Some("old-secre")] {
+        let (status, body) = answer(&receiver, webhook_request(key, EXAMPLE)).await;
+        assert_eq!(status, 401, "{key:?}");
+        assert!(body["title"].as_str().is_some_and(|t| !t.is_empty()));
+    }
+}
+
+#[tokio::test]
+async fn refuses_oversize_bodies() {
+    let receiver = receiver_with(Arc::new(EmbeddedQueue::new(Duration::from_secs(30)))).await;
+    let big = format!("{{\"id\":\"a\",\"type\":\"t\",\"data\":{{\"x\":\"{}\"}}}}", "x".repeat(MAX_BODY_BYTES));
+    assert_eq!(answer(&receiver, webhook_request(Some("new-secret"), &big)).await.0, 413);
+}
+
+#[tokio::test]
+async fn names_every_bad_field() {
+    let receiver = receiver_with(Arc::new(EmbeddedQueue::new(Duration::from_secs(30)))).await;
+    let cases: [(&str, &[&str]); 6] = [
+        ("{not json", &["body"]),
+        ("[1,2]", &["body"]),
+        ("{}", &["id", "type", "data"]),
+        (r#"{"id": 7, "type": "", "data": "x"}"#, &["id", "type", "data"]),
+        (r#"{"id": "a", "type": "claiming.invoice.submitted"}"#, &["data"]),
+        (r#"{"id": "a", "type": "claiming.invoice.submitted", "data": {}} trailing"#, &["body"]),
+    ];
+    for (body, expected) in cases {
+        let (status, answer) = answer(&receiver, webhook_request(Some("new-secret"), body)).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(names(&answer), *expected, "{body}: {answer}");
+        assert_eq!(answer["title"], "Your request parameters didn't validate.");
+    }
+}
+
+#[tokio::test]
+async fn keeps_webhooks_of_unhandled_types() {
+    let queue = Arc::new(EmbeddedQueue::new(Duration::from_secs(30)));
+    let receiver = receiver_with(queue.clone()).await;
+    let body = json!({"id": "e1", "type": "claiming.something.new", "data": {"a": 1}}).to_string();
+    assert_eq!(answer(&receiver, webhook_request(Some("new-secret"), &body)).await.0, 202);
+    assert_eq!(queue.len(), 1, "kept for the poster to record for operators");
+    assert_eq!(shared::metrics::counted("WebhookUnhandledType", "claiming.something.new"), 1);
+}
+
+struct BrokenQueue;
+
+#[async_trait]
+impl MessageSender for BrokenQueue {
+    async fn send(&self, _body: String) -> Result<String, QueueError> {
+        Err(QueueError::Unavailable("simulated outage".into()))
+    }
+    async fn send_batch(&self, _bodies: Vec<String>) -> Result<Vec<Result<String, QueueError>>, QueueError> {
+        Err(QueueError::Unavailable("simulated outage".into()))
+    }
+}
+
+#[tokio::test]
+async fn answers_503_when_the_hand_off_fails_so_hicaps_retries() {
+    let receiver = receiver_with(Arc::new(BrokenQueue)).await;
+    let (status, body) = answer(&receiver, webhook_request(Some("new-secret"), EXAMPLE)).await;
+    assert_eq!(status, 503);
+    assert!(body["title"].as_str().is_some_and(|t| t.contains("retry")));
+}

@@ -1,0 +1,315 @@
+//! The local stack: all five handlers behind one HTTP server, as API Gateway and Lambda would run
+//! them, with the embedded store and queue (or DynamoDB and SQS when `AWS_ENDPOINT_URL` is set)
+//! and simulators of the four upstreams.
+
+pub mod bridge;
+pub mod poller;
+pub mod sim;
+
+use anyhow::Context;
+use aws_lambda_events::sqs::SqsEvent;
+use axum::Router;
+use axum::extract::{Path, Request, State};
+use axum::response::Response;
+use axum::routing::{get, post};
+use shared::config::Vars;
+use shared::handoff::Handoff;
+use shared::http_client::{ReqwestClient, SharedHttp};
+use shared::queue::{MessageSender, MessageSource, MessageVisibility};
+use shared::store::SharedTable;
+use shared::time::SystemClock;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Lambda's timeout for the poster in the SAM template; the local poller gives each batch as long.
+const POSTER_TIMEOUT: Duration = Duration::from_secs(30);
+/// The work queue's redrive policy, as in the SAM template.
+pub const MAX_RECEIVE_COUNT: u32 = 8;
+
+/// A queue as the local stack needs it: send, receive, and set visibility.
+pub trait LocalQueue: MessageSender + MessageSource + MessageVisibility {}
+impl<T: MessageSender + MessageSource + MessageVisibility> LocalQueue for T {}
+
+/// Where state lives: in process, or DynamoDB and SQS at `AWS_ENDPOINT_URL`.
+pub struct Backend {
+    pub table: SharedTable,
+    pub work: Arc<dyn LocalQueue>,
+    pub work_dlq: Arc<dyn LocalQueue>,
+    pub icare: Arc<dyn LocalQueue>,
+    pub description: String,
+}
+
+impl Backend {
+    pub fn embedded() -> Self {
+        use shared::queue::embedded::EmbeddedQueue;
+        let visibility = POSTER_TIMEOUT * 6;
+        let work_dlq = Arc::new(EmbeddedQueue::new(visibility));
+        let work = EmbeddedQueue::new(visibility).with_dead_letter(Arc::clone(&work_dlq), MAX_RECEIVE_COUNT);
+        let icare_dlq = Arc::new(EmbeddedQueue::new(visibility));
+        let icare = EmbeddedQueue::new(visibility).with_dead_letter(icare_dlq, MAX_RECEIVE_COUNT);
+        Self {
+            table: Arc::new(shared::store::embedded::EmbeddedTable::new()),
+            work: Arc::new(work),
+            work_dlq,
+            icare: Arc::new(icare),
+            description: "embedded (in-process store and queues)".into(),
+        }
+    }
+
+    /// DynamoDB and SQS at the configured endpoint; creates the table and queues if missing.
+    pub async fn aws(vars: &Vars) -> anyhow::Result<Self> {
+        use shared::queue::sqs::SqsQueue;
+        use shared::store::dynamo::DynamoTable;
+        let config = shared::aws_config().await;
+        let table_name = vars.get("TABLE_NAME").unwrap_or("claims-gateway").to_owned();
+        let table = DynamoTable::from_sdk_config(&config, &table_name);
+        table.ensure_exists().await.context("creating the DynamoDB table")?;
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        let visibility = POSTER_TIMEOUT * 6;
+        let (work, work_dlq) = SqsQueue::ensure_exists(&sqs, &format!("{table_name}-work"), visibility, MAX_RECEIVE_COUNT)
+            .await
+            .context("creating the work queue")?;
+        let (icare, _) = SqsQueue::ensure_exists(&sqs, &format!("{table_name}-icare"), visibility, MAX_RECEIVE_COUNT)
+            .await
+            .context("creating the iCare queue")?;
+        let endpoint = vars.get("AWS_ENDPOINT_URL").unwrap_or("the default AWS endpoint").to_owned();
+        Ok(Self {
+            table: Arc::new(table),
+            description: format!("DynamoDB table {table_name} and SQS queue {} at {endpoint}", work.url()),
+            work: Arc::new(work),
+            work_dlq: Arc::new(work_dlq),
+            icare: Arc::new(icare),
+        })
+    }
+}
+
+/// The running stack, for `main` and for end-to-end tests.
+pub struct Stack {
+    pub base_url: String,
+    pub backend: Arc<Backend>,
+    pub api_keys: HashMap<String, String>,
+    pub hicaps: sim::hicaps::Simulator,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl Stack {
+    /// Stops the server and the pollers.
+    pub fn stop(mut self) {
+        self.tasks.abort_all();
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.tasks.abort_all();
+    }
+}
+
+struct Apps {
+    receiver: webhook_receiver::Receiver,
+    icp: icp_query_proxy::App,
+    eligibility: eligibility_check::App,
+    icare: icare_sender::App,
+    api_keys: HashMap<String, String>,
+}
+
+/// The defaults that make every connector talk to its simulator on this stack.
+pub fn local_defaults(vars: Vars, base_url: &str, port: u16) -> Vars {
+    let mut vars = vars
+        .with_default("WEBHOOK_AUTH_HEADER", webhook_receiver::DEFAULT_AUTH_HEADER)
+        .with_default("WEBHOOK_AUTH_VALUE", sim::hicaps::LOCAL_WEBHOOK_SECRET)
+        .with_default("HICAPS_CALLBACK_HOSTS", format!("127.0.0.1:{port}"))
+        .with_default("RETRY_BASE_MILLIS", "1000");
+    let simulator_defaults = sim::hicaps::defaults(base_url)
+        .into_iter()
+        .chain(sim::acc::defaults(base_url))
+        .chain(sim::claiming::defaults(base_url))
+        .chain(sim::icare::defaults(base_url));
+    for (name, value) in simulator_defaults {
+        vars = vars.with_default(name, value);
+    }
+    vars
+}
+
+/// `LOCAL_API_KEYS` as key -> caller; without it, one generated key for caller `local`.
+pub fn api_keys(vars: &Vars) -> HashMap<String, String> {
+    let keys: HashMap<String, String> = vars
+        .list("LOCAL_API_KEYS")
+        .iter()
+        .filter_map(|pair| pair.split_once('=').map(|(key, caller)| (key.trim().to_owned(), caller.trim().to_owned())))
+        .collect();
+    if keys.is_empty() {
+        HashMap::from([(format!("local-{}", uuid::Uuid::new_v4().simple()), "local".to_owned())])
+    } else {
+        keys
+    }
+}
+
+/// Starts the stack on `listener`. With `AWS_ENDPOINT_URL` set, state lives in DynamoDB and SQS there.
+pub async fn start(vars: Vars, listener: tokio::net::TcpListener) -> anyhow::Result<Stack> {
+    let address: SocketAddr = listener.local_addr()?;
+    let base_url = format!("http://127.0.0.1:{}", address.port());
+    let vars = local_defaults(vars, &base_url, address.port());
+    let backend = Arc::new(if vars.get("AWS_ENDPOINT_URL").is_some() { Backend::aws(&vars).await? } else { Backend::embedded() });
+    sim::hicaps::load_reference_data(backend.table.as_ref()).await.context("loading the benefit schedule and member registry")?;
+
+    let http: SharedHttp = Arc::new(ReqwestClient::new()?);
+    let clock = Arc::new(SystemClock);
+    let handoff = Handoff::new(backend.work.clone(), backend.table.clone());
+    let receiver = webhook_receiver::Receiver::new(
+        webhook_receiver::Config::from_vars(&vars).await?,
+        handoff,
+        backend.table.clone(),
+    );
+    let poster = Arc::new(invoice_status_poster::Poster::new(
+        invoice_status_poster::Config::from_vars(&vars).await?,
+        backend.table.clone(),
+        http.clone(),
+        backend.work.clone(),
+        backend.work_dlq.clone(),
+    ));
+    let icare = icare_sender::App::new(
+        icare_sender::Config::from_vars(&vars).await?,
+        backend.table.clone(),
+        http.clone(),
+        clock.clone(),
+        backend.icare.clone(),
+    );
+    let api_keys = api_keys(&vars);
+    let apps = Arc::new(Apps {
+        receiver,
+        icp: icp_query_proxy::App::new(icp_query_proxy::Config::from_vars(&vars).await?, backend.table.clone(), http.clone(), clock.clone()),
+        eligibility: eligibility_check::App::new(
+            eligibility_check::Config::from_vars(&vars).await?,
+            backend.table.clone(),
+            http.clone(),
+            clock.clone(),
+        ),
+        icare,
+        api_keys: api_keys.clone(),
+    });
+    let hicaps = sim::hicaps::Simulator::new(&vars, &base_url, http.clone())?;
+
+    let router = Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/hicaps/webhooks", post(webhook))
+        .route("/invoices/{invoiceId}/status", post(decision))
+        .route("/claims/icp/{claimNumber}", get(icp))
+        .route("/eligibility", post(eligibility))
+        .route("/icare/policies/{policyId}", get(icare_get_policy).put(icare_put_policy))
+        .route("/icare/notifications", post(icare_notifications))
+        .route("/icare/notifications/{notificationId}", get(icare_notification))
+        .route("/icare/claims/{claimNumber}/documents", post(icare_documents))
+        .with_state(Arc::clone(&apps))
+        .nest("/sim/hicaps", hicaps.router())
+        .nest("/sim/acc", sim::acc::router())
+        .nest("/sim/claiming", sim::claiming::router())
+        .nest("/sim/icare", sim::icare::router());
+
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(async move {
+        if let Err(error) = axum::serve(listener, router).await {
+            tracing::error!(%error, "server stopped");
+        }
+    });
+    let concurrency = vars.parse_or("POSTER_CONCURRENCY", 4usize)?;
+    let work_source: Arc<dyn MessageSource> = backend.work.clone();
+    tasks.spawn(poller::run(work_source, "arn:local:sqs:work".into(), concurrency, move |event: SqsEvent| {
+        let poster = Arc::clone(&poster);
+        async move {
+            let deadline = chrono::Utc::now().timestamp() + POSTER_TIMEOUT.as_secs() as i64;
+            poster.handle(event, deadline).await
+        }
+    }));
+    let icare_source: Arc<dyn MessageSource> = backend.icare.clone();
+    tasks.spawn(poller::run(icare_source, "arn:local:sqs:icare".into(), 1, move |event: SqsEvent| {
+        let apps = Arc::clone(&apps);
+        async move { apps.icare.handle_retries(event).await }
+    }));
+    Ok(Stack { base_url, backend, api_keys, hicaps, tasks })
+}
+
+/// The caller of a local API key (`Authorization: Bearer <key>`), standing in for the JWT
+/// authorizer; `None` lets the handler answer 401 in its own error format.
+fn caller_of(apps: &Apps, request: &Request) -> Option<String> {
+    let value = request.headers().get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let key = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))?;
+    apps.api_keys.get(key.trim()).cloned()
+}
+
+/// Runs one Lambda HTTP handler for an axum request.
+async fn invoke<F, Fut>(
+    apps: &Apps,
+    request: Request,
+    route_key: &str,
+    path: HashMap<String, String>,
+    authenticated: bool,
+    handler: F,
+) -> Response
+where
+    F: FnOnce(lambda_http::Request) -> Fut,
+    Fut: std::future::Future<Output = shared::web::HttpResponse>,
+{
+    let caller = if authenticated { caller_of(apps, &request) } else { None };
+    match bridge::to_lambda(request, route_key, path, caller.as_deref()).await {
+        Ok(request) => bridge::from_lambda(handler(request).await),
+        Err(response) => response,
+    }
+}
+
+type Params = Path<HashMap<String, String>>;
+
+async fn webhook(State(apps): State<Arc<Apps>>, request: Request) -> Response {
+    invoke(&apps, request, "POST /hicaps/webhooks", HashMap::new(), false, |r| apps.receiver.handle(r)).await
+}
+
+async fn decision(State(apps): State<Arc<Apps>>, Path(path): Params, request: Request) -> Response {
+    invoke(&apps, request, "POST /invoices/{invoiceId}/status", path, true, |r| apps.receiver.handle(r)).await
+}
+
+async fn icp(State(apps): State<Arc<Apps>>, Path(path): Params, request: Request) -> Response {
+    invoke(&apps, request, "GET /claims/icp/{claimNumber}", path, true, |r| apps.icp.handle(r)).await
+}
+
+async fn eligibility(State(apps): State<Arc<Apps>>, request: Request) -> Response {
+    invoke(&apps, request, "POST /eligibility", HashMap::new(), true, |r| apps.eligibility.handle(r)).await
+}
+
+async fn icare_get_policy(State(apps): State<Arc<Apps>>, Path(path): Params, request: Request) -> Response {
+    invoke(&apps, request, "GET /icare/policies/{policyId}", path, true, |r| apps.icare.handle(r)).await
+}
+
+async fn icare_put_policy(State(apps): State<Arc<Apps>>, Path(path): Params, request: Request) -> Response {
+    invoke(&apps, request, "PUT /icare/policies/{policyId}", path, true, |r| apps.icare.handle(r)).await
+}
+
+async fn icare_notifications(State(apps): State<Arc<Apps>>, request: Request) -> Response {
+    invoke(&apps, request, "POST /icare/notifications", HashMap::new(), true, |r| apps.icare.handle(r)).await
+}
+
+async fn icare_notification(State(apps): State<Arc<Apps>>, Path(path): Params, request: Request) -> Response {
+    invoke(&apps, request, "GET /icare/notifications/{notificationId}", path, true, |r| apps.icare.handle(r)).await
+}
+
+async fn icare_documents(State(apps): State<Arc<Apps>>, Path(path): Params, request: Request) -> Response {
+    invoke(&apps, request, "POST /icare/claims/{claimNumber}/documents", path, true, |r| apps.icare.handle(r)).await
+}
+
+/// Every route, for the start-up banner and the README.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET /health", "liveness"),
+    ("POST /hicaps/webhooks", "webhook-receiver (header auth)"),
+    ("POST /invoices/{invoiceId}/status", "webhook-receiver (later decisions)"),
+    ("GET /claims/icp/{claimNumber}", "icp-query-proxy"),
+    ("POST /eligibility?location=...", "eligibility-check"),
+    ("PUT|GET /icare/policies/{policyId}", "icare-sender"),
+    ("POST /icare/notifications", "icare-sender"),
+    ("GET /icare/notifications/{notificationId}", "icare-sender"),
+    ("POST /icare/claims/{claimNumber}/documents", "icare-sender"),
+    ("/sim/hicaps/...", "HICAPS simulator"),
+    ("/sim/acc/...", "ACC simulator"),
+    ("/sim/claiming/...", "Claiming.com.au simulator"),
+    ("/sim/icare/...", "iCare simulator"),
+];

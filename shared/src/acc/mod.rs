@@ -1,0 +1,22 @@
+//! NZ ACC: the "ICP Query (Get Incapacity & WC Details)" API, v1.1
+//! (`specs/acc-icp-query-api.formatted.txt`).
+//!
+//! - [`query`]: the four query parameters as validated newtypes, with the spec's section 2 rules and
+//!   its error messages character for character, and ACC's `{code, message, errors}` error body.
+//! - [`icp`]: the typed response of Appendix A/B (`occuredAtWork` spelt as ACC spells it) and the
+//!   section 3 rejections.
+//!
+//! Privacy: a claim number and a date of birth are health information. Their `Debug` output is
+//! redacted and they have no `Display`, so they cannot end up in a log line by accident.
+
+pub mod icp;
+pub mod query;
+
+pub use icp::{
+    APPENDIX_B_SAMPLE, Diagnosis, IcpClaimDetails, IcpRejection, IncapacityDateRange, LatestApprovedIncapacity,
+    MedicalIncapacity, PatientIndicators, SelectedAlternativeWork, ServiceReceived, WeeklyCompensation,
+};
+pub use query::{
+    AccError, ClaimNumber, DateOfBirth, IcpParameter, IcpQuery, ParameterError, ProviderId, RawIcpQuery, VendorId,
+    messages,
+};

@@ -1,0 +1,134 @@
+//! The outbound HTTP port for calls to upstreams (HICAPS, ACC, Claiming.com.au, iCare).
+//! The reqwest adapter never follows redirects and puts connect and total timeouts on every call.
+
+use async_trait::async_trait;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboundRequest {
+    pub method: Method,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+    /// Total time allowed for this call, connect included.
+    pub timeout: Duration,
+}
+
+impl OutboundRequest {
+    pub fn new(method: Method, url: impl Into<String>) -> Self {
+        Self { method, url: url.into(), headers: Vec::new(), body: None, timeout: DEFAULT_TIMEOUT }
+    }
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+    pub fn json(self, body: Vec<u8>) -> Self {
+        let mut request = self.header("content-type", "application/json");
+        request.body = Some(body);
+        request
+    }
+    pub fn form(self, body: String) -> Self {
+        let mut request = self.header("content-type", "application/x-www-form-urlencoded");
+        request.body = Some(body.into_bytes());
+        request
+    }
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboundResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl OutboundResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum HttpError {
+    #[error("timed out")]
+    Timeout,
+    #[error("could not connect: {0}")]
+    Connect(String),
+    #[error("request failed: {0}")]
+    Other(String),
+}
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[async_trait]
+pub trait HttpClient: Send + Sync {
+    async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, HttpError>;
+}
+
+pub type SharedHttp = Arc<dyn HttpClient>;
+
+/// reqwest over rustls. Build once at init: it holds the connection pool and TLS set-up.
+#[derive(Clone)]
+pub struct ReqwestClient {
+    client: reqwest::Client,
+}
+
+impl ReqwestClient {
+    pub fn new() -> Result<Self, HttpError> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(CONNECT_TIMEOUT)
+            .pool_idle_timeout(Duration::from_secs(50))
+            .build()
+            .map_err(|e| HttpError::Other(e.to_string()))?;
+        Ok(Self { client })
+    }
+}
+
+#[async_trait]
+impl HttpClient for ReqwestClient {
+    async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, HttpError> {
+        let method = match request.method {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+            Method::Put => reqwest::Method::PUT,
+        };
+        let mut builder = self.client.request(method, &request.url).timeout(request.timeout);
+        for (name, value) in &request.headers {
+            builder = builder.header(name, value);
+        }
+        if let Some(body) = request.body {
+            builder = builder.body(body);
+        }
+        let classify = |error: reqwest::Error| {
+            if error.is_timeout() {
+                HttpError::Timeout
+            } else if error.is_connect() {
+                HttpError::Connect(error.to_string())
+            } else {
+                HttpError::Other(error.to_string())
+            }
+        };
+        let response = builder.send().await.map_err(classify)?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+            .collect();
+        let body = response.bytes().await.map_err(classify)?.to_vec();
+        Ok(OutboundResponse { status, headers, body })
+    }
+}

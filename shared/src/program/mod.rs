@@ -1,0 +1,7 @@
+//! The program's side of the HICAPS Program API: queued work, invoice records, the benefit
+//! schedule and member registry, and adjudication.
+
+pub mod adjudication;
+pub mod records;
+pub mod reference;
+pub mod work;

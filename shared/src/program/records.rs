@@ -1,0 +1,98 @@
+//! What the program keeps about invoices: one header item and one item per claim under
+//! `invoice#<invoiceId>`, so one Query loads an invoice whole.
+
+use crate::hicaps::ClaimState;
+use crate::store::{Condition, Item, ItemPut, ItemQuery, Key, StoreError};
+use rust_decimal::Decimal;
+use serde_json::{Map, Value, json};
+
+const HEADER_SK: &str = "#invoice";
+const CLAIM_PREFIX: &str = "claim#";
+
+pub fn invoice_pk(invoice_id: &str) -> String {
+    format!("invoice#{invoice_id}")
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimRecord {
+    pub claim_id: String,
+    pub state: ClaimState,
+    pub benefit: Option<Decimal>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct InvoiceRecord {
+    pub invoice_id: String,
+    pub program: String,
+    pub status_href: Option<String>,
+    pub webhook_error_href: Option<String>,
+    /// A cancellation arrived before the invoice: its submission is to be disregarded.
+    pub cancelled_before_submission: bool,
+    pub claims: Vec<ClaimRecord>,
+}
+
+impl InvoiceRecord {
+    pub fn claim_states(&self) -> Vec<(String, ClaimState)> {
+        self.claims.iter().map(|c| (c.claim_id.clone(), c.state)).collect()
+    }
+    pub fn is_submitted(&self) -> bool {
+        !self.claims.is_empty()
+    }
+}
+
+fn state_text(state: ClaimState) -> Value {
+    serde_json::to_value(state).unwrap_or(Value::Null)
+}
+
+pub async fn load_invoice(store: &dyn ItemQuery, invoice_id: &str) -> Result<Option<InvoiceRecord>, StoreError> {
+    let items = store.query(&invoice_pk(invoice_id), "").await?;
+    if items.is_empty() {
+        return Ok(None);
+    }
+    let mut record = InvoiceRecord { invoice_id: invoice_id.to_owned(), ..Default::default() };
+    for item in items {
+        if item.key.sk == HEADER_SK {
+            record.program = item.str_attr("program").unwrap_or_default().to_owned();
+            record.status_href = item.str_attr("statusHref").map(str::to_owned);
+            record.webhook_error_href = item.str_attr("webhookErrorHref").map(str::to_owned);
+            record.cancelled_before_submission =
+                item.attrs.get("cancelledBeforeSubmission").and_then(Value::as_bool).unwrap_or(false);
+        } else if let Some(claim_id) = item.key.sk.strip_prefix(CLAIM_PREFIX) {
+            let state = item
+                .attrs
+                .get("state")
+                .and_then(|s| serde_json::from_value::<ClaimState>(s.clone()).ok())
+                .ok_or_else(|| StoreError::Invalid(format!("claim {claim_id} has no state")))?;
+            let benefit = item.str_attr("benefit").and_then(|b| b.parse::<Decimal>().ok());
+            record.claims.push(ClaimRecord { claim_id: claim_id.to_owned(), state, benefit });
+        }
+    }
+    Ok(Some(record))
+}
+
+/// Writes the header; idempotent (the same record written twice is the same state).
+pub async fn save_header(store: &dyn ItemPut, record: &InvoiceRecord, expires_at: i64) -> Result<(), StoreError> {
+    let mut attrs = Map::new();
+    attrs.insert("program".into(), json!(record.program));
+    if let Some(href) = &record.status_href {
+        attrs.insert("statusHref".into(), json!(href));
+    }
+    if let Some(href) = &record.webhook_error_href {
+        attrs.insert("webhookErrorHref".into(), json!(href));
+    }
+    attrs.insert("cancelledBeforeSubmission".into(), json!(record.cancelled_before_submission));
+    let item = Item::new(Key::new(invoice_pk(&record.invoice_id), HEADER_SK), attrs).expiring_at(expires_at);
+    store.put(&item, Condition::Always).await.map(drop)
+}
+
+/// Sets a claim's state (and benefit, when one is decided); idempotent.
+pub async fn save_claim(store: &dyn ItemPut, invoice_id: &str, claim: &ClaimRecord, expires_at: i64) -> Result<(), StoreError> {
+    let mut attrs = Map::new();
+    attrs.insert("state".into(), state_text(claim.state));
+    if let Some(benefit) = claim.benefit {
+        attrs.insert("benefit".into(), json!(benefit.to_string()));
+    }
+    let item = Item::new(Key::new(invoice_pk(invoice_id), format!("{CLAIM_PREFIX}{}", claim.claim_id)), attrs)
+        .expiring_at(expires_at);
+    store.put(&item, Condition::Always).await.map(drop)
+}

@@ -1,0 +1,108 @@
+//! The messages on the work queue between the receiver and the poster.
+
+use crate::hicaps::InvoiceStatusUpdate;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// One unit of queued work.
+#[derive(Debug)]
+pub enum Work {
+    /// A HICAPS webhook, its body exactly as received.
+    Webhook { received_at_ms: i64, body: String },
+    /// A later decision by the program's staff, validated by the receiver.
+    Decision { decision_id: String, invoice_id: String, update: InvoiceStatusUpdate },
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Message<'a> {
+    kind: &'a str,
+    #[serde(default)]
+    received_at: i64,
+    #[serde(borrow, default)]
+    webhook: Option<&'a RawValue>,
+    #[serde(default)]
+    decision_id: Option<String>,
+    #[serde(default)]
+    invoice_id: Option<String>,
+    #[serde(default)]
+    update: Option<InvoiceStatusUpdate>,
+}
+
+/// The queue message for one webhook: its body exactly as received, so the poster can tell a
+/// redelivery (same bytes) from a changed payload under a known id.
+pub fn webhook_message(webhook_body: &str, received_at_ms: i64) -> String {
+    format!(r#"{{"kind":"webhook","receivedAt":{received_at_ms},"webhook":{webhook_body}}}"#)
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("not a work message: {0}")]
+pub struct NotWork(String);
+
+impl Work {
+    pub fn parse(body: &str) -> Result<Work, NotWork> {
+        let message: Message<'_> = serde_json::from_str(body).map_err(|e| NotWork(e.to_string()))?;
+        match message {
+            Message { kind: "webhook", webhook: Some(webhook), received_at, .. } => {
+                Ok(Work::Webhook { received_at_ms: received_at, body: webhook.get().to_owned() })
+            }
+            Message { kind: "decision", decision_id: Some(decision_id), invoice_id: Some(invoice_id), update: Some(update), .. } => {
+                Ok(Work::Decision { decision_id, invoice_id, update })
+            }
+            other => Err(NotWork(format!("unknown or incomplete kind {:?}", other.kind))),
+        }
+    }
+
+    pub fn to_message(&self) -> String {
+        match self {
+            Work::Webhook { received_at_ms, body } => webhook_message(body, *received_at_ms),
+            Work::Decision { decision_id, invoice_id, update } => serde_json::json!({
+                "kind": "decision",
+                "decisionId": decision_id,
+                "invoiceId": invoice_id,
+                "update": update,
+            })
+            .to_string(),
+        }
+    }
+
+    /// The id that makes processing idempotent: the webhook `id`, or the decision's id.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Work::Webhook { .. } => "webhook",
+            Work::Decision { .. } => "decision",
+        }
+    }
+}
+
+/// The dead-letter queue's message: the original queue message and why it failed.
+pub fn dead_letter(message: &str, reason: &str) -> String {
+    serde_json::json!({"kind": "deadLetter", "reason": reason, "message": message}).to_string()
+}
+
+/// The message to send back to the work queue on replay: the original of a dead letter, or the
+/// message itself when SQS's redrive policy moved it (it carries no wrapper).
+pub fn replayable(dead_letter_body: &str) -> String {
+    #[derive(Deserialize)]
+    struct DeadLetter {
+        kind: String,
+        message: String,
+    }
+    serde_json::from_str::<DeadLetter>(dead_letter_body)
+        .ok()
+        .filter(|letter| letter.kind == "deadLetter")
+        .map(|letter| letter.message)
+        .unwrap_or_else(|| dead_letter_body.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replay_unwraps_dead_letters_and_keeps_redriven_messages() {
+        let original = r#"{"kind":"webhook","receivedAt":1,"webhook":{"id":"a"}}"#;
+        assert_eq!(replayable(&dead_letter(original, "HICAPS answered 400")), original);
+        assert_eq!(replayable(original), original);
+    }
+}

@@ -1,0 +1,127 @@
+//! The store port: one DynamoDB-shaped table (`pk`, `sk`, `version`, `ttl`) with conditional
+//! writes and optimistic versions. Expiry is checked on every read, because DynamoDB's TTL deletes
+//! items up to days late and moto never deletes them.
+//!
+//! Each operation is its own small trait so a handler depends only on what it uses.
+
+#[cfg(feature = "aws")]
+pub mod dynamo;
+#[cfg(feature = "embedded")]
+pub mod embedded;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// Attribute names the adapters reserve; `attrs` must not use them.
+pub const RESERVED_ATTRIBUTES: [&str; 4] = ["pk", "sk", "version", "ttl"];
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key {
+    pub pk: String,
+    pub sk: String,
+}
+
+impl Key {
+    pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
+        Self { pk: pk.into(), sk: sk.into() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    pub key: Key,
+    /// Optimistic version: 1 on first write, +1 on every versioned write.
+    pub version: u64,
+    /// Epoch seconds after which the item no longer exists (the table's TTL attribute).
+    pub expires_at: Option<i64>,
+    pub attrs: Map<String, Value>,
+}
+
+impl Item {
+    pub fn new(key: Key, attrs: Map<String, Value>) -> Self {
+        Self { key, version: 0, expires_at: None, attrs }
+    }
+    pub fn expiring_at(mut self, epoch_seconds: i64) -> Self {
+        self.expires_at = Some(epoch_seconds);
+        self
+    }
+    pub fn is_expired(&self, now_epoch_seconds: i64) -> bool {
+        self.expires_at.is_some_and(|at| at <= now_epoch_seconds)
+    }
+    pub fn str_attr(&self, name: &str) -> Option<&str> {
+        self.attrs.get(name).and_then(Value::as_str)
+    }
+}
+
+/// What must hold for a put to happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// Write whatever is there; the item keeps the version it carries.
+    Always,
+    /// Only if no live item has the key (an expired one counts as absent); writes version 1.
+    Absent,
+    /// Only if the live item has this version; writes version + 1.
+    Version(u64),
+}
+
+impl Condition {
+    pub fn written_version(self, item_version: u64) -> u64 {
+        match self {
+            Condition::Always => item_version,
+            Condition::Absent => 1,
+            Condition::Version(v) => v + 1,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The condition did not hold; `current` is the live item, if any.
+    #[error("conditional write failed")]
+    Conflict { current: Option<Box<Item>> },
+    #[error("invalid item: {0}")]
+    Invalid(String),
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[async_trait]
+pub trait ItemGet: Send + Sync {
+    /// The live item under `key`, or `None` if it is absent or expired.
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError>;
+}
+
+#[async_trait]
+pub trait ItemPut: Send + Sync {
+    /// Writes `item` if `condition` holds and returns the version written.
+    async fn put(&self, item: &Item, condition: Condition) -> Result<u64, StoreError>;
+}
+
+#[async_trait]
+pub trait ItemDelete: Send + Sync {
+    async fn delete(&self, key: &Key) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+pub trait ItemQuery: Send + Sync {
+    /// Live items under `pk` whose `sk` starts with `sk_prefix`, in `sk` order.
+    async fn query(&self, pk: &str, sk_prefix: &str) -> Result<Vec<Item>, StoreError>;
+}
+
+/// The whole table, for code that needs every operation.
+pub trait Table: ItemGet + ItemPut + ItemDelete + ItemQuery {}
+impl<T: ItemGet + ItemPut + ItemDelete + ItemQuery> Table for T {}
+
+pub type SharedTable = Arc<dyn Table>;
+
+pub fn now_epoch_seconds() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+pub(crate) fn check_attrs(item: &Item) -> Result<(), StoreError> {
+    match RESERVED_ATTRIBUTES.iter().find(|name| item.attrs.contains_key(**name)) {
+        Some(name) => Err(StoreError::Invalid(format!("attribute `{name}` is reserved"))),
+        None => Ok(()),
+    }
+}

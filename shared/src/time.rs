@@ -1,0 +1,48 @@
+//! "Today" in the time zones the upstreams reason in. Lambda runs in UTC; NZ and NSW do not.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+
+pub const NEW_ZEALAND: Tz = chrono_tz::Pacific::Auckland;
+pub const NEW_SOUTH_WALES: Tz = chrono_tz::Australia::Sydney;
+
+/// The calendar date in `zone` at instant `now`.
+pub fn today_in(zone: Tz, now: DateTime<Utc>) -> NaiveDate {
+    now.with_timezone(&zone).date_naive()
+}
+
+/// A source of the current instant, so date rules can be tested across the date line.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct FixedClock(pub DateTime<Utc>);
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn new_zealand_is_already_tomorrow_at_utc_noon() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 23, 12, 30, 0).single().expect("valid instant");
+        assert_eq!(today_in(NEW_ZEALAND, now), NaiveDate::from_ymd_opt(2026, 11, 24).expect("valid date"));
+        assert_eq!(now.date_naive(), NaiveDate::from_ymd_opt(2026, 11, 23).expect("valid date"));
+    }
+}

@@ -1,0 +1,83 @@
+//! The store port's contract, run against both adapters: the embedded table and DynamoDB on moto.
+
+mod support;
+
+use serde_json::{Map, json};
+use shared::store::embedded::EmbeddedTable;
+use shared::store::{Condition, Item, Key, StoreError, Table, now_epoch_seconds};
+
+fn item(pk: &str, sk: &str, value: i64) -> Item {
+    let mut attrs = Map::new();
+    attrs.insert("value".into(), json!(value));
+    attrs.insert("money".into(), serde_json::from_str("12345678901234.5678").expect("number"));
+    Item::new(Key::new(pk, sk), attrs)
+}
+
+async fn conditional_put_conflicts(table: &dyn Table) {
+    let first = item("p#1", "s", 1);
+    assert_eq!(table.put(&first, Condition::Absent).await.expect("first put"), 1);
+    match table.put(&item("p#1", "s", 2), Condition::Absent).await {
+        Err(StoreError::Conflict { current: Some(current) }) => assert_eq!(current.attrs["value"], json!(1)),
+        other => panic!("expected a conflict with the current item, got {other:?}"),
+    }
+    let stored = table.get(&first.key).await.expect("get").expect("present");
+    assert_eq!(stored.attrs["value"], json!(1));
+    assert_eq!(stored.attrs["money"].to_string(), "12345678901234.5678", "numbers keep their exact text");
+}
+
+async fn optimistic_versions(table: &dyn Table) {
+    let key = Key::new("p#2", "s");
+    table.put(&item("p#2", "s", 1), Condition::Absent).await.expect("create");
+    assert_eq!(table.put(&item("p#2", "s", 2), Condition::Version(1)).await.expect("v1 -> v2"), 2);
+    assert!(matches!(table.put(&item("p#2", "s", 3), Condition::Version(1)).await, Err(StoreError::Conflict { .. })));
+    let stored = table.get(&key).await.expect("get").expect("present");
+    assert_eq!((stored.version, stored.attrs["value"].clone()), (2, json!(2)));
+    assert!(matches!(table.put(&item("p#none", "s", 1), Condition::Version(1)).await, Err(StoreError::Conflict { current: None })));
+}
+
+async fn expiry_honoured_on_read(table: &dyn Table) {
+    let expired = item("p#3", "s", 1).expiring_at(now_epoch_seconds() - 10);
+    table.put(&expired, Condition::Always).await.expect("put expired");
+    assert!(table.get(&expired.key).await.expect("get").is_none(), "an expired item reads as absent");
+    assert!(table.query("p#3", "").await.expect("query").is_empty(), "and is left out of queries");
+    // An expired item counts as absent for a conditional create.
+    assert_eq!(table.put(&item("p#3", "s", 2), Condition::Absent).await.expect("create over expired"), 1);
+    let live = item("p#4", "s", 1).expiring_at(now_epoch_seconds() + 3600);
+    table.put(&live, Condition::Always).await.expect("put live");
+    assert_eq!(table.get(&live.key).await.expect("get").expect("live").expires_at, live.expires_at);
+}
+
+async fn query_by_prefix_in_order(table: &dyn Table) {
+    for sk in ["claim#b", "claim#a", "#invoice", "other"] {
+        table.put(&item("p#5", sk, 1), Condition::Always).await.expect("put");
+    }
+    let claims: Vec<String> = table.query("p#5", "claim#").await.expect("query").into_iter().map(|i| i.key.sk).collect();
+    assert_eq!(claims, ["claim#a", "claim#b"]);
+    assert_eq!(table.query("p#5", "").await.expect("query all").len(), 4);
+    table.delete(&Key::new("p#5", "other")).await.expect("delete");
+    assert_eq!(table.query("p#5", "").await.expect("query all").len(), 3);
+}
+
+async fn reserved_attributes_refused(table: &dyn Table) {
+    let mut bad = item("p#6", "s", 1);
+    bad.attrs.insert("ttl".into(), json!(1));
+    assert!(matches!(table.put(&bad, Condition::Always).await, Err(StoreError::Invalid(_))));
+}
+
+async fn contract(table: &dyn Table) {
+    conditional_put_conflicts(table).await;
+    optimistic_versions(table).await;
+    expiry_honoured_on_read(table).await;
+    query_by_prefix_in_order(table).await;
+    reserved_attributes_refused(table).await;
+}
+
+#[tokio::test]
+async fn embedded_table_meets_the_contract() {
+    contract(&EmbeddedTable::new()).await;
+}
+
+#[tokio::test]
+async fn dynamodb_on_moto_meets_the_contract() {
+    contract(support::dynamo_table().await.as_ref()).await;
+}

@@ -1,0 +1,120 @@
+//! The pinned moto server the AWS adapters are tested against (DynamoDB and SQS over their real
+//! wire protocols, on loopback).
+
+use anyhow::{Context, bail};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const MOTO_VERSION: &str = "5.2.5";
+
+/// Requirements installed in the venv: moto for the tests.
+fn requirements() -> Vec<String> {
+    vec![format!("moto[server]=={MOTO_VERSION}")]
+}
+
+fn python() -> anyhow::Result<String> {
+    for candidate in ["python3", "python"] {
+        if Command::new(candidate).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success()) {
+            return Ok(candidate.to_owned());
+        }
+    }
+    bail!("Python 3 is required to run moto (the AWS wire-protocol server the tests use); install python3 with venv and pip")
+}
+
+/// Creates `target/xtask-venv` with the pinned requirements unless it already has them.
+pub fn ensure_venv(root: &Path) -> anyhow::Result<PathBuf> {
+    let venv = root.join("target").join("xtask-venv");
+    let stamp = venv.join("requirements.txt");
+    let wanted = requirements().join("\n");
+    if std::fs::read_to_string(&stamp).is_ok_and(|have| have == wanted) {
+        return Ok(venv);
+    }
+    let python = python()?;
+    println!("xtask: creating {} with {}", venv.display(), requirements().join(", "));
+    let status = Command::new(&python).args(["-m", "venv"]).arg(&venv).status().context("python3 -m venv")?;
+    if !status.success() {
+        bail!("could not create a venv with {python} -m venv (on Debian: apt-get install python3-venv)");
+    }
+    let pip = venv.join("bin").join("pip");
+    let status = Command::new(&pip)
+        .args(["install", "--quiet", "--disable-pip-version-check"])
+        .args(requirements())
+        .status()
+        .context("pip install")?;
+    if !status.success() {
+        bail!("pip could not install {}", requirements().join(", "));
+    }
+    std::fs::write(&stamp, wanted)?;
+    Ok(venv)
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+pub struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    pub fn start(venv: &Path) -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let child = Command::new(venv.join("bin").join("moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting moto_server")?;
+        let mut server = Server { child, port };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = server.child.try_wait()? {
+                bail!("moto_server exited at start ({status})");
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(server);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bail!("moto_server did not answer on port {port} within 30 s")
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The environment that points the AWS SDK at this server, with dummy credentials so no
+    /// real account is ever touched.
+    pub fn environment(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_SESSION_TOKEN", "testing".into()),
+            ("AWS_REGION", "ap-southeast-2".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn serve_forever() -> anyhow::Result<()> {
+    let venv = ensure_venv(&crate::repo_root())?;
+    let mut server = Server::start(&venv)?;
+    println!("moto {MOTO_VERSION} is serving DynamoDB and SQS. In another shell:");
+    for (name, value) in server.environment() {
+        println!("  export {name}={value}");
+    }
+    println!("Ctrl-C stops it.");
+    let status = server.child.wait()?;
+    bail!("moto_server exited ({status})")
+}
