@@ -2,6 +2,8 @@
 //! -> poster -> HICAPS simulator, on the embedded adapters and on DynamoDB/SQS (moto).
 
 use gateway_tests::{BOTH, client, eventually, start};
+use futures::StreamExt;
+use shared::queue::MessageSource;
 use local::sim::hicaps::{Example, RecordedPost};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -78,4 +80,239 @@ async fn repeated_and_concurrent_deliveries_have_one_effect() {
 
 async fn futures_join(stack: &local::Stack, webhook: &Value, times: usize) -> Vec<u16> {
     futures::future::join_all((0..times).map(|_| async { send(stack, webhook).await.status().as_u16() })).await
+}
+
+async fn claim_states(stack: &local::Stack, invoice_id: &str) -> Vec<String> {
+    shared::program::records::load_invoice(stack.backend.table.as_ref(), invoice_id)
+        .await
+        .expect("load invoice")
+        .map(|invoice| invoice.claims.iter().map(|c| c.state.as_str().to_owned()).collect())
+        .unwrap_or_default()
+}
+
+async fn submit_invoice(stack: &local::Stack) -> (String, String) {
+    submit_invoice_with(stack, json!({})).await
+}
+
+async fn submit_invoice_with(stack: &local::Stack, overrides: Value) -> (String, String) {
+    let webhook = stack.hicaps.webhook(Example::InvoiceSubmitted, &overrides).expect("webhook");
+    let invoice_id = webhook["data"]["invoiceId"].as_str().expect("id").to_owned();
+    let claim_id = webhook["data"]["claims"][0]["claimId"].as_str().expect("claim").to_owned();
+    assert_eq!(send(stack, &webhook).await.status(), 202);
+    assert!(eventually(SETTLE, || posts_for(stack, &invoice_id, "invoice-status").len() == 1).await, "no adjudication");
+    (invoice_id, claim_id)
+}
+
+#[tokio::test]
+async fn every_webhook_type_does_what_the_spec_asks() {
+    for backend in BOTH {
+        let stack = start(backend, &[]).await;
+        let (invoice_id, _) = submit_invoice(&stack).await;
+        assert_eq!(claim_states(&stack, &invoice_id).await, ["approved"], "{backend:?}");
+
+        // Predetermination: same rules, its own link, no claim state changes.
+        let predetermination = stack.hicaps.webhook(Example::PredeterminationSubmitted, &json!({})).expect("webhook");
+        let predetermination_id = predetermination["data"]["invoiceId"].as_str().expect("id").to_owned();
+        assert_eq!(send(&stack, &predetermination).await.status(), 202);
+        assert!(eventually(SETTLE, || posts_for(&stack, &predetermination_id, "predetermination-status").len() == 1).await);
+        assert!(claim_states(&stack, &predetermination_id).await.is_empty(), "no state for a predetermination");
+
+        // Member check: a registered member is approved, an unknown one rejected.
+        for (member, expected) in [("789456123", "approved"), ("000000000", "rejected")] {
+            let check = stack.hicaps.webhook(Example::MemberCheck, &json!({"memberNumber": member})).expect("webhook");
+            let id = check["id"].as_str().expect("id").to_owned();
+            assert_eq!(send(&stack, &check).await.status(), 202);
+            assert!(eventually(SETTLE, || posts_for(&stack, &id, "member-state").len() == 1).await);
+            let post = &posts_for(&stack, &id, "member-state")[0];
+            assert_eq!((post.body["memberNumber"].as_str(), post.body["setState"].as_str()), (Some(member), Some(expected)));
+        }
+
+        // Payment scheduled: the listed claims become paid; then a cancellation goes to cancelPending.
+        let payment = stack.hicaps.webhook(Example::PaymentScheduled, &json!({"invoiceIds": [invoice_id]})).expect("webhook");
+        assert_eq!(send(&stack, &payment).await.status(), 202);
+        assert!(eventually_async(SETTLE, || claim_states(&stack, &invoice_id), |s| *s == ["paid"]).await, "{backend:?}: not paid");
+        let cancel = stack.hicaps.webhook(Example::CancellationRequested, &json!({"invoiceId": invoice_id})).expect("webhook");
+        assert_eq!(send(&stack, &cancel).await.status(), 202);
+        assert!(eventually(SETTLE, || posts_for(&stack, &invoice_id, "invoice-status").len() == 2).await);
+        assert_eq!(posts_for(&stack, &invoice_id, "invoice-status")[1].body, json!({"state": "cancelPending"}));
+        assert!(eventually_async(SETTLE, || claim_states(&stack, &invoice_id), |s| *s == ["cancelPending"]).await);
+
+        // Payment held and overpaid are recorded; overpaid is flagged for operators.
+        let held = stack.hicaps.webhook(Example::PaymentHeld, &json!({})).expect("webhook");
+        assert_eq!(send(&stack, &held).await.status(), 202);
+        let overpaid = stack.hicaps.webhook(Example::InvoiceOverpaid, &json!({})).expect("webhook");
+        let overpaid_invoice = overpaid["data"]["invoiceId"].as_str().expect("id").to_owned();
+        assert_eq!(send(&stack, &overpaid).await.status(), 202);
+        let table = stack.backend.table.clone();
+        assert!(
+            eventually_async(SETTLE, || flagged(table.as_ref(), "invoiceOverpaid", &overpaid_invoice), |found| *found).await,
+            "{backend:?}: overpaid not flagged"
+        );
+
+        // A type we do not handle is acknowledged and kept.
+        let unknown = json!({"id": uuid::Uuid::new_v4().to_string(), "created": 1, "type": "claiming.invoice.future", "data": {}});
+        assert_eq!(send(&stack, &unknown).await.status(), 202);
+        let unknown_id = unknown["id"].as_str().expect("id").to_owned();
+        assert!(eventually_async(SETTLE, || flagged(table.as_ref(), "unhandledType", &unknown_id), |found| *found).await);
+        stack.stop();
+    }
+}
+
+async fn flagged(table: &dyn shared::store::Table, reason: &str, id: &str) -> bool {
+    table.get(&shared::store::Key::new(format!("flagged#{reason}"), id)).await.ok().flatten().is_some()
+}
+
+async fn eventually_async<T, F, Fut>(timeout: Duration, mut read: F, check: impl Fn(&T) -> bool) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if check(&read().await) {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_cancellation_before_its_invoice_wins() {
+    for backend in BOTH {
+        let stack = start(backend, &[]).await;
+        let invoice = stack.hicaps.webhook(Example::InvoiceSubmitted, &json!({})).expect("webhook");
+        let invoice_id = invoice["data"]["invoiceId"].as_str().expect("id").to_owned();
+        let cancel = stack.hicaps.webhook(Example::CancellationRequested, &json!({"invoiceId": invoice_id})).expect("webhook");
+        assert_eq!(send(&stack, &cancel).await.status(), 202);
+        assert!(eventually(SETTLE, || posts_for(&stack, &invoice_id, "invoice-status").len() == 1).await);
+        assert_eq!(posts_for(&stack, &invoice_id, "invoice-status")[0].body, json!({"state": "cancelled"}));
+        assert_eq!(send(&stack, &invoice).await.status(), 202);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(posts_for(&stack, &invoice_id, "invoice-status").len(), 1, "{backend:?}: the late submission is disregarded");
+        stack.stop();
+    }
+}
+
+#[tokio::test]
+async fn later_decisions_are_validated_queued_and_posted() {
+    for backend in BOTH {
+        let stack = start(backend, &[]).await;
+        // Item 507 of the sample schedule is left pending for a case manager.
+        let claim = json!({"claimId": uuid::Uuid::new_v4(), "itemCode": "507", "quantity": 1, "unitPrice": 120.00});
+        let (invoice_id, claim_id) = submit_invoice_with(&stack, json!({"claims": [claim]})).await;
+        assert_eq!(posts_for(&stack, &invoice_id, "invoice-status")[0].body["claimStatuses"][0]["state"], "pending");
+        let url = format!("{}/invoices/{invoice_id}/status", stack.base_url);
+        let unauthenticated = client().post(&url).json(&json!({"state": "pending"})).send().await.expect("post");
+        assert_eq!(unauthenticated.status(), 401);
+
+        let bad = json!({"state": "rejected", "claimStatuses": [{"claimId": claim_id, "state": "approved", "benefit": 1.234}]});
+        let answer = client().post(&url).bearer_auth(gateway_tests::API_KEY).json(&bad).send().await.expect("post");
+        assert_eq!(answer.status(), 400);
+        let body: Value = answer.json().await.expect("json");
+        let names: Vec<&str> = body["invalidParams"].as_array().expect("params").iter().filter_map(|p| p["name"].as_str()).collect();
+        assert!(names.contains(&"state") || names.contains(&"claimStatuses"), "{body}");
+        assert!(names.contains(&"claimStatuses[0].benefit"), "{body}");
+
+        let unknown_claim = json!({"claimStatuses": [{"claimId": uuid::Uuid::new_v4(), "state": "rejected", "benefit": 0}]});
+        let answer = client().post(&url).bearer_auth(gateway_tests::API_KEY).json(&unknown_claim).send().await.expect("post");
+        assert_eq!(answer.status(), 400);
+
+        let missing = client()
+            .post(format!("{}/invoices/{}/status", stack.base_url, uuid::Uuid::new_v4()))
+            .bearer_auth(gateway_tests::API_KEY)
+            .json(&json!({"state": "pending"}))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(missing.status(), 404);
+
+        // Written as text: a `json!` literal would make 100.00 a float and drop the zero.
+        let good: Value = serde_json::from_str(&format!(
+            r#"{{"claimStatuses": [{{"claimId": "{claim_id}", "state": "approved", "benefit": 100.00, "statusTitle": "Reviewed"}}]}}"#
+        ))
+        .expect("json");
+        let answer = client().post(&url).bearer_auth(gateway_tests::API_KEY).json(&good).send().await.expect("post");
+        assert_eq!(answer.status(), 202);
+        assert!(eventually(SETTLE, || posts_for(&stack, &invoice_id, "invoice-status").len() == 2).await, "{backend:?}");
+        let decided = &posts_for(&stack, &invoice_id, "invoice-status")[1].body["claimStatuses"][0];
+        assert_eq!((decided["state"].as_str(), decided["benefit"].to_string().as_str()), (Some("approved"), "100.00"));
+        assert!(eventually_async(SETTLE, || claim_states(&stack, &invoice_id), |s| *s == ["approved"]).await);
+        stack.stop();
+    }
+}
+
+#[tokio::test]
+async fn bad_input_over_http_gets_the_error_payload() {
+    let stack = start(gateway_tests::Backend::Embedded, &[]).await;
+    let url = format!("{}/hicaps/webhooks", stack.base_url);
+    let no_auth = client().post(&url).body("{}").send().await.expect("post");
+    assert_eq!(no_auth.status(), 401);
+    let broken = client().post(&url).header(AUTH.0, AUTH.1).body("{\"id\":").send().await.expect("post");
+    assert_eq!(broken.status(), 400);
+    let body: Value = broken.json().await.expect("json");
+    assert_eq!(body["invalidParams"][0]["name"], "body");
+    let oversize = client().post(&url).header(AUTH.0, AUTH.1).body(vec![b' '; 1024 * 1024 + 1]).send().await.expect("post");
+    assert_eq!(oversize.status(), 413);
+    let health = client().get(format!("{}/health", stack.base_url)).send().await.expect("get");
+    assert_eq!(health.status(), 200);
+    stack.stop();
+}
+
+/// 500 invoices, each delivered several times (some at once, some after completion), a tenth of
+/// them with their cancellation first: every invoice ends with exactly the posts it should have.
+#[tokio::test]
+async fn five_hundred_invoices_delivered_repeatedly_are_answered_exactly_once() {
+    for backend in BOTH {
+        let stack = start(backend, &[("POSTER_CONCURRENCY", "8")]).await;
+        let mut expected = Vec::new();
+        let mut deliveries = Vec::new();
+        for n in 0..500 {
+            let invoice = stack.hicaps.webhook(Example::InvoiceSubmitted, &json!({})).expect("webhook");
+            let invoice_id = invoice["data"]["invoiceId"].as_str().expect("id").to_owned();
+            if n % 10 == 0 {
+                let cancel = stack.hicaps.webhook(Example::CancellationRequested, &json!({"invoiceId": invoice_id})).expect("webhook");
+                deliveries.push(vec![cancel]);
+                expected.push((invoice_id, json!({"state": "cancelled"})));
+            } else {
+                expected.push((invoice_id, Value::Null));
+            }
+            deliveries.push(vec![invoice.clone(), invoice.clone(), invoice]);
+        }
+        // The cancellations go first (their invoices come after); each invoice is sent three
+        // times at once, then once more after everything settled.
+        // At most 64 connections, as a busy HICAPS would hold.
+        let sent: Vec<Vec<u16>> = futures::stream::iter(deliveries.iter().map(|copies| {
+            futures::future::join_all(copies.iter().map(|webhook| async { send(&stack, webhook).await.status().as_u16() }))
+        }))
+        .buffered(24)
+        .collect()
+        .await;
+        assert!(sent.iter().flatten().all(|status| *status == 202));
+        let settled = eventually(Duration::from_secs(240), || {
+            let posts = stack.hicaps.posts();
+            expected.iter().all(|(id, _)| posts.iter().any(|p| &p.reference == id))
+        })
+        .await;
+        assert!(settled, "{backend:?}: not every invoice was answered");
+        for copies in deliveries.iter().filter(|c| c.len() == 3) {
+            assert_eq!(send(&stack, &copies[0]).await.status(), 202);
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let posts = stack.hicaps.posts();
+        for (invoice_id, cancelled) in &expected {
+            let mine: Vec<&RecordedPost> = posts.iter().filter(|p| &p.reference == invoice_id).collect();
+            assert_eq!(mine.len(), 1, "{backend:?}: invoice {invoice_id} got {} posts", mine.len());
+            if cancelled.is_null() {
+                assert_eq!(mine[0].body["claimStatuses"][0]["state"], "approved");
+            } else {
+                assert_eq!(&mine[0].body, cancelled);
+            }
+        }
+        let dead = stack.backend.work_dlq.receive(10, Duration::from_millis(100)).await.expect("dlq");
+        assert!(dead.is_empty(), "{backend:?}: the DLQ is not empty");
+        stack.stop();
+    }
 }

@@ -11,7 +11,8 @@ use aws_lambda_events::sqs::SqsEvent;
 use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::get;
+use futures::future::BoxFuture;
 use shared::config::Vars;
 use shared::handoff::Handoff;
 use shared::http_client::{ReqwestClient, SharedHttp};
@@ -25,6 +26,12 @@ use std::time::Duration;
 
 /// Lambda's timeout for the poster in the SAM template; the local poller gives each batch as long.
 const POSTER_TIMEOUT: Duration = Duration::from_secs(30);
+/// The iCare sender's Lambda timeout in the SAM template.
+const ICARE_TIMEOUT: Duration = Duration::from_secs(28);
+/// The iCare retry queue's visibility timeout, which spaces the retries. Locally short, so a
+/// queued notification gets its claim number while you watch (the simulator's defaults allow
+/// `ICARE_MAX_ATTEMPTS=6`, fewer than `MAX_RECEIVE_COUNT`).
+const ICARE_RETRY_SPACING: Duration = Duration::from_secs(10);
 /// The work queue's redrive policy, as in the SAM template.
 pub const MAX_RECEIVE_COUNT: u32 = 8;
 
@@ -47,8 +54,8 @@ impl Backend {
         let visibility = POSTER_TIMEOUT * 6;
         let work_dlq = Arc::new(EmbeddedQueue::new(visibility));
         let work = EmbeddedQueue::new(visibility).with_dead_letter(Arc::clone(&work_dlq), MAX_RECEIVE_COUNT);
-        let icare_dlq = Arc::new(EmbeddedQueue::new(visibility));
-        let icare = EmbeddedQueue::new(visibility).with_dead_letter(icare_dlq, MAX_RECEIVE_COUNT);
+        let icare_dlq = Arc::new(EmbeddedQueue::new(ICARE_RETRY_SPACING));
+        let icare = EmbeddedQueue::new(ICARE_RETRY_SPACING).with_dead_letter(icare_dlq, MAX_RECEIVE_COUNT);
         Self {
             table: Arc::new(shared::store::embedded::EmbeddedTable::new()),
             work: Arc::new(work),
@@ -71,7 +78,7 @@ impl Backend {
         let (work, work_dlq) = SqsQueue::ensure_exists(&sqs, &format!("{table_name}-work"), visibility, MAX_RECEIVE_COUNT)
             .await
             .context("creating the work queue")?;
-        let (icare, _) = SqsQueue::ensure_exists(&sqs, &format!("{table_name}-icare"), visibility, MAX_RECEIVE_COUNT)
+        let (icare, _) = SqsQueue::ensure_exists(&sqs, &format!("{table_name}-icare"), ICARE_RETRY_SPACING, MAX_RECEIVE_COUNT)
             .await
             .context("creating the iCare queue")?;
         let endpoint = vars.get("AWS_ENDPOINT_URL").unwrap_or("the default AWS endpoint").to_owned();
@@ -192,16 +199,12 @@ pub async fn start(vars: Vars, listener: tokio::net::TcpListener) -> anyhow::Res
     });
     let hicaps = sim::hicaps::Simulator::new(&vars, &base_url, http.clone())?;
 
-    let router = Router::new()
-        .route("/health", get(|| async { "ok" }))
-        .route("/hicaps/webhooks", post(webhook))
-        .route("/invoices/{invoiceId}/status", post(decision))
-        .route("/claims/icp/{claimNumber}", get(icp))
-        .route("/eligibility", post(eligibility))
-        .route("/icare/policies/{policyId}", get(icare_get_policy).put(icare_put_policy))
-        .route("/icare/notifications", post(icare_notifications))
-        .route("/icare/notifications/{notificationId}", get(icare_notification))
-        .route("/icare/claims/{claimNumber}/documents", post(icare_documents))
+    let mut router = Router::new().route("/health", get(|| async { "ok" }));
+    for route in LAMBDA_ROUTES {
+        let method = axum::routing::MethodFilter::try_from(http::Method::from_bytes(route.method.as_bytes())?)?;
+        router = router.route(route.path, axum::routing::on(method, lambda(route)));
+    }
+    let router = router
         .with_state(Arc::clone(&apps))
         .nest("/sim/hicaps", hicaps.router())
         .nest("/sim/acc", sim::acc::router())
@@ -216,7 +219,7 @@ pub async fn start(vars: Vars, listener: tokio::net::TcpListener) -> anyhow::Res
     });
     let concurrency = vars.parse_or("POSTER_CONCURRENCY", 4usize)?;
     let work_source: Arc<dyn MessageSource> = backend.work.clone();
-    tasks.spawn(poller::run(work_source, "arn:local:sqs:work".into(), concurrency, move |event: SqsEvent| {
+    tasks.spawn(poller::run(work_source, "arn:local:sqs:work".into(), concurrency, POSTER_TIMEOUT, move |event: SqsEvent| {
         let poster = Arc::clone(&poster);
         async move {
             let deadline = chrono::Utc::now().timestamp() + POSTER_TIMEOUT.as_secs() as i64;
@@ -224,7 +227,7 @@ pub async fn start(vars: Vars, listener: tokio::net::TcpListener) -> anyhow::Res
         }
     }));
     let icare_source: Arc<dyn MessageSource> = backend.icare.clone();
-    tasks.spawn(poller::run(icare_source, "arn:local:sqs:icare".into(), 1, move |event: SqsEvent| {
+    tasks.spawn(poller::run(icare_source, "arn:local:sqs:icare".into(), 1, ICARE_TIMEOUT, move |event: SqsEvent| {
         let apps = Arc::clone(&apps);
         async move { apps.icare.handle_retries(event).await }
     }));
@@ -239,77 +242,91 @@ fn caller_of(apps: &Apps, request: &Request) -> Option<String> {
     apps.api_keys.get(key.trim()).cloned()
 }
 
-/// Runs one Lambda HTTP handler for an axum request.
-async fn invoke<F, Fut>(
-    apps: &Apps,
-    request: Request,
-    route_key: &str,
-    path: HashMap<String, String>,
-    authenticated: bool,
-    handler: F,
-) -> Response
-where
-    F: FnOnce(lambda_http::Request) -> Fut,
-    Fut: std::future::Future<Output = shared::web::HttpResponse>,
-{
-    let caller = if authenticated { caller_of(apps, &request) } else { None };
-    match bridge::to_lambda(request, route_key, path, caller.as_deref()).await {
-        Ok(request) => bridge::from_lambda(handler(request).await),
-        Err(response) => response,
+/// A Lambda HTTP handler as the local stack calls it.
+trait HttpHandler: Send + Sync {
+    fn call(&self, request: lambda_http::Request) -> BoxFuture<'_, shared::web::HttpResponse>;
+}
+
+impl HttpHandler for webhook_receiver::Receiver {
+    fn call(&self, request: lambda_http::Request) -> BoxFuture<'_, shared::web::HttpResponse> {
+        Box::pin(self.handle(request))
     }
 }
 
-type Params = Path<HashMap<String, String>>;
-
-async fn webhook(State(apps): State<Arc<Apps>>, request: Request) -> Response {
-    invoke(&apps, request, "POST /hicaps/webhooks", HashMap::new(), false, |r| apps.receiver.handle(r)).await
+impl HttpHandler for icp_query_proxy::App {
+    fn call(&self, request: lambda_http::Request) -> BoxFuture<'_, shared::web::HttpResponse> {
+        Box::pin(self.handle(request))
+    }
 }
 
-async fn decision(State(apps): State<Arc<Apps>>, Path(path): Params, request: Request) -> Response {
-    invoke(&apps, request, "POST /invoices/{invoiceId}/status", path, true, |r| apps.receiver.handle(r)).await
+impl HttpHandler for eligibility_check::App {
+    fn call(&self, request: lambda_http::Request) -> BoxFuture<'_, shared::web::HttpResponse> {
+        Box::pin(self.handle(request))
+    }
 }
 
-async fn icp(State(apps): State<Arc<Apps>>, Path(path): Params, request: Request) -> Response {
-    invoke(&apps, request, "GET /claims/icp/{claimNumber}", path, true, |r| apps.icp.handle(r)).await
+impl HttpHandler for icare_sender::App {
+    fn call(&self, request: lambda_http::Request) -> BoxFuture<'_, shared::web::HttpResponse> {
+        Box::pin(self.handle(request))
+    }
 }
 
-async fn eligibility(State(apps): State<Arc<Apps>>, request: Request) -> Response {
-    invoke(&apps, request, "POST /eligibility", HashMap::new(), true, |r| apps.eligibility.handle(r)).await
+/// One API Gateway route: method, path (axum's syntax is API Gateway's), and the function that
+/// serves it.
+struct LambdaRoute {
+    method: &'static str,
+    path: &'static str,
+    function: &'static str,
+    handler: fn(&Apps) -> &dyn HttpHandler,
 }
 
-async fn icare_get_policy(State(apps): State<Arc<Apps>>, Path(path): Params, request: Request) -> Response {
-    invoke(&apps, request, "GET /icare/policies/{policyId}", path, true, |r| apps.icare.handle(r)).await
+const fn route(method: &'static str, path: &'static str, function: &'static str, handler: fn(&Apps) -> &dyn HttpHandler) -> LambdaRoute {
+    LambdaRoute { method, path, function, handler }
 }
 
-async fn icare_put_policy(State(apps): State<Arc<Apps>>, Path(path): Params, request: Request) -> Response {
-    invoke(&apps, request, "PUT /icare/policies/{policyId}", path, true, |r| apps.icare.handle(r)).await
-}
-
-async fn icare_notifications(State(apps): State<Arc<Apps>>, request: Request) -> Response {
-    invoke(&apps, request, "POST /icare/notifications", HashMap::new(), true, |r| apps.icare.handle(r)).await
-}
-
-async fn icare_notification(State(apps): State<Arc<Apps>>, Path(path): Params, request: Request) -> Response {
-    invoke(&apps, request, "GET /icare/notifications/{notificationId}", path, true, |r| apps.icare.handle(r)).await
-}
-
-async fn icare_documents(State(apps): State<Arc<Apps>>, Path(path): Params, request: Request) -> Response {
-    invoke(&apps, request, "POST /icare/claims/{claimNumber}/documents", path, true, |r| apps.icare.handle(r)).await
-}
-
-/// Every route, for the start-up banner and the README.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET /health", "liveness"),
-    ("POST /hicaps/webhooks", "webhook-receiver (header auth)"),
-    ("POST /invoices/{invoiceId}/status", "webhook-receiver (later decisions)"),
-    ("GET /claims/icp/{claimNumber}", "icp-query-proxy"),
-    ("POST /eligibility?location=...", "eligibility-check"),
-    ("PUT|GET /icare/policies/{policyId}", "icare-sender"),
-    ("POST /icare/notifications", "icare-sender"),
-    ("GET /icare/notifications/{notificationId}", "icare-sender"),
-    ("POST /icare/claims/{claimNumber}/documents", "icare-sender"),
-    ("/sim/hicaps/...", "HICAPS simulator"),
-    ("/sim/acc/...", "ACC simulator"),
-    ("/sim/claiming/...", "Claiming.com.au simulator"),
-    ("/sim/icare/...", "iCare simulator"),
+const LAMBDA_ROUTES: &[LambdaRoute] = &[
+    // In header mode the receiver checks HICAPS's header itself; with WEBHOOK_AUTH_MODE=jwt a local
+    // key stands in for HICAPS's token, as for every other route.
+    route("POST", "/hicaps/webhooks", "webhook-receiver", |a| &a.receiver),
+    route("POST", "/invoices/{invoiceId}/status", "webhook-receiver", |a| &a.receiver),
+    route("GET", "/claims/icp/{claimNumber}", "icp-query-proxy", |a| &a.icp),
+    route("POST", "/eligibility", "eligibility-check", |a| &a.eligibility),
+    route("PUT", "/icare/policies/{policyId}", "icare-sender", |a| &a.icare),
+    route("GET", "/icare/policies/{policyId}", "icare-sender", |a| &a.icare),
+    route("POST", "/icare/notifications", "icare-sender", |a| &a.icare),
+    route("GET", "/icare/notifications/{notificationId}", "icare-sender", |a| &a.icare),
+    route("POST", "/icare/claims/{claimNumber}/documents", "icare-sender", |a| &a.icare),
+    route("GET", "/icare/claims/{claimNumber}/documents/{documentId}", "icare-sender", |a| &a.icare),
 ];
+
+/// The axum handler for one route: the request as API Gateway would hand it to the function.
+fn lambda(
+    route: &'static LambdaRoute,
+) -> impl Fn(State<Arc<Apps>>, Option<Path<HashMap<String, String>>>, Request) -> BoxFuture<'static, Response> + Clone + Send + Sync + 'static {
+    move |State(apps): State<Arc<Apps>>, path: Option<Path<HashMap<String, String>>>, request: Request| {
+        Box::pin(async move {
+            let caller = caller_of(&apps, &request);
+            let path = path.map(|Path(path)| path).unwrap_or_default();
+            let route_key = format!("{} {}", route.method, route.path);
+            match bridge::to_lambda(request, &route_key, path, caller.as_deref()).await {
+                Ok(request) => bridge::from_lambda((route.handler)(&apps).call(request).await),
+                Err(response) => response,
+            }
+        })
+    }
+}
+
+const SIMULATORS: [(&str, &str); 4] = [
+    ("/sim/hicaps", "HICAPS simulator"),
+    ("/sim/acc", "ACC simulator"),
+    ("/sim/claiming", "Claiming.com.au simulator"),
+    ("/sim/icare", "iCare simulator"),
+];
+
+/// Every route, for the start-up banner.
+pub fn routes() -> Vec<(String, &'static str)> {
+    let mut routes = vec![("GET /health".to_owned(), "liveness")];
+    routes.extend(LAMBDA_ROUTES.iter().map(|r| (format!("{} {}", r.method, r.path), r.function)));
+    routes.extend(SIMULATORS.iter().map(|(path, what)| (format!("{path}/..."), *what)));
+    routes
+}

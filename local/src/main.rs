@@ -12,8 +12,8 @@ async fn main() -> anyhow::Result<()> {
     println!("Claims gateway (local stack) on {}", stack.base_url);
     println!("State: {}", stack.backend.description);
     println!("Routes:");
-    for (route, what) in local::ROUTES {
-        println!("  {route:<48} {what}");
+    for (route, what) in local::routes() {
+        println!("  {route:<60} {what}");
     }
     println!("Webhook auth header: {}: {}", stack.hicaps.auth_header(), stack.hicaps.auth_value_hint());
     println!("API keys (Authorization: Bearer <key>):");

@@ -26,8 +26,10 @@ fn to_record(message: &ReceivedMessage, source_arn: &str) -> SqsMessage {
     record
 }
 
-/// Polls `source` until the task is dropped, running up to `concurrency` batches at once.
-pub async fn run<F, Fut>(source: Arc<dyn MessageSource>, source_arn: String, concurrency: usize, consume: F)
+/// Polls `source` until the task is dropped, running up to `concurrency` batches at once. A batch
+/// still running after `timeout` is abandoned, as Lambda ends an invocation at its timeout: none of
+/// its messages is deleted, and they come back after their visibility timeout.
+pub async fn run<F, Fut>(source: Arc<dyn MessageSource>, source_arn: String, concurrency: usize, timeout: Duration, consume: F)
 where
     F: Fn(SqsEvent) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = SqsBatchResponse> + Send + 'static,
@@ -53,7 +55,10 @@ where
                 }
                 let mut event = SqsEvent::default();
                 event.records = messages.iter().map(|m| to_record(m, &source_arn)).collect();
-                let response = consume(event).await;
+                let Ok(response) = tokio::time::timeout(timeout, consume(event)).await else {
+                    tracing::error!(source_arn, "batch timed out; its messages will be redelivered");
+                    continue;
+                };
                 let failed: HashSet<String> =
                     response.batch_item_failures.into_iter().map(|f: BatchItemFailure| f.item_identifier).collect();
                 for message in messages.iter().filter(|m| !failed.contains(&m.message_id)) {

@@ -1,12 +1,14 @@
 //! `cargo xtask <task>`: the project's tasks, in Rust so they run wherever cargo does.
 //!
-//! - `test`: installs a pinned moto server in a venv, starts it on a free loopback port, runs
-//!   every test in the workspace against it, stops it, and exits with the tests' status.
+//! - `test`: installs pinned moto, cfn-lint and checkov in a venv, checks the SAM template, starts
+//!   moto on a free loopback port, runs every test in the workspace against it, stops it, and
+//!   exits with the tests' status.
 //! - `moto`: starts the same moto server alone and prints the environment to use it.
 //! - `replay-dlq --queue-url URL --dlq-url URL`: sends dead-lettered work back to the queue.
 //! - `load-reference --table NAME [--schedule FILE] [--members FILE]`: loads the benefit
 //!   schedule and member registry into a DynamoDB table.
 
+mod iac;
 mod moto;
 mod ops;
 
@@ -37,6 +39,7 @@ fn main() -> anyhow::Result<()> {
 fn test(extra: &[String]) -> anyhow::Result<()> {
     let root = repo_root();
     let venv = moto::ensure_venv(&root)?;
+    iac::check(&venv.join("bin").join("python"), &root)?;
     let server = moto::Server::start(&venv)?;
     println!("xtask: moto {} on {}", moto::MOTO_VERSION, server.endpoint());
     let status = Command::new(env!("CARGO"))

@@ -9,9 +9,11 @@ use std::time::{Duration, Instant};
 
 pub const MOTO_VERSION: &str = "5.2.5";
 
-/// Requirements installed in the venv: moto for the tests.
+/// Requirements installed in the venv: moto for the tests, the IaC checkers for the template.
 fn requirements() -> Vec<String> {
-    vec![format!("moto[server]=={MOTO_VERSION}")]
+    let mut requirements = vec![format!("moto[server]=={MOTO_VERSION}")];
+    requirements.extend(crate::iac::REQUIREMENTS.iter().map(|r| (*r).to_owned()));
+    requirements
 }
 
 fn python() -> anyhow::Result<String> {

@@ -27,14 +27,27 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 const MAX_ID_CHARS: usize = 128;
 pub const DEFAULT_AUTH_HEADER: &str = "x-hicaps-webhook-key";
 
+/// How HICAPS authenticates its webhooks (the spec's two modes).
+pub enum WebhookAuth {
+    /// A custom header whose value must be one of these (several, so a secret can be rotated
+    /// without downtime), compared in constant time.
+    Header { name: http::HeaderName, values: Vec<SecretString> },
+    /// OAuth 2.0: API Gateway's JWT authorizer has verified HICAPS's token; we only require that
+    /// a verified caller is present.
+    Jwt,
+}
+
 pub struct Config {
-    auth_header: http::HeaderName,
-    /// Every value accepted, so a secret can be rotated without downtime.
-    auth_values: Vec<SecretString>,
+    auth: WebhookAuth,
 }
 
 impl Config {
     pub async fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
+        match vars.get("WEBHOOK_AUTH_MODE").unwrap_or("header") {
+            "header" => {}
+            "jwt" => return Ok(Self { auth: WebhookAuth::Jwt }),
+            _ => return Err(ConfigError::new("WEBHOOK_AUTH_MODE", "must be `header` or `jwt`")),
+        }
         let header = vars.get("WEBHOOK_AUTH_HEADER").unwrap_or(DEFAULT_AUTH_HEADER);
         let auth_header = http::HeaderName::try_from(header)
             .map_err(|_| ConfigError::new("WEBHOOK_AUTH_HEADER", "is not a valid HTTP header name"))?;
@@ -49,7 +62,7 @@ impl Config {
         if auth_values.is_empty() {
             return Err(ConfigError::new("WEBHOOK_AUTH_VALUE", "has no value"));
         }
-        Ok(Self { auth_header, auth_values })
+        Ok(Self { auth: WebhookAuth::Header { name: auth_header, values: auth_values } })
     }
 }
 
@@ -144,11 +157,15 @@ impl Receiver {
     }
 
     fn authenticate(&self, request: &Request) -> Result<(), Rejection> {
-        let presented = request.headers().get(&self.config.auth_header).map(|v| v.as_bytes()).unwrap_or_default();
+        let (name, values) = match &self.config.auth {
+            WebhookAuth::Jwt => {
+                return shared::caller::caller_id(request).map(drop).ok_or(Rejection::Unauthorized);
+            }
+            WebhookAuth::Header { name, values } => (name, values),
+        };
+        let presented = request.headers().get(name).map(|v| v.as_bytes()).unwrap_or_default();
         // Compare against every accepted value without stopping early.
-        let matched = self
-            .config
-            .auth_values
+        let matched = values
             .iter()
             .fold(subtle::Choice::from(0), |found, value| found | value.expose_secret().as_bytes().ct_eq(presented));
         if presented.is_empty() || !bool::from(matched) {

@@ -124,3 +124,23 @@ async fn answers_503_when_the_hand_off_fails_so_hicaps_retries() {
     assert_eq!(status, 503);
     assert!(body["title"].as_str().is_some_and(|t| t.contains("retry")));
 }
+
+#[tokio::test]
+async fn jwt_mode_accepts_only_a_verified_caller() {
+    let vars = Vars::default().with("WEBHOOK_AUTH_MODE", "jwt");
+    let table = Arc::new(EmbeddedTable::new());
+    let queue = Arc::new(EmbeddedQueue::new(Duration::from_secs(30)));
+    let receiver = Receiver::new(Config::from_vars(&vars).await.expect("config"), Handoff::new(queue, table.clone()), table);
+    assert_eq!(answer(&receiver, webhook_request(None, EXAMPLE)).await.0, 401);
+    let mut context = aws_lambda_events::apigw::ApiGatewayV2httpRequestContext::default();
+    let mut jwt = aws_lambda_events::apigw::ApiGatewayRequestAuthorizerJwtDescription::default();
+    jwt.claims.insert("client_id".into(), "hicaps".into());
+    let mut authorizer = aws_lambda_events::apigw::ApiGatewayRequestAuthorizer::default();
+    authorizer.jwt = Some(jwt);
+    context.authorizer = Some(authorizer);
+    let request = lambda_http::RequestExt::with_request_context(
+        webhook_request(None, EXAMPLE),
+        lambda_http::request::RequestContext::ApiGatewayV2(context),
+    );
+    assert_eq!(answer(&receiver, request).await.0, 202);
+}

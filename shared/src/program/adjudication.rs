@@ -16,6 +16,9 @@ pub struct ItemRule {
     pub percentage: Option<Decimal>,
     /// Most paid per unit.
     pub unit_benefit_cap: Option<Decimal>,
+    /// A case manager decides: the claim is answered `pending` and decided later through
+    /// `POST /invoices/{invoiceId}/status`.
+    pub review: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -35,7 +38,11 @@ impl Schedule {
                 .iter()
                 .filter_map(|item| {
                     let code = item.key.sk.strip_prefix("item#")?;
-                    let rule = ItemRule { percentage: decimal(item, "percentage"), unit_benefit_cap: decimal(item, "unitBenefitCap") };
+                    let rule = ItemRule {
+                        percentage: decimal(item, "percentage"),
+                        unit_benefit_cap: decimal(item, "unitBenefitCap"),
+                        review: item.attrs.get("review").and_then(serde_json::Value::as_bool).unwrap_or(false),
+                    };
                     Some((code.to_owned(), rule))
                 })
                 .collect(),
@@ -113,6 +120,13 @@ pub fn adjudicate(invoice: &Invoice, schedule: &Schedule, member: Option<&Member
                     InvalidParam::new("itemCode", format!("Item {} is unknown", claim.item_code)),
                 );
             };
+            if rule.review {
+                let mut status = ClaimStatus::new(claim.claim_id, ClaimState::Pending);
+                status.status_title = Some("Pending Review".to_owned());
+                status.status_description =
+                    Some("This claim is under review by a case manager and will be updated soon".to_owned());
+                return status;
+            }
             let quantity = claim.quantity.unwrap_or(Decimal::ONE);
             let unit_price = claim.unit_price.unwrap_or(Decimal::ZERO);
             let charged = money(quantity * unit_price);
