@@ -3,7 +3,6 @@
 
 use gateway_tests::{BOTH, client, eventually, start};
 use futures::StreamExt;
-use shared::queue::MessageSource;
 use local::sim::hicaps::{Example, RecordedPost};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -266,53 +265,56 @@ async fn bad_input_over_http_gets_the_error_payload() {
 #[tokio::test]
 async fn five_hundred_invoices_delivered_repeatedly_are_answered_exactly_once() {
     for backend in BOTH {
-        let stack = start(backend, &[("POSTER_CONCURRENCY", "8")]).await;
-        let mut expected = Vec::new();
-        let mut deliveries = Vec::new();
+        let stack = start(backend, &[]).await;
+        let mut invoices = Vec::new();
+        let mut cancellations = Vec::new();
         for n in 0..500 {
             let invoice = stack.hicaps.webhook(Example::InvoiceSubmitted, &json!({})).expect("webhook");
             let invoice_id = invoice["data"]["invoiceId"].as_str().expect("id").to_owned();
             if n % 10 == 0 {
-                let cancel = stack.hicaps.webhook(Example::CancellationRequested, &json!({"invoiceId": invoice_id})).expect("webhook");
-                deliveries.push(vec![cancel]);
-                expected.push((invoice_id, json!({"state": "cancelled"})));
-            } else {
-                expected.push((invoice_id, Value::Null));
+                cancellations.push(stack.hicaps.webhook(Example::CancellationRequested, &json!({"invoiceId": invoice_id})).expect("webhook"));
             }
-            deliveries.push(vec![invoice.clone(), invoice.clone(), invoice]);
+            invoices.push((invoice_id, invoice, n % 10 == 0));
         }
-        // The cancellations go first (their invoices come after); each invoice is sent three
-        // times at once, then once more after everything settled.
-        // At most 64 connections, as a busy HICAPS would hold.
-        let sent: Vec<Vec<u16>> = futures::stream::iter(deliveries.iter().map(|copies| {
-            futures::future::join_all(copies.iter().map(|webhook| async { send(&stack, webhook).await.status().as_u16() }))
-        }))
-        .buffered(24)
-        .collect()
-        .await;
-        assert!(sent.iter().flatten().all(|status| *status == 202));
-        let settled = eventually(Duration::from_secs(240), || {
+        let answered = |ids: &[&str]| {
             let posts = stack.hicaps.posts();
-            expected.iter().all(|(id, _)| posts.iter().any(|p| &p.reference == id))
-        })
-        .await;
-        assert!(settled, "{backend:?}: not every invoice was answered");
-        for copies in deliveries.iter().filter(|c| c.len() == 3) {
-            assert_eq!(send(&stack, &copies[0]).await.status(), 202);
-        }
+            ids.iter().all(|id| posts.iter().any(|p| p.reference == *id))
+        };
+        // The cancellations arrive (and are answered) before their invoices.
+        let sent = send_all(&stack, cancellations.iter().map(|c| (c, 1))).await;
+        assert!(sent.iter().all(|status| *status == 202));
+        let cancelled: Vec<&str> = invoices.iter().filter(|(_, _, c)| *c).map(|(id, _, _)| id.as_str()).collect();
+        assert!(eventually(Duration::from_secs(120), || answered(&cancelled)).await, "{backend:?}: cancellations unanswered");
+        // Each invoice three times at once, at most 64 connections as a busy HICAPS would hold.
+        let sent = send_all(&stack, invoices.iter().map(|(_, webhook, _)| (webhook, 3))).await;
+        assert!(sent.iter().all(|status| *status == 202));
+        let all: Vec<&str> = invoices.iter().map(|(id, _, _)| id.as_str()).collect();
+        assert!(eventually(Duration::from_secs(240), || answered(&all)).await, "{backend:?}: not every invoice was answered");
+        // And once more after completion.
+        let sent = send_all(&stack, invoices.iter().map(|(_, webhook, _)| (webhook, 1))).await;
+        assert!(sent.iter().all(|status| *status == 202));
         tokio::time::sleep(Duration::from_secs(3)).await;
         let posts = stack.hicaps.posts();
-        for (invoice_id, cancelled) in &expected {
+        for (invoice_id, _, cancelled_first) in &invoices {
             let mine: Vec<&RecordedPost> = posts.iter().filter(|p| &p.reference == invoice_id).collect();
-            assert_eq!(mine.len(), 1, "{backend:?}: invoice {invoice_id} got {} posts", mine.len());
-            if cancelled.is_null() {
-                assert_eq!(mine[0].body["claimStatuses"][0]["state"], "approved");
+            assert_eq!(mine.len(), 1, "{backend:?}: invoice {invoice_id} got {:?}", mine.iter().map(|p| &p.body).collect::<Vec<_>>());
+            if *cancelled_first {
+                assert_eq!(mine[0].body, json!({"state": "cancelled"}));
             } else {
-                assert_eq!(&mine[0].body, cancelled);
+                assert_eq!(mine[0].body["claimStatuses"][0]["state"], "approved");
             }
         }
         let dead = stack.backend.work_dlq.receive(10, Duration::from_millis(100)).await.expect("dlq");
         assert!(dead.is_empty(), "{backend:?}: the DLQ is not empty");
         stack.stop();
     }
+}
+
+/// Sends each webhook `copies` times at once, over at most 64 connections in all.
+async fn send_all<'a>(stack: &local::Stack, webhooks: impl Iterator<Item = (&'a Value, usize)>) -> Vec<u16> {
+    futures::stream::iter(webhooks.flat_map(|(webhook, copies)| std::iter::repeat_n(webhook, copies)))
+        .map(|webhook| async move { send(stack, webhook).await.status().as_u16() })
+        .buffer_unordered(64)
+        .collect()
+        .await
 }

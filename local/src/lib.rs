@@ -13,6 +13,7 @@ use axum::extract::{Path, Request, State};
 use axum::response::Response;
 use axum::routing::get;
 use futures::future::BoxFuture;
+use shared::web::HttpHandler;
 use shared::config::Vars;
 use shared::handoff::Handoff;
 use shared::http_client::{ReqwestClient, SharedHttp};
@@ -98,10 +99,44 @@ pub struct Stack {
     pub backend: Arc<Backend>,
     pub api_keys: HashMap<String, String>,
     pub hicaps: sim::hicaps::Simulator,
+    apps: Arc<Apps>,
+    poster: Arc<invoice_status_poster::Poster>,
     tasks: tokio::task::JoinSet<()>,
 }
 
 impl Stack {
+    /// Runs a ready Lambda event through the named function's handler, as `cargo lambda invoke`
+    /// would: an API Gateway HTTP request for the HTTP functions, an SQS event for the poster and
+    /// the iCare sender's retry queue. Returns the handler's answer as JSON.
+    pub async fn invoke(&self, function: &str, event: serde_json::Value) -> anyhow::Result<serde_json::Value> {
+        let is_sqs = event["Records"][0]["eventSource"] == "aws:sqs";
+        if is_sqs {
+            let event: SqsEvent = serde_json::from_value(event)?;
+            let deadline = chrono::Utc::now().timestamp() + POSTER_TIMEOUT.as_secs() as i64;
+            let response = match function {
+                "invoice-status-poster" => self.poster.handle(event, deadline).await,
+                "icare-sender" => self.apps.icare.handle_retries(event).await,
+                other => anyhow::bail!("{other} has no SQS handler"),
+            };
+            return Ok(serde_json::to_value(response)?);
+        }
+        let request: lambda_http::request::LambdaRequest = serde_json::from_value(event)?;
+        let request = lambda_http::Request::from(request);
+        let handler: &dyn HttpHandler = match function {
+            "webhook-receiver" => &self.apps.receiver,
+            "icp-query-proxy" => &self.apps.icp,
+            "eligibility-check" => &self.apps.eligibility,
+            "icare-sender" => &self.apps.icare,
+            other => anyhow::bail!("{other} has no HTTP handler"),
+        };
+        let response = handler.call(request).await;
+        let body = match response.body() {
+            lambda_http::Body::Text(text) => serde_json::from_str(text).unwrap_or(serde_json::Value::String(text.clone())),
+            _ => serde_json::Value::Null,
+        };
+        Ok(serde_json::json!({"statusCode": response.status().as_u16(), "body": body}))
+    }
+
     /// Stops the server and the pollers.
     pub fn stop(mut self) {
         self.tasks.abort_all();
@@ -219,19 +254,21 @@ pub async fn start(vars: Vars, listener: tokio::net::TcpListener) -> anyhow::Res
     });
     let concurrency = vars.parse_or("POSTER_CONCURRENCY", 4usize)?;
     let work_source: Arc<dyn MessageSource> = backend.work.clone();
+    let polling_poster = Arc::clone(&poster);
     tasks.spawn(poller::run(work_source, "arn:local:sqs:work".into(), concurrency, POSTER_TIMEOUT, move |event: SqsEvent| {
-        let poster = Arc::clone(&poster);
+        let poster = Arc::clone(&polling_poster);
         async move {
             let deadline = chrono::Utc::now().timestamp() + POSTER_TIMEOUT.as_secs() as i64;
             poster.handle(event, deadline).await
         }
     }));
     let icare_source: Arc<dyn MessageSource> = backend.icare.clone();
+    let polling_apps = Arc::clone(&apps);
     tasks.spawn(poller::run(icare_source, "arn:local:sqs:icare".into(), 1, ICARE_TIMEOUT, move |event: SqsEvent| {
-        let apps = Arc::clone(&apps);
+        let apps = Arc::clone(&polling_apps);
         async move { apps.icare.handle_retries(event).await }
     }));
-    Ok(Stack { base_url, backend, api_keys, hicaps, tasks })
+    Ok(Stack { base_url, backend, api_keys, hicaps, apps, poster, tasks })
 }
 
 /// The caller of a local API key (`Authorization: Bearer <key>`), standing in for the JWT
@@ -240,35 +277,6 @@ fn caller_of(apps: &Apps, request: &Request) -> Option<String> {
     let value = request.headers().get(http::header::AUTHORIZATION)?.to_str().ok()?;
     let key = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))?;
     apps.api_keys.get(key.trim()).cloned()
-}
-
-/// A Lambda HTTP handler as the local stack calls it.
-trait HttpHandler: Send + Sync {
-    fn call(&self, request: lambda_http::Request) -> BoxFuture<'_, shared::web::HttpResponse>;
-}
-
-impl HttpHandler for webhook_receiver::Receiver {
-    fn call(&self, request: lambda_http::Request) -> BoxFuture<'_, shared::web::HttpResponse> {
-        Box::pin(self.handle(request))
-    }
-}
-
-impl HttpHandler for icp_query_proxy::App {
-    fn call(&self, request: lambda_http::Request) -> BoxFuture<'_, shared::web::HttpResponse> {
-        Box::pin(self.handle(request))
-    }
-}
-
-impl HttpHandler for eligibility_check::App {
-    fn call(&self, request: lambda_http::Request) -> BoxFuture<'_, shared::web::HttpResponse> {
-        Box::pin(self.handle(request))
-    }
-}
-
-impl HttpHandler for icare_sender::App {
-    fn call(&self, request: lambda_http::Request) -> BoxFuture<'_, shared::web::HttpResponse> {
-        Box::pin(self.handle(request))
-    }
 }
 
 /// One API Gateway route: method, path (axum's syntax is API Gateway's), and the function that

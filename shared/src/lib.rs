@@ -13,6 +13,8 @@ pub mod handoff;
 pub mod hicaps;
 pub mod http_client;
 pub mod idempotency;
+#[cfg(feature = "aws")]
+pub mod lambda;
 pub mod icare;
 pub mod metrics;
 pub mod program;

@@ -42,3 +42,12 @@ pub fn body_bytes(body: &Body) -> &[u8] {
         _ => &[],
     }
 }
+
+/// A boxed future, so handlers can be called through `dyn HttpHandler`.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// An API handler as Lambda (and the local stack) calls it: request in, response out, never an
+/// error (client mistakes are 4xx responses, dependency faults 5xx).
+pub trait HttpHandler: Send + Sync {
+    fn call(&self, request: lambda_http::Request) -> BoxFuture<'_, HttpResponse>;
+}

@@ -279,3 +279,9 @@ fn failure_response(error: &CheckError) -> HttpResponse {
         ),
     }
 }
+
+impl shared::web::HttpHandler for App {
+    fn call(&self, request: lambda_http::Request) -> shared::web::BoxFuture<'_, shared::web::HttpResponse> {
+        Box::pin(self.handle(request))
+    }
+}

@@ -311,3 +311,9 @@ impl App {
         shared::store::now_epoch_seconds() + i64::from(self.config.retention_days) * 86_400
     }
 }
+
+impl shared::web::HttpHandler for App {
+    fn call(&self, request: lambda_http::Request) -> shared::web::BoxFuture<'_, shared::web::HttpResponse> {
+        Box::pin(self.handle(request))
+    }
+}

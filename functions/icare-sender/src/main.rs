@@ -13,8 +13,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 use shared::config::Vars;
 use shared::http_client::ReqwestClient;
-use shared::queue::sqs::SqsQueue;
-use shared::store::dynamo::DynamoTable;
+use shared::lambda::Init;
 use shared::time::SystemClock;
 use std::sync::Arc;
 
@@ -51,13 +50,10 @@ async fn dispatch(app: &App, event: LambdaEvent<Value>) -> Result<Value, Error> 
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
-    let vars = Vars::from_env();
-    let config = Config::from_vars(&vars).await?;
-    let aws = shared::aws_config().await;
-    let table = Arc::new(DynamoTable::from_sdk_config(&aws, vars.required("TABLE_NAME")?));
-    let retries = Arc::new(SqsQueue::from_sdk_config(&aws, vars.required("ICARE_QUEUE_URL")?));
-    let app = Arc::new(App::new(config, table, Arc::new(ReqwestClient::new()?), Arc::new(SystemClock), retries));
+    let init = Init::new().await;
+    let config = Config::from_vars(&init.vars).await?;
+    let retries = init.queue("ICARE_QUEUE_URL")?;
+    let app = Arc::new(App::new(config, init.table()?, Arc::new(ReqwestClient::new()?), Arc::new(SystemClock), retries));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let app = Arc::clone(&app);
         async move { dispatch(&app, event).await }

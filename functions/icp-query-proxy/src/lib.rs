@@ -210,3 +210,9 @@ fn pass_through(response: shared::http_client::OutboundResponse) -> HttpResponse
     reply.headers_mut().insert(header::CONTENT_TYPE, content_type);
     reply
 }
+
+impl shared::web::HttpHandler for App {
+    fn call(&self, request: lambda_http::Request) -> shared::web::BoxFuture<'_, shared::web::HttpResponse> {
+        Box::pin(self.handle(request))
+    }
+}

@@ -10,7 +10,6 @@ use tokio::sync::Mutex;
 
 /// Refresh this long before the token's stated expiry, so no call carries a dying token.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum CallbackError {
@@ -33,6 +32,8 @@ pub struct HicapsCredentials {
 
 pub struct HicapsClient {
     http: SharedHttp,
+    /// Total time allowed for each call, connect included.
+    timeout: Duration,
     credentials: HicapsCredentials,
     allowed_hosts: Vec<String>,
     token: Mutex<Option<(String, Instant)>>,
@@ -46,8 +47,12 @@ struct TokenResponse {
 }
 
 impl HicapsClient {
-    pub fn new(http: SharedHttp, credentials: HicapsCredentials, allowed_hosts: Vec<String>) -> Self {
-        Self { http, credentials, allowed_hosts, token: Mutex::new(None) }
+    pub fn new(http: SharedHttp, credentials: HicapsCredentials, allowed_hosts: Vec<String>, timeout: Duration) -> Self {
+        Self { http, timeout, credentials, allowed_hosts, token: Mutex::new(None) }
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Whether `href` may receive our token: https to an allowed host (plain http only to an
@@ -88,7 +93,7 @@ impl HicapsClient {
         loop {
             let token = self.token(refreshed).await?;
             let mut request =
-                OutboundRequest::new(method, href).header("authorization", format!("Bearer {token}")).timeout(CALL_TIMEOUT);
+                OutboundRequest::new(method, href).header("authorization", format!("Bearer {token}")).timeout(self.timeout);
             request = match &body {
                 Some(body) => request.json(body.clone()),
                 None => request.header("content-length", "0"),
@@ -119,7 +124,7 @@ impl HicapsClient {
             .append_pair("client_id", &self.credentials.client_id)
             .append_pair("client_secret", self.credentials.client_secret.expose_secret())
             .finish();
-        let request = OutboundRequest::new(Method::Post, &self.credentials.token_url).form(form).timeout(CALL_TIMEOUT);
+        let request = OutboundRequest::new(Method::Post, &self.credentials.token_url).form(form).timeout(self.timeout);
         let response = self.http.send(request).await.map_err(transient)?;
         if !(200..300).contains(&response.status) {
             // A refused token is an outage of ours or theirs, not a fault of this message: retry.

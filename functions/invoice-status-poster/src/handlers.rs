@@ -14,6 +14,22 @@ use shared::program::work::Work;
 use shared::store::{Condition, Item, Key};
 use std::time::Instant;
 
+/// Time kept after the last possible moment a callback returns, to record completion.
+const COMPLETION_MARGIN_SECONDS: i64 = 3;
+
+/// The poster during one invocation: its clients and the invocation's deadline.
+struct Context<'a> {
+    poster: &'a Poster,
+    deadline: i64,
+}
+
+impl std::ops::Deref for Context<'_> {
+    type Target = Poster;
+    fn deref(&self) -> &Poster {
+        self.poster
+    }
+}
+
 #[derive(Deserialize)]
 struct IdAndLinks {
     #[serde(default)]
@@ -40,25 +56,26 @@ pub(crate) async fn flag(poster: &Poster, id: &str, reason: &str) -> Result<(), 
     Ok(())
 }
 
-pub(crate) async fn process(poster: &Poster, work: &Work) -> Result<&'static str, Failure> {
+pub(crate) async fn process(poster: &Poster, work: &Work, deadline: i64) -> Result<&'static str, Failure> {
+    let poster = &Context { poster, deadline };
     match work {
         Work::Webhook { body, .. } => {
             let envelope: WebhookEnvelope =
-                serde_json::from_str(body).map_err(|e| Failure::Permanent(format!("webhook envelope: {e}")))?;
+                serde_json::from_str(body).map_err(|e| Failure::permanent(format!("webhook envelope: {e}")))?;
             if envelope.webhook_type().is_none() {
                 let id = envelope.id.to_string();
                 tracing::warn!(webhook_id = %id, webhook_type = %envelope.kind, "unhandled webhook type kept for operators");
                 flag(poster, &id, "unhandledType").await?;
                 return Ok("unhandledType");
             }
-            let webhook = envelope.into_webhook().map_err(|e| Failure::Permanent(format!("webhook data: {e}")))?;
+            let webhook = envelope.into_webhook().map_err(|e| Failure::permanent(format!("webhook data: {e}")))?;
             handle_webhook(poster, &webhook).await
         }
         Work::Decision { decision_id, invoice_id, update } => {
             let invoice = records::load_invoice(poster.table.as_ref(), invoice_id)
                 .await?
-                .ok_or_else(|| Failure::Permanent(format!("invoice {invoice_id} is not known")))?;
-            let href = invoice.status_href.clone().ok_or_else(|| Failure::Permanent("invoice has no status link".into()))?;
+                .ok_or_else(|| Failure::permanent(format!("invoice {invoice_id} is not known")))?;
+            let href = invoice.status_href.clone().ok_or_else(|| Failure::permanent("invoice has no status link"))?;
             post(poster, &href, update, "invoice-status-updated").await?;
             apply_update(poster, &invoice, update).await?;
             tracing::info!(%decision_id, %invoice_id, "decision posted");
@@ -67,7 +84,7 @@ pub(crate) async fn process(poster: &Poster, work: &Work) -> Result<&'static str
     }
 }
 
-async fn handle_webhook(poster: &Poster, webhook: &Webhook) -> Result<&'static str, Failure> {
+async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<&'static str, Failure> {
     let webhook_id = webhook.id.to_string();
     match &webhook.event {
         WebhookEvent::InvoiceSubmitted(invoice) => {
@@ -174,7 +191,7 @@ async fn handle_webhook(poster: &Poster, webhook: &Webhook) -> Result<&'static s
             record_event(poster, &format!("payment#{}", payment.payment_id), &webhook_id, webhook.webhook_type().as_str()).await?;
             let response = poster.hicaps.get(href).await?;
             let invoices: PaymentInvoices = serde_json::from_slice(&response.body)
-                .map_err(|e| Failure::Permanent(format!("payment invoices response: {e}")))?;
+                .map_err(|e| Failure::permanent(format!("payment invoices response: {e}")))?;
             let next = if paid { ClaimState::Paid } else { ClaimState::PaymentFailed };
             let mut moved = 0usize;
             for listed in &invoices.invoices {
@@ -212,10 +229,10 @@ async fn handle_webhook(poster: &Poster, webhook: &Webhook) -> Result<&'static s
 }
 
 fn required_link<'a>(href: Option<&'a str>, rel: &str) -> Result<&'a str, Failure> {
-    href.ok_or_else(|| Failure::Permanent(format!("the webhook has no {rel} link")))
+    href.ok_or_else(|| Failure::permanent(format!("the webhook has no {rel} link")))
 }
 
-async fn adjudicate_invoice(poster: &Poster, invoice: &shared::hicaps::Invoice) -> Result<Vec<ClaimStatus>, Failure> {
+async fn adjudicate_invoice(poster: &Context<'_>, invoice: &shared::hicaps::Invoice) -> Result<Vec<ClaimStatus>, Failure> {
     let program = invoice.program.as_str();
     let schedule = Schedule::load(poster.table.as_ref(), program).await?;
     let standing = match &invoice.member {
@@ -248,7 +265,7 @@ fn cancellation_update(invoice: &InvoiceRecord) -> InvoiceStatusUpdate {
 }
 
 /// Applies a posted update to the stored claim states.
-async fn apply_update(poster: &Poster, invoice: &InvoiceRecord, update: &InvoiceStatusUpdate) -> Result<(), Failure> {
+async fn apply_update(poster: &Context<'_>, invoice: &InvoiceRecord, update: &InvoiceStatusUpdate) -> Result<(), Failure> {
     let expires = poster.record_expiry();
     for claim in &invoice.claims {
         let next = match update.state.and_then(InvoiceLevelState::claim_state) {
@@ -267,7 +284,7 @@ async fn apply_update(poster: &Poster, invoice: &InvoiceRecord, update: &Invoice
     Ok(())
 }
 
-async fn record_event(poster: &Poster, pk: &str, webhook_id: &str, kind: &str) -> Result<(), Failure> {
+async fn record_event(poster: &Context<'_>, pk: &str, webhook_id: &str, kind: &str) -> Result<(), Failure> {
     let mut attrs = Map::new();
     attrs.insert("type".into(), json!(kind));
     let item = Item::new(Key::new(pk, format!("webhook#{webhook_id}")), attrs).expiring_at(poster.record_expiry());
@@ -275,8 +292,14 @@ async fn record_event(poster: &Poster, pk: &str, webhook_id: &str, kind: &str) -
     Ok(())
 }
 
-async fn post(poster: &Poster, href: &str, body: &impl serde::Serialize, rel: &str) -> Result<(), Failure> {
-    let body = serde_json::to_vec(body).map_err(|e| Failure::Permanent(e.to_string()))?;
+async fn post(poster: &Context<'_>, href: &str, body: &impl serde::Serialize, rel: &str) -> Result<(), Failure> {
+    // Post only when the call and the completion record fit before the invocation's deadline:
+    // a post cut off by the timeout would leave its lock to expire and be posted again.
+    let latest_start = poster.deadline - poster.hicaps.timeout().as_secs() as i64 - COMPLETION_MARGIN_SECONDS;
+    if chrono::Utc::now().timestamp() > latest_start {
+        return Err(Failure::Transient("too little time left in this invocation to post safely".into()));
+    }
+    let body = serde_json::to_vec(body).map_err(|e| Failure::permanent(e.to_string()))?;
     let started = Instant::now();
     let result = poster.hicaps.post_json(href, body).await;
     let elapsed = started.elapsed().as_millis() as u64;

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub struct Config {
+    /// Moved into the HICAPS client at construction.
     pub credentials: HicapsCredentials,
     pub callback_hosts: Vec<String>,
     /// How long a completed webhook id is remembered (at least 7 days).
@@ -34,6 +35,8 @@ pub struct Config {
     pub max_receive_count: u32,
     /// First retry delay; doubles with each receive, capped at 15 minutes.
     pub retry_base: Duration,
+    /// Total time allowed for each call to HICAPS.
+    pub call_timeout: Duration,
 }
 
 impl Config {
@@ -57,12 +60,15 @@ impl Config {
             record_days: vars.parse_or("RECORD_RETENTION_DAYS", 90u32)?,
             max_receive_count: vars.parse_or("MAX_RECEIVE_COUNT", 8u32)?.max(1),
             retry_base: Duration::from_millis(vars.parse_or("RETRY_BASE_MILLIS", 5_000u64)?),
+            call_timeout: Duration::from_secs(vars.parse_or("HICAPS_TIMEOUT_SECONDS", 10u64)?.clamp(1, 20)),
         })
     }
 }
 
 pub struct Poster {
-    config: Config,
+    record_days: u32,
+    max_receive_count: u32,
+    retry_base: Duration,
     table: SharedTable,
     hicaps: HicapsClient,
     idempotency: Idempotency,
@@ -70,13 +76,20 @@ pub struct Poster {
     dead_letters: Arc<dyn MessageSender>,
 }
 
-/// Why processing did not complete.
+/// Why processing did not complete. Reasons are logged; `detail` (HICAPS's answer, which may
+/// echo personal data) goes only into the dead letter.
 #[derive(Debug, thiserror::Error)]
 pub enum Failure {
     #[error("transient: {0}")]
     Transient(String),
-    #[error("permanent: {0}")]
-    Permanent(String),
+    #[error("permanent: {reason}")]
+    Permanent { reason: String, detail: Option<String> },
+}
+
+impl Failure {
+    pub fn permanent(reason: impl Into<String>) -> Self {
+        Failure::Permanent { reason: reason.into(), detail: None }
+    }
 }
 
 impl From<StoreError> for Failure {
@@ -89,8 +102,10 @@ impl From<CallbackError> for Failure {
     fn from(error: CallbackError) -> Self {
         match error {
             CallbackError::Transient(reason) => Failure::Transient(reason),
-            CallbackError::Refused => Failure::Permanent("callback link is not on an allowed HICAPS host".into()),
-            CallbackError::Rejected { status, body } => Failure::Permanent(format!("HICAPS answered {status}: {body}")),
+            CallbackError::Refused => Failure::permanent("callback link is not on an allowed HICAPS host"),
+            CallbackError::Rejected { status, body } => {
+                Failure::Permanent { reason: format!("HICAPS answered {status}"), detail: Some(body) }
+            }
         }
     }
 }
@@ -108,9 +123,18 @@ impl Poster {
         visibility: Arc<dyn MessageVisibility>,
         dead_letters: Arc<dyn MessageSender>,
     ) -> Self {
-        let hicaps = HicapsClient::new(http, clone_credentials(&config.credentials), config.callback_hosts.clone());
-        let idempotency = Idempotency::new(Arc::clone(&table), config.idempotency_days);
-        Self { config, table, hicaps, idempotency, visibility, dead_letters }
+        let Config { credentials, callback_hosts, idempotency_days, record_days, max_receive_count, retry_base, call_timeout } =
+            config;
+        Self {
+            record_days,
+            max_receive_count,
+            retry_base,
+            hicaps: HicapsClient::new(http, credentials, callback_hosts, call_timeout),
+            idempotency: Idempotency::new(Arc::clone(&table), idempotency_days),
+            table,
+            visibility,
+            dead_letters,
+        }
     }
 
     /// One SQS batch. `deadline` is when this invocation must be done (epoch seconds): the
@@ -143,14 +167,14 @@ impl Poster {
         };
         let work = match Work::parse(&body) {
             Ok(work) => work,
-            Err(error) => return self.dead_letter(raw, None, &error.to_string()).await,
+            Err(error) => return self.dead_letter(raw, None, &Failure::permanent(error.to_string())).await,
         };
         let (id, webhook_error) = match &work {
             Work::Webhook { body, .. } => (handlers::webhook_id(body), handlers::webhook_error_href(body)),
             Work::Decision { decision_id, .. } => (Some(decision_id.clone()), None),
         };
         let Some(id) = id else {
-            return self.dead_letter(raw, None, "work without an id").await;
+            return self.dead_letter(raw, None, &Failure::permanent("work without an id")).await;
         };
         let hash = payload_hash(body.as_bytes());
         let version = match self.idempotency.begin(&id, &hash, deadline).await {
@@ -171,7 +195,7 @@ impl Poster {
             }
             Err(error) => return self.retry(record, receive_count, Some(&id), &error.to_string()).await,
         };
-        match handlers::process(self, &work).await {
+        match handlers::process(self, &work, deadline).await {
             Ok(outcome) => match self.idempotency.complete(&id, version, &hash, outcome).await {
                 Ok(()) => Disposition::Done,
                 // The effect happened; a redelivery after the lock expires repeats the same outcome.
@@ -182,19 +206,17 @@ impl Poster {
                     tracing::warn!(work_id = %id, %error, "could not release the lock; it expires by itself");
                 }
                 match failure {
-                    Failure::Transient(reason) if receive_count < self.config.max_receive_count => {
+                    Failure::Transient(reason) if receive_count < self.max_receive_count => {
                         self.retry(record, receive_count, Some(&id), &reason).await
                     }
-                    Failure::Transient(reason) | Failure::Permanent(reason) => {
-                        self.dead_letter(raw, webhook_error.as_deref(), &reason).await
-                    }
+                    failure => self.dead_letter(raw, webhook_error.as_deref(), &failure).await,
                 }
             }
         }
     }
 
     async fn retry(&self, record: &SqsMessage, receive_count: u32, id: Option<&str>, reason: &str) -> Disposition {
-        let delay = backoff(self.config.retry_base, receive_count);
+        let delay = backoff(self.retry_base, receive_count);
         tracing::warn!(work_id = id.unwrap_or("-"), receive_count, delay_ms = delay.as_millis() as u64, reason, "will retry");
         shared::metrics::count("CallbackOutcome", ("Outcome", "retried"));
         if let Some(receipt) = record.receipt_handle.as_deref()
@@ -206,8 +228,13 @@ impl Poster {
     }
 
     /// Moves the message to the dead-letter queue with the reason, then asks HICAPS to redeliver.
-    async fn dead_letter(&self, raw: &str, webhook_error: Option<&str>, reason: &str) -> Disposition {
-        let letter = shared::program::work::dead_letter(raw, reason);
+    async fn dead_letter(&self, raw: &str, webhook_error: Option<&str>, failure: &Failure) -> Disposition {
+        let (reason, kept) = match failure {
+            Failure::Transient(reason) => (reason.as_str(), format!("gave up after retries: {reason}")),
+            Failure::Permanent { reason, detail: None } => (reason.as_str(), reason.clone()),
+            Failure::Permanent { reason, detail: Some(detail) } => (reason.as_str(), format!("{reason}: {detail}")),
+        };
+        let letter = shared::program::work::dead_letter(raw, &kept);
         if let Err(error) = self.dead_letters.send(letter).await {
             tracing::error!(%error, "dead-letter queue unavailable; the message stays on the queue");
             return Disposition::Retry;
@@ -224,7 +251,7 @@ impl Poster {
     }
 
     pub(crate) fn record_expiry(&self) -> i64 {
-        now_epoch_seconds() + i64::from(self.config.record_days) * 86_400
+        now_epoch_seconds() + i64::from(self.record_days) * 86_400
     }
 }
 
@@ -232,12 +259,4 @@ impl Poster {
 pub fn backoff(base: Duration, receive_count: u32) -> Duration {
     let factor = 1u32.checked_shl(receive_count.saturating_sub(1).min(16)).unwrap_or(u32::MAX);
     base.saturating_mul(factor).min(Duration::from_secs(900))
-}
-
-fn clone_credentials(credentials: &HicapsCredentials) -> HicapsCredentials {
-    HicapsCredentials {
-        token_url: credentials.token_url.clone(),
-        client_id: credentials.client_id.clone(),
-        client_secret: credentials.client_secret.clone(),
-    }
 }

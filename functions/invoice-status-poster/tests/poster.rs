@@ -43,6 +43,7 @@ async fn harness(table: Arc<dyn Table>) -> Harness {
         .with("HICAPS_CLIENT_SECRET", "secret")
         .with("HICAPS_CALLBACK_HOSTS", format!("127.0.0.1:{}", address.port()))
         .with("MAX_RECEIVE_COUNT", "5")
+        .with("HICAPS_TIMEOUT_SECONDS", "2")
         .with("RETRY_BASE_MILLIS", "0");
     for item in shared::program::reference::schedule_items(SCHEDULE)
         .expect("schedule")
@@ -192,14 +193,42 @@ async fn a_crash_after_posting_repeats_the_same_outcome_only() {
     let h = harness(table).await;
     Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
     let message = webhook_message(&webhook_to(&h.hicaps), 0);
-    let short_deadline = chrono::Utc::now().timestamp() + 1;
+    // Time for one 2 s call and the completion margin, and no more.
+    let short_deadline = chrono::Utc::now().timestamp() + 6;
     assert_eq!(h.poster.handle(event(&message, 1), short_deadline).await.batch_item_failures.len(), 1);
     // While the dead invocation's lock lives, a redelivery waits.
     assert_eq!(h.poster.handle(event(&message, 2), deadline()).await.batch_item_failures.len(), 1);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(6100)).await;
     assert!(h.poster.handle(event(&message, 3), deadline()).await.batch_item_failures.is_empty());
     assert!(h.poster.handle(event(&message, 4), deadline()).await.batch_item_failures.is_empty());
     let posts = status_posts(&h.hicaps).await;
     assert_eq!(posts.len(), 2, "posted before the crash and once more after the lock expired");
     assert_eq!(posts[0], posts[1], "the same outcome both times");
+}
+
+#[tokio::test]
+async fn a_changed_payload_under_a_known_id_is_flagged_not_processed() {
+    let table: Arc<dyn Table> = Arc::new(EmbeddedTable::new());
+    let h = harness(table.clone()).await;
+    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+    let original = webhook_to(&h.hicaps);
+    assert!(h.poster.handle(event(&webhook_message(&original, 0), 1), deadline()).await.batch_item_failures.is_empty());
+    let mut changed: Value = serde_json::from_str(&original).expect("json");
+    changed["data"]["claims"][0]["unitPrice"] = json!(9999);
+    assert!(h.poster.handle(event(&webhook_message(&changed.to_string(), 0), 1), deadline()).await.batch_item_failures.is_empty());
+    assert_eq!(status_posts(&h.hicaps).await.len(), 1, "the changed payload caused no second post");
+    let flag = table.get(&Key::new("flagged#payloadChanged", "8ad735a2-21a0-481a-9174-205817e95110")).await.expect("get");
+    assert!(flag.is_some(), "flagged for operators");
+}
+
+#[tokio::test]
+async fn no_post_starts_too_close_to_the_deadline() {
+    let h = harness(Arc::new(EmbeddedTable::new())).await;
+    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+    let message = webhook_message(&webhook_to(&h.hicaps), 0);
+    let almost_over = chrono::Utc::now().timestamp() + 2;
+    assert_eq!(h.poster.handle(event(&message, 1), almost_over).await.batch_item_failures.len(), 1, "retried later");
+    assert!(status_posts(&h.hicaps).await.is_empty(), "nothing posted that the timeout could cut off");
+    assert!(h.poster.handle(event(&message, 2), deadline()).await.batch_item_failures.is_empty());
+    assert_eq!(status_posts(&h.hicaps).await.len(), 1);
 }

@@ -228,3 +228,9 @@ fn non_empty_string(raw: Option<&RawValue>, name: &str, problems: &mut Problems)
         }
     }
 }
+
+impl shared::web::HttpHandler for Receiver {
+    fn call(&self, request: lambda_http::Request) -> shared::web::BoxFuture<'_, shared::web::HttpResponse> {
+        Box::pin(self.handle(request))
+    }
+}

@@ -1,0 +1,88 @@
+//! The receiver's cost per webhook, in process on the embedded adapters: the raw API Gateway v2
+//! event JSON (events/webhook-receiver/invoice-submitted.json, the spec's Example Invoice
+//! Submitted Webhook) deserialised into a `lambda_http::Request` as the runtime does, handled, and
+//! answered 202 with the message on an `EmbeddedQueue`. Target (issue 8): at most 10 µs median.
+//!
+//! `cargo bench -p webhook-receiver --bench receiver`; `cargo xtask bench` runs it and reads
+//! target/criterion/**/new/estimates.json.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use shared::config::Vars;
+use shared::handoff::Handoff;
+use shared::queue::MessageSource;
+use shared::queue::embedded::EmbeddedQueue;
+use shared::store::embedded::EmbeddedTable;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use webhook_receiver::{Config, Receiver};
+
+const EVENT: &str = include_str!("../../../events/webhook-receiver/invoice-submitted.json");
+/// Webhooks handled between two (untimed) drains of the queue, so it never grows large.
+const DRAIN_EVERY: u64 = 1_000;
+
+fn receiver(runtime: &tokio::runtime::Runtime, queue: Arc<EmbeddedQueue>) -> Receiver {
+    let vars = Vars::default()
+        .with("WEBHOOK_AUTH_HEADER", webhook_receiver::DEFAULT_AUTH_HEADER)
+        .with("WEBHOOK_AUTH_VALUE", "local-webhook-secret");
+    let config = runtime.block_on(Config::from_vars(&vars)).expect("config");
+    let table = Arc::new(EmbeddedTable::new());
+    Receiver::new(config, Handoff::new(queue, table.clone()), table)
+}
+
+async fn drain(queue: &EmbeddedQueue) -> usize {
+    let mut drained = 0;
+    loop {
+        let messages = queue.receive(10, Duration::ZERO).await.expect("receive");
+        if messages.is_empty() {
+            return drained;
+        }
+        for message in &messages {
+            queue.delete(&message.receipt_handle).await.expect("delete");
+        }
+        drained += messages.len();
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let queue = Arc::new(EmbeddedQueue::new(Duration::from_secs(30)));
+    let receiver = receiver(&runtime, queue.clone());
+
+    // Once, outside the measurement: the path really answers 202 and queues the body.
+    runtime.block_on(async {
+        let request = lambda_http::request::from_str(EVENT).expect("API Gateway v2 event");
+        let response = receiver.handle(request).await;
+        assert_eq!(response.status().as_u16(), 202, "the sample event must be accepted: {:?}", response.body());
+        assert_eq!(drain(&queue).await, 1, "exactly one message queued");
+    });
+
+    let mut group = c.benchmark_group("webhook-receiver");
+    group.bench_function("apigw-v2-event-to-202", |b| {
+        b.to_async(&runtime).iter_custom(|iters| {
+            let queue = queue.clone();
+            let receiver = &receiver;
+            async move {
+                let mut timed = Duration::ZERO;
+                let mut done = 0;
+                while done < iters {
+                    let chunk = (iters - done).min(DRAIN_EVERY);
+                    let started = Instant::now();
+                    for _ in 0..chunk {
+                        let request = lambda_http::request::from_str(std::hint::black_box(EVENT)).expect("event");
+                        let response = receiver.handle(request).await;
+                        assert_eq!(response.status().as_u16(), 202);
+                    }
+                    timed += started.elapsed();
+                    done += chunk;
+                    let drained = drain(&queue).await;
+                    assert_eq!(drained as u64, chunk, "every webhook queued exactly once");
+                }
+                timed
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
