@@ -156,6 +156,12 @@ impl Example {
     }
 }
 
+/// HICAPS's wait before delivery attempt `attempt` (1-based): (webhooks already sent)² x 80 ms.
+pub fn retry_delay(attempt: u32) -> Duration {
+    let already_sent = u64::from(attempt.saturating_sub(1));
+    Duration::from_millis(already_sent * already_sent * 80)
+}
+
 fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
@@ -288,8 +294,7 @@ impl Simulator {
         let body = webhook.to_string().into_bytes();
         lock(&self.inner.deliveries).insert(webhook_id.clone(), Delivery { webhook_id: webhook_id.clone(), ..Default::default() });
         for attempt in 1..=DELIVERY_ATTEMPTS {
-            let already_sent = u64::from(attempt - 1);
-            tokio::time::sleep(Duration::from_millis(already_sent * already_sent * 80)).await;
+            tokio::time::sleep(retry_delay(attempt)).await;
             let request = OutboundRequest::new(Method::Post, &self.inner.receiver_url)
                 .header(&self.inner.auth_header, &self.inner.auth_value)
                 .json(body.clone())
@@ -403,4 +408,17 @@ async fn faults(State(sim): State<Simulator>, Json(body): Json<Value>) -> Respon
     let times = body["times"].as_u64().unwrap_or(1) as usize;
     sim.fail_next(status, times);
     StatusCode::NO_CONTENT.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_follow_the_spec_table() {
+        let millis: Vec<u128> = [1, 2, 3, 4, 5, 6, 23, 24].iter().map(|n| retry_delay(*n).as_millis()).collect();
+        assert_eq!(millis, [0, 80, 320, 720, 1280, 2000, 38720, 42320]);
+        let total: u128 = (1..=DELIVERY_ATTEMPTS).map(|n| retry_delay(n).as_millis()).sum();
+        assert_eq!(total, 345_920, "about 5.5 minutes over 24 attempts");
+    }
 }
