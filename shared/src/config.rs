@@ -21,30 +21,42 @@ impl ConfigError {
 /// The configuration variables a handler is built from: the process environment in Lambda, and
 /// the environment overlaid on the local stack's defaults on a laptop.
 #[derive(Debug, Clone, Default)]
-pub struct Vars(HashMap<String, String>);
+pub struct Vars {
+    values: HashMap<String, String>,
+    /// Reads `*_SECRET_ARN` secrets; set in Lambda by `shared::lambda::Init`.
+    #[cfg(feature = "aws")]
+    secrets_manager: Option<aws_sdk_secretsmanager::Client>,
+}
 
 impl Vars {
     pub fn from_env() -> Self {
-        Self(std::env::vars().collect())
+        Self { values: std::env::vars().collect(), ..Self::default() }
+    }
+
+    /// Lets `secret` read `NAME_SECRET_ARN` through this client (built once, at init).
+    #[cfg(feature = "aws")]
+    pub fn with_secrets_manager(mut self, client: aws_sdk_secretsmanager::Client) -> Self {
+        self.secrets_manager = Some(client);
+        self
     }
 
     /// Sets `name` unless it is already set (to a non-blank value).
     pub fn with_default(mut self, name: &str, value: impl Into<String>) -> Self {
         if self.get(name).is_none() {
-            self.0.insert(name.to_owned(), value.into());
+            self.values.insert(name.to_owned(), value.into());
         }
         self
     }
 
     /// Sets `name`, replacing any value.
     pub fn with(mut self, name: &str, value: impl Into<String>) -> Self {
-        self.0.insert(name.to_owned(), value.into());
+        self.values.insert(name.to_owned(), value.into());
         self
     }
 
     /// The variable's value, or `None` when it is unset or blank.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str).filter(|value| !value.trim().is_empty())
+        self.values.get(name).map(String::as_str).filter(|value| !value.trim().is_empty())
     }
 
     pub fn required(&self, name: &str) -> Result<&str, ConfigError> {
@@ -79,7 +91,7 @@ impl Vars {
         let Some(arn) = self.get(&arn_variable) else {
             return Ok(None);
         };
-        fetch_secret(&arn_variable, arn).await.map(Some)
+        self.fetch_secret(&arn_variable, arn).await.map(Some)
     }
 
     pub async fn required_secret(&self, name: &str) -> Result<SecretString, ConfigError> {
@@ -89,23 +101,27 @@ impl Vars {
     }
 }
 
-#[cfg(feature = "aws")]
-async fn fetch_secret(variable: &str, arn: &str) -> Result<SecretString, ConfigError> {
-    let config = crate::aws_config().await;
-    let client = aws_sdk_secretsmanager::Client::new(&config);
-    let output = client
-        .get_secret_value()
-        .secret_id(arn)
-        .send()
-        .await
-        .map_err(|e| ConfigError::new(variable, format!("cannot read the secret: {e}")))?;
-    output
-        .secret_string
-        .map(SecretString::from)
-        .ok_or_else(|| ConfigError::new(variable, "the secret has no string value"))
-}
+impl Vars {
+    #[cfg(feature = "aws")]
+    async fn fetch_secret(&self, variable: &str, arn: &str) -> Result<SecretString, ConfigError> {
+        let client = self
+            .secrets_manager
+            .as_ref()
+            .ok_or_else(|| ConfigError::new(variable, "Secrets Manager is not available here; set the value itself"))?;
+        let output = client
+            .get_secret_value()
+            .secret_id(arn)
+            .send()
+            .await
+            .map_err(|e| ConfigError::new(variable, format!("cannot read the secret: {e}")))?;
+        output
+            .secret_string
+            .map(SecretString::from)
+            .ok_or_else(|| ConfigError::new(variable, "the secret has no string value"))
+    }
 
-#[cfg(not(feature = "aws"))]
-async fn fetch_secret(variable: &str, _arn: &str) -> Result<SecretString, ConfigError> {
-    Err(ConfigError::new(variable, "secrets from Secrets Manager need the `aws` feature"))
+    #[cfg(not(feature = "aws"))]
+    async fn fetch_secret(&self, variable: &str, _arn: &str) -> Result<SecretString, ConfigError> {
+        Err(ConfigError::new(variable, "secrets from Secrets Manager need the `aws` feature"))
+    }
 }

@@ -15,7 +15,9 @@ pub struct Init {
 impl Init {
     pub async fn new() -> Self {
         crate::telemetry::init();
-        Self { vars: Vars::from_env(), aws: crate::aws_config().await }
+        let aws = crate::aws_config().await;
+        let vars = Vars::from_env().with_secrets_manager(aws_sdk_secretsmanager::Client::new(&aws));
+        Self { vars, aws }
     }
 
     /// The table named by `TABLE_NAME`.
