@@ -182,7 +182,9 @@ fn choose_architecture() -> Architecture {
     match arm64_std_installed() {
         Some(true) => return ARM64,
         None => {
-            println!("xtask: WARNING: rustup not found, so the {ARM64_TARGET} standard library cannot be checked or added: building x86_64");
+            println!(
+                "xtask: WARNING: rustup not found, so the {ARM64_TARGET} standard library cannot be checked or added: building x86_64"
+            );
             return X86_64;
         }
         Some(false) => {}
@@ -232,10 +234,7 @@ pub fn package(root: &Path, venv: &Path) -> anyhow::Result<Vec<PackageReport>> {
     }
     println!("xtask: cargo lambda build --release {} --output-format zip ({})", architecture.flag, functions.join(", "));
     let mut build = cargo_lambda(venv)?;
-    build
-        .current_dir(root)
-        .args(["build", "--release", architecture.flag, "--output-format", "zip", "--lambda-dir"])
-        .arg(&lambda_dir);
+    build.current_dir(root).args(["build", "--release", architecture.flag, "--output-format", "zip", "--lambda-dir"]).arg(&lambda_dir);
     for function in &functions {
         build.args(["--package", function]);
     }
@@ -248,9 +247,8 @@ pub fn package(root: &Path, venv: &Path) -> anyhow::Result<Vec<PackageReport>> {
     let mut reports = Vec::new();
     for function in &functions {
         let zip = lambda_dir.join(function).join("bootstrap.zip");
-        let zip_bytes = std::fs::metadata(&zip)
-            .with_context(|| format!("cargo-lambda build succeeded but left no {}", zip.display()))?
-            .len();
+        let zip_bytes =
+            std::fs::metadata(&zip).with_context(|| format!("cargo-lambda build succeeded but left no {}", zip.display()))?.len();
         let binary = binaries.join(function);
         if binary.is_file() {
             let machine = elf_machine(&binary)?;
@@ -312,11 +310,7 @@ const EVENTS: &[(&str, &str, Expect)] = &[
     ("webhook-receiver", "invoice-status-decision.json", Expect::Status(202, &["decisionId"])),
     ("invoice-status-poster", "sqs-decision.json", Expect::NoBatchItemFailures),
     ("icp-query-proxy", "valid.json", Expect::Status(200, &[])),
-    (
-        "icp-query-proxy",
-        "invalid.json",
-        Expect::Status(400, &["\"claimNumber\"", "\"dateOfBirth\"", "\"vendorId\"", "\"providerId\""]),
-    ),
+    ("icp-query-proxy", "invalid.json", Expect::Status(400, &["\"claimNumber\"", "\"dateOfBirth\"", "\"vendorId\"", "\"providerId\""])),
     ("eligibility-check", "mandatory.json", Expect::Status(200, &[])),
     ("eligibility-check", "optional.json", Expect::Status(200, &[])),
     ("icare-sender", "put-policy.json", Expect::Success),
@@ -469,9 +463,8 @@ async fn create_resources(root: &Path, config: &aws_config::SdkConfig) -> anyhow
     let table = DynamoTable::from_sdk_config(config, TABLE_NAME);
     table.ensure_exists().await.context("creating the DynamoDB table in moto")?;
     let sqs = aws_sdk_sqs::Client::new(config);
-    let (work, dlq) = SqsQueue::ensure_exists(&sqs, WORK_QUEUE, WORK_VISIBILITY, MAX_RECEIVE_COUNT)
-        .await
-        .context("creating the work queue in moto")?;
+    let (work, dlq) =
+        SqsQueue::ensure_exists(&sqs, WORK_QUEUE, WORK_VISIBILITY, MAX_RECEIVE_COUNT).await.context("creating the work queue in moto")?;
     let (icare, _) = SqsQueue::ensure_exists(&sqs, ICARE_QUEUE, ICARE_VISIBILITY, MAX_RECEIVE_COUNT)
         .await
         .context("creating the iCare retry queue in moto")?;
@@ -592,7 +585,12 @@ pub fn invoke_check(root: &Path, venv: &Path, moto_env: &[(&str, String)]) -> an
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let config = runtime.block_on(sdk_config(moto_env))?;
     let resources = runtime.block_on(create_resources(root, &config))?;
-    println!("xtask: created table {TABLE_NAME}, queues {}, {} and {} in moto", resources.work.url(), resources.dlq.url(), resources.icare.url());
+    println!(
+        "xtask: created table {TABLE_NAME}, queues {}, {} and {} in moto",
+        resources.work.url(),
+        resources.dlq.url(),
+        resources.icare.url()
+    );
 
     let mut environment: Vec<(&str, String)> = moto_env.to_vec();
     environment.extend([
@@ -636,7 +634,9 @@ pub fn invoke_check(root: &Path, venv: &Path, moto_env: &[(&str, String)]) -> an
                     if queued == queued_before + wanted {
                         Outcome::Ok(format!("{said}; work queue {queued_before} -> {queued}"))
                     } else {
-                        Outcome::Failed(format!("{said}, but the work queue went from {queued_before} to {queued} messages (wanted +{wanted})"))
+                        Outcome::Failed(format!(
+                            "{said}, but the work queue went from {queued_before} to {queued} messages (wanted +{wanted})"
+                        ))
                     }
                 }
                 Ok(said) => Outcome::Ok(said),

@@ -4,11 +4,16 @@
 //!   moto on a free loopback port, runs every test in the workspace against it, stops it, and
 //!   exits with the tests' status.
 //! - `moto`: starts the same moto server alone and prints the environment to use it.
+//! - `package`: `cargo lambda build --release --arm64 --output-format zip` of every function
+//!   (x86-64 if the arm64 std can't be installed, said so), with each zip's size.
+//! - `lambda-invoke`: fresh moto + `cargo lambda watch` + `cargo lambda invoke` of every file in
+//!   events/, each answer checked.
 //! - `replay-dlq --queue-url URL --dlq-url URL`: sends dead-lettered work back to the queue.
 //! - `load-reference --table NAME [--schedule FILE] [--members FILE]`: loads the benefit
 //!   schedule and member registry into a DynamoDB table.
 
 mod iac;
+mod lambda;
 mod moto;
 mod ops;
 
@@ -23,15 +28,17 @@ fn repo_root() -> PathBuf {
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(task) = args.first() else {
-        bail!("usage: cargo xtask <test|moto|replay-dlq|load-reference> [options]");
+        bail!("usage: cargo xtask <test|moto|package|lambda-invoke|replay-dlq|load-reference> [options]");
     };
     let options = &args[1..];
     match task.as_str() {
         "test" => test(options),
         "moto" => moto::serve_forever(),
+        "package" => package(),
+        "lambda-invoke" => lambda_invoke(),
         "replay-dlq" => ops::replay_dlq(options),
         "load-reference" => ops::load_reference(options),
-        other => bail!("unknown task {other:?}; tasks: test, moto, replay-dlq, load-reference"),
+        other => bail!("unknown task {other:?}; tasks: test, moto, package, lambda-invoke, replay-dlq, load-reference"),
     }
 }
 
@@ -54,4 +61,20 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
         bail!("tests failed ({status})");
     }
     Ok(())
+}
+
+/// Release zips of every function for Lambda (arm64, else x86-64, said so), with their sizes.
+fn package() -> anyhow::Result<()> {
+    let root = repo_root();
+    let venv = moto::ensure_venv(&root)?;
+    lambda::package(&root, &venv).map(drop)
+}
+
+/// The README's cargo-lambda steps against a fresh moto server, every answer checked.
+fn lambda_invoke() -> anyhow::Result<()> {
+    let root = repo_root();
+    let venv = moto::ensure_venv(&root)?;
+    let server = moto::Server::start(&venv)?;
+    println!("xtask: moto {} on {}", moto::MOTO_VERSION, server.endpoint());
+    lambda::invoke_check(&root, &venv, &server.environment())
 }

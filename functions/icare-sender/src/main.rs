@@ -11,7 +11,6 @@ use lambda_http::request::LambdaRequest;
 use lambda_http::{Body, RequestExt};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
-use shared::config::Vars;
 use shared::http_client::ReqwestClient;
 use shared::lambda::Init;
 use shared::time::SystemClock;
@@ -64,6 +63,7 @@ async fn main() -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::config::Vars;
 
     #[test]
     fn sqs_events_are_told_from_http_events() {

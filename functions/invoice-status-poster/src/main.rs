@@ -17,9 +17,17 @@ async fn main() -> Result<(), Error> {
         let poster = Arc::clone(&poster);
         async move {
             // The idempotency locks this invocation takes expire when Lambda would stop it.
-            let deadline = (event.context.deadline / 1000) as i64;
+            let deadline = invocation_deadline(event.context.deadline);
             Ok::<_, Error>(poster.handle(event.payload, deadline).await)
         }
     }))
     .await
+}
+
+/// The invocation's deadline in epoch seconds. A deadline already past is not Lambda's (cargo
+/// lambda watch sends a fixed `600000` ms, in 1970): then assume the template's 30 s timeout.
+fn invocation_deadline(deadline_ms: u64) -> i64 {
+    let now = chrono::Utc::now().timestamp();
+    let deadline = (deadline_ms / 1000) as i64;
+    if deadline > now { deadline } else { now + 30 }
 }
