@@ -176,7 +176,13 @@ impl Poster {
         let Some(id) = id else {
             return self.dead_letter(raw, None, &Failure::permanent("work without an id")).await;
         };
-        let hash = payload_hash(body.as_bytes());
+        // The payload is the webhook as HICAPS sent it: the receiver's `receivedAt` differs on
+        // every redelivery and must not make a repeat look like a changed payload.
+        let payload = match &work {
+            Work::Webhook { body, .. } => body.as_str(),
+            Work::Decision { .. } => body.as_str(),
+        };
+        let hash = payload_hash(payload.as_bytes());
         let version = match self.idempotency.begin(&id, &hash, deadline).await {
             Ok(Begin::Acquired { version }) => version,
             Ok(Begin::AlreadyCompleted) => {

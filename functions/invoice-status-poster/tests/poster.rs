@@ -222,6 +222,20 @@ async fn a_changed_payload_under_a_known_id_is_flagged_not_processed() {
 }
 
 #[tokio::test]
+async fn a_redelivery_received_later_is_a_duplicate_not_a_changed_payload() {
+    let table: Arc<dyn Table> = Arc::new(EmbeddedTable::new());
+    let h = harness(table.clone()).await;
+    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+    let webhook = webhook_to(&h.hicaps);
+    assert!(h.poster.handle(event(&webhook_message(&webhook, 1_000), 1), deadline()).await.batch_item_failures.is_empty());
+    // HICAPS delivers the same webhook again; the receiver stamps it with a later time.
+    assert!(h.poster.handle(event(&webhook_message(&webhook, 61_000), 1), deadline()).await.batch_item_failures.is_empty());
+    assert_eq!(status_posts(&h.hicaps).await.len(), 1);
+    let flag = table.get(&Key::new("flagged#payloadChanged", "8ad735a2-21a0-481a-9174-205817e95110")).await.expect("get");
+    assert!(flag.is_none(), "a redelivery is not a changed payload");
+}
+
+#[tokio::test]
 async fn no_post_starts_too_close_to_the_deadline() {
     let h = harness(Arc::new(EmbeddedTable::new())).await;
     Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
