@@ -32,6 +32,7 @@ pub async fn start(backend: Backend, extra: &[(&str, &str)]) -> local::Stack {
 pub const API_KEY: &str = "test-key";
 
 pub fn client() -> reqwest::Client {
+    shared::install_tls_provider();
     reqwest::Client::new()
 }
 

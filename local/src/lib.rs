@@ -10,14 +10,14 @@ use anyhow::Context;
 use aws_lambda_events::sqs::SqsEvent;
 use axum::Router;
 use axum::extract::{Path, Request, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::future::BoxFuture;
 use shared::web::HttpHandler;
 use shared::config::Vars;
 use shared::handoff::Handoff;
 use shared::http_client::{ReqwestClient, SharedHttp};
-use shared::queue::{MessageSender, MessageSource, MessageVisibility};
+use shared::queue::{MessageSender, MessageSource, MessageVisibility, QueueDepth};
 use shared::store::SharedTable;
 use shared::time::SystemClock;
 use std::collections::HashMap;
@@ -36,9 +36,9 @@ const ICARE_RETRY_SPACING: Duration = Duration::from_secs(10);
 /// The work queue's redrive policy, as in the SAM template.
 pub const MAX_RECEIVE_COUNT: u32 = 8;
 
-/// A queue as the local stack needs it: send, receive, and set visibility.
-pub trait LocalQueue: MessageSender + MessageSource + MessageVisibility {}
-impl<T: MessageSender + MessageSource + MessageVisibility> LocalQueue for T {}
+/// A queue as the local stack needs it: send, receive, set visibility, and count.
+pub trait LocalQueue: MessageSender + MessageSource + MessageVisibility + QueueDepth {}
+impl<T: MessageSender + MessageSource + MessageVisibility + QueueDepth> LocalQueue for T {}
 
 /// Where state lives: in process, or DynamoDB and SQS at `AWS_ENDPOINT_URL`.
 pub struct Backend {
@@ -70,7 +70,7 @@ impl Backend {
     pub async fn aws(vars: &Vars) -> anyhow::Result<Self> {
         use shared::queue::sqs::SqsQueue;
         use shared::store::dynamo::DynamoTable;
-        let config = shared::aws_config().await;
+        let config = shared::aws_config(vars).await?;
         let table_name = vars.get("TABLE_NAME").unwrap_or("claims-gateway").to_owned();
         let table = DynamoTable::from_sdk_config(&config, &table_name);
         table.ensure_exists().await.context("creating the DynamoDB table")?;
@@ -241,6 +241,10 @@ pub async fn start(vars: Vars, listener: tokio::net::TcpListener) -> anyhow::Res
     }
     let router = router
         .with_state(Arc::clone(&apps))
+        .route("/local/queues", get({
+            let backend = Arc::clone(&backend);
+            move || queue_depths(Arc::clone(&backend))
+        }))
         .nest("/sim/hicaps", hicaps.router())
         .nest("/sim/acc", sim::acc::router())
         .nest("/sim/claiming", sim::claiming::router())
@@ -286,6 +290,23 @@ struct LambdaRoute {
     path: &'static str,
     function: &'static str,
     handler: fn(&Apps) -> &dyn HttpHandler,
+}
+
+/// `GET /local/queues`: how many messages each queue holds (visible and in flight), so a load
+/// run or a curious developer can see the work queue drain and the dead-letter queue stay empty.
+async fn queue_depths(backend: Arc<Backend>) -> Response {
+    let queues: [(&str, &dyn QueueDepth); 3] = [("work", &*backend.work), ("workDlq", &*backend.work_dlq), ("icare", &*backend.icare)];
+    let mut depths = serde_json::Map::new();
+    for (name, queue) in queues {
+        match queue.depth().await {
+            Ok(messages) => depths.insert(name.into(), serde_json::json!({ "messages": messages })),
+            Err(error) => {
+                let problem = serde_json::json!({ "error": format!("{name}: {error}") });
+                return (http::StatusCode::SERVICE_UNAVAILABLE, axum::Json(problem)).into_response();
+            }
+        };
+    }
+    axum::Json(serde_json::Value::Object(depths)).into_response()
 }
 
 const fn route(method: &'static str, path: &'static str, function: &'static str, handler: fn(&Apps) -> &dyn HttpHandler) -> LambdaRoute {

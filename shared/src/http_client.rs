@@ -87,6 +87,7 @@ pub struct ReqwestClient {
 
 impl ReqwestClient {
     pub fn new() -> Result<Self, HttpError> {
+        crate::install_tls_provider();
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(CONNECT_TIMEOUT)

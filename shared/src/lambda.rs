@@ -3,6 +3,7 @@
 
 use crate::config::{ConfigError, Vars};
 use crate::queue::sqs::SqsQueue;
+use crate::queue::sqs_send::SqsSender;
 use crate::store::dynamo::DynamoTable;
 use crate::web::HttpHandler;
 use std::sync::Arc;
@@ -13,16 +14,23 @@ pub struct Init {
 }
 
 impl Init {
-    pub async fn new() -> Self {
+    pub async fn new() -> Result<Self, ConfigError> {
         crate::telemetry::init();
-        let aws = crate::aws_config().await;
-        let vars = Vars::from_env().with_secrets_manager(aws_sdk_secretsmanager::Client::new(&aws));
-        Self { vars, aws }
+        let vars = Vars::from_env();
+        let aws = crate::aws_config(&vars).await?;
+        let vars = vars.with_secrets_manager(aws_sdk_secretsmanager::Client::new(&aws));
+        Ok(Self { vars, aws })
     }
 
     /// The table named by `TABLE_NAME`.
     pub fn table(&self) -> Result<Arc<DynamoTable>, ConfigError> {
         Ok(Arc::new(DynamoTable::from_sdk_config(&self.aws, self.vars.required("TABLE_NAME")?)))
+    }
+
+    /// A sender to the queue whose URL is in `variable`: one signed request per message, for a
+    /// handler whose only queue operation is the send on its hot path.
+    pub fn queue_sender(&self, variable: &str) -> Result<Arc<SqsSender>, ConfigError> {
+        Ok(Arc::new(SqsSender::new(&self.aws, &self.vars, self.vars.required(variable)?)?))
     }
 
     /// The queue whose URL is in `variable`.

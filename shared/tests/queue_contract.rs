@@ -6,14 +6,15 @@ mod support;
 use shared::handoff::{Handoff, resolve};
 use shared::queue::embedded::EmbeddedQueue;
 use shared::queue::sqs::SqsQueue;
-use shared::queue::{MAX_MESSAGE_BYTES, MessageSender, MessageSource, MessageVisibility, QueueError};
+use shared::queue::sqs_send::SqsSender;
+use shared::queue::{MAX_MESSAGE_BYTES, MessageSender, MessageSource, MessageVisibility, QueueDepth, QueueError};
 use shared::store::embedded::EmbeddedTable;
 use shared::store::{ItemPut, ItemQuery};
 use std::sync::Arc;
 use std::time::Duration;
 
-trait Queue: MessageSender + MessageSource + MessageVisibility {}
-impl<T: MessageSender + MessageSource + MessageVisibility> Queue for T {}
+trait Queue: MessageSender + MessageSource + MessageVisibility + QueueDepth {}
+impl<T: MessageSender + MessageSource + MessageVisibility + QueueDepth> Queue for T {}
 
 const WAIT: Duration = Duration::from_secs(1);
 
@@ -30,11 +31,14 @@ async fn receive_all(queue: &dyn Queue, expected: usize) -> Vec<shared::queue::R
 
 async fn send_receive_delete(queue: &dyn Queue) {
     let id = queue.send("one".into()).await.expect("send");
+    assert_eq!(queue.depth().await.expect("depth"), 1, "a sent message counts");
     let received = receive_all(queue, 1).await;
     assert_eq!(received.len(), 1);
     assert_eq!((received[0].message_id.as_str(), received[0].body.as_str(), received[0].receive_count), (id.as_str(), "one", 1));
+    assert_eq!(queue.depth().await.expect("depth"), 1, "an in-flight message still counts");
     queue.delete(&received[0].receipt_handle).await.expect("delete");
     assert!(queue.receive(10, Duration::ZERO).await.expect("receive").is_empty());
+    assert_eq!(queue.depth().await.expect("depth"), 0, "a deleted message is gone");
 }
 
 async fn batch_send(queue: &dyn Queue) {
@@ -97,6 +101,36 @@ async fn sqs_on_moto_meets_the_contract() {
         .await
         .expect("create queues on moto");
     contract(&queue).await;
+}
+
+/// The receiver's lean sender speaks the wire protocol the SDK reads back.
+#[tokio::test]
+async fn sqs_sender_on_moto_delivers_what_the_sdk_receives() {
+    let config = support::sdk_config().await;
+    let vars = shared::config::Vars::from_env();
+    let (queue, _) = SqsQueue::ensure_exists(&aws_sdk_sqs::Client::new(&config), &support::unique("sender"), Duration::from_secs(30), 5)
+        .await
+        .expect("create queues on moto");
+    let sender = SqsSender::new(&config, &vars, queue.url()).expect("sender");
+    let body = r#"{"kind":"webhook","note":"quotes \" and unicode \u00e9 survive"}"#.to_owned();
+    let id = sender.send(body.clone()).await.expect("send");
+    let received = receive_all(&queue, 1).await;
+    assert_eq!((received[0].message_id.as_str(), received[0].body.as_str()), (id.as_str(), body.as_str()));
+    assert!(matches!(sender.send("x".repeat(MAX_MESSAGE_BYTES + 1)).await, Err(QueueError::TooLarge { .. })));
+}
+
+#[tokio::test]
+async fn sqs_sender_reports_a_missing_queue_and_an_unreachable_endpoint() {
+    let config = support::sdk_config().await;
+    let endpoint = support::moto_endpoint();
+    let missing = format!("{endpoint}/123456789012/{}", support::unique("missing"));
+    let sender = SqsSender::new(&config, &shared::config::Vars::from_env(), &missing).expect("sender");
+    let error = sender.send("lost?".into()).await.expect_err("no such queue");
+    assert!(error.to_string().contains("NonExistentQueue") || error.to_string().contains("QueueDoesNotExist"), "{error}");
+    // Nothing listens on port 9: retried, then reported, never taken for sent.
+    let vars = shared::config::Vars::default().with("AWS_ENDPOINT_URL", "http://127.0.0.1:9");
+    let sender = SqsSender::new(&config, &vars, &missing).expect("sender");
+    assert!(matches!(sender.send("lost?".into()).await, Err(QueueError::Unavailable(_))));
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@ pub fn unique(prefix: &str) -> String {
 
 pub async fn sdk_config() -> aws_config::SdkConfig {
     moto_endpoint();
-    shared::aws_config().await
+    shared::aws_config(&shared::config::Vars::from_env()).await.expect("AWS SDK configuration")
 }
 
 pub async fn dynamo_table() -> Arc<shared::store::dynamo::DynamoTable> {

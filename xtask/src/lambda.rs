@@ -7,6 +7,7 @@
 
 use anyhow::{Context, bail};
 use serde_json::Value;
+use shared::queue::QueueDepth;
 use shared::queue::sqs::SqsQueue;
 use shared::store::dynamo::DynamoTable;
 use shared::store::{Condition, ItemPut};
@@ -443,6 +444,7 @@ async fn sdk_config(moto_env: &[(&str, String)]) -> anyhow::Result<aws_config::S
         "xtask-moto",
     );
     Ok(aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(shared::aws_http_client(&shared::config::Vars::from_env())?)
         .endpoint_url(setting(moto_env, "AWS_ENDPOINT_URL")?)
         .region(aws_config::Region::new(setting(moto_env, "AWS_REGION")?.to_owned()))
         .credentials_provider(credentials)
@@ -620,7 +622,7 @@ pub fn invoke_check(root: &Path, venv: &Path, moto_env: &[(&str, String)]) -> an
     let mut deferred = Vec::new();
     for (function, file, expect) in EVENTS {
         let relative = Path::new("events").join(function).join(file);
-        let queued_before = runtime.block_on(resources.work.approximate_len()).context("reading the work queue's length in moto")?;
+        let queued_before = runtime.block_on(resources.work.depth()).context("reading the work queue's length in moto")?;
         let deferred_before = occurrences(&watch.log, DEFERRED_FOR_TIME);
         let answer = invoke(venv, root, watch_port, function, &relative);
         watch.check_running()?;
@@ -629,7 +631,7 @@ pub fn invoke_check(root: &Path, venv: &Path, moto_env: &[(&str, String)]) -> an
             Ok(answer) => match check(&answer, *expect) {
                 Ok(said) if *function == "webhook-receiver" => {
                     // A webhook or decision the receiver accepted is on the work queue; nothing else is.
-                    let queued = runtime.block_on(resources.work.approximate_len()).context("reading the work queue's length in moto")?;
+                    let queued = runtime.block_on(resources.work.depth()).context("reading the work queue's length in moto")?;
                     let wanted = usize::from(matches!(expect, Expect::Status(202, _)));
                     if queued == queued_before + wanted {
                         Outcome::Ok(format!("{said}; work queue {queued_before} -> {queued}"))
@@ -666,7 +668,7 @@ pub fn invoke_check(root: &Path, venv: &Path, moto_env: &[(&str, String)]) -> an
             }
         }
     }
-    let dead_letters = runtime.block_on(resources.dlq.approximate_len()).context("reading the dead-letter queue's length in moto")?;
+    let dead_letters = runtime.block_on(resources.dlq.depth()).context("reading the dead-letter queue's length in moto")?;
     println!("xtask: the dead-letter queue holds {dead_letters} message(s)");
     drop(watch);
     drop(stack);

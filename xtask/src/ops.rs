@@ -23,7 +23,7 @@ pub fn replay_dlq(options: &[String]) -> anyhow::Result<()> {
         bail!("usage: cargo xtask replay-dlq --queue-url URL --dlq-url URL");
     };
     runtime()?.block_on(async {
-        let config = shared::aws_config().await;
+        let config = shared::aws_config(&shared::config::Vars::from_env()).await?;
         let queue = SqsQueue::from_sdk_config(&config, queue_url);
         let dlq = SqsQueue::from_sdk_config(&config, dlq_url);
         let mut replayed = 0usize;
@@ -58,7 +58,7 @@ pub fn load_reference(options: &[String]) -> anyhow::Result<()> {
         .chain(shared::program::reference::member_items(&members)?)
         .collect();
     runtime()?.block_on(async {
-        let config = shared::aws_config().await;
+        let config = shared::aws_config(&shared::config::Vars::from_env()).await?;
         let table = DynamoTable::from_sdk_config(&config, table);
         for item in &items {
             table.put(item, Condition::Always).await?;

@@ -47,9 +47,9 @@ async fn dispatch(app: &App, event: LambdaEvent<Value>) -> Result<Value, Error> 
     Ok(serde_json::to_value(response)?)
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    let init = Init::new().await;
+    let init = Init::new().await?;
     let config = Config::from_vars(&init.vars).await?;
     let retries = init.queue("ICARE_QUEUE_URL")?;
     let app = Arc::new(App::new(config, init.table()?, Arc::new(ReqwestClient::new()?), Arc::new(SystemClock), retries));

@@ -7,9 +7,9 @@ use shared::http_client::ReqwestClient;
 use shared::lambda::Init;
 use std::sync::Arc;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    let init = Init::new().await;
+    let init = Init::new().await?;
     let config = Config::from_vars(&init.vars).await?;
     let http = Arc::new(ReqwestClient::new()?);
     let poster = Arc::new(Poster::new(config, init.table()?, http, init.queue("QUEUE_URL")?, init.queue("DLQ_URL")?));

@@ -5,11 +5,11 @@ use shared::lambda::{Init, serve_http};
 use std::sync::Arc;
 use webhook_receiver::{Config, Receiver};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    let init = Init::new().await;
+    let init = Init::new().await?;
     let config = Config::from_vars(&init.vars).await?;
     let table = init.table()?;
-    let handoff = Handoff::new(init.queue("QUEUE_URL")?, table.clone());
+    let handoff = Handoff::new(init.queue_sender("QUEUE_URL")?, table.clone());
     serve_http(Arc::new(Receiver::new(config, handoff, table))).await
 }

@@ -2,7 +2,7 @@
 //! visibility timeout and comes back unless deleted; after `max_receive_count` receives it moves
 //! to the dead-letter queue, if one is attached.
 
-use super::{MAX_BATCH, MessageSender, MessageSource, MessageVisibility, QueueError, ReceivedMessage, check_size};
+use super::{MAX_BATCH, MessageSender, MessageSource, MessageVisibility, QueueDepth, QueueError, ReceivedMessage, check_size};
 use async_trait::async_trait;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -131,6 +131,13 @@ impl MessageSender for EmbeddedQueue {
 }
 
 #[async_trait]
+impl QueueDepth for EmbeddedQueue {
+    async fn depth(&self) -> Result<usize, QueueError> {
+        Ok(self.len())
+    }
+}
+
+#[async_trait]
 impl MessageSource for EmbeddedQueue {
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<ReceivedMessage>, QueueError> {
         let deadline = Instant::now() + wait;
@@ -147,7 +154,13 @@ impl MessageSource for EmbeddedQueue {
     }
 
     async fn delete(&self, receipt_handle: &str) -> Result<(), QueueError> {
-        self.lock().retain(|m| m.receipt_handle.as_deref() != Some(receipt_handle));
+        // Received messages sit near the front: find this one and remove it, which shifts the
+        // shorter side, rather than `retain`, which walks the whole backlog under the lock that
+        // every send also takes.
+        let mut messages = self.lock();
+        if let Some(index) = messages.iter().position(|m| m.receipt_handle.as_deref() == Some(receipt_handle)) {
+            messages.remove(index);
+        }
         Ok(())
     }
 }

@@ -9,6 +9,8 @@
 pub mod embedded;
 #[cfg(feature = "aws")]
 pub mod sqs;
+#[cfg(feature = "aws")]
+pub mod sqs_send;
 
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -59,6 +61,12 @@ pub trait MessageSource: Send + Sync {
 pub trait MessageVisibility: Send + Sync {
     /// The message becomes visible again after `timeout` (its next attempt).
     async fn change_visibility(&self, receipt_handle: &str, timeout: Duration) -> Result<(), QueueError>;
+}
+
+#[async_trait]
+pub trait QueueDepth: Send + Sync {
+    /// Messages in the queue, visible and in flight (SQS's approximate counts).
+    async fn depth(&self) -> Result<usize, QueueError>;
 }
 
 pub type SharedSender = Arc<dyn MessageSender>;

@@ -1,6 +1,6 @@
 //! The queue port on SQS (standard queue).
 
-use super::{MAX_BATCH, MessageSender, MessageSource, MessageVisibility, QueueError, ReceivedMessage, check_size};
+use super::{MAX_BATCH, MessageSender, MessageSource, MessageVisibility, QueueDepth, QueueError, ReceivedMessage, check_size};
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry};
@@ -70,9 +70,11 @@ impl SqsQueue {
             .ok_or_else(|| QueueError::Unavailable("no queue url".into()))?;
         Ok((SqsQueue::new(client.clone(), url), SqsQueue::new(client.clone(), dlq_url)))
     }
+}
 
-    /// Messages in the queue, visible and in flight (SQS's approximate counts).
-    pub async fn approximate_len(&self) -> Result<usize, QueueError> {
+#[async_trait]
+impl QueueDepth for SqsQueue {
+    async fn depth(&self) -> Result<usize, QueueError> {
         let attributes = self
             .client
             .get_queue_attributes()
