@@ -8,10 +8,14 @@
 //!   (x86-64 if the arm64 std can't be installed, said so), with each zip's size.
 //! - `lambda-invoke`: fresh moto + `cargo lambda watch` + `cargo lambda invoke` of every file in
 //!   events/, each answer checked.
+//! - `bench [criterion|load|cold-start|package]...`: every measurement of issue 8 (criterion, load through the local stack, cold start,
+//!   CPU and memory under a Runtime API emulator, package size) into `BENCHMARKS.md`; exits
+//!   non-zero naming each missed target.
 //! - `replay-dlq --queue-url URL --dlq-url URL`: sends dead-lettered work back to the queue.
 //! - `load-reference --table NAME [--schedule FILE] [--members FILE]`: loads the benefit
 //!   schedule and member registry into a DynamoDB table.
 
+mod bench;
 mod iac;
 mod lambda;
 mod moto;
@@ -28,17 +32,18 @@ fn repo_root() -> PathBuf {
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(task) = args.first() else {
-        bail!("usage: cargo xtask <test|moto|package|lambda-invoke|replay-dlq|load-reference> [options]");
+        bail!("usage: cargo xtask <test|bench|moto|package|lambda-invoke|replay-dlq|load-reference> [options]");
     };
     let options = &args[1..];
     match task.as_str() {
         "test" => test(options),
+        "bench" => bench(options),
         "moto" => moto::serve_forever(),
         "package" => package(),
         "lambda-invoke" => lambda_invoke(),
         "replay-dlq" => ops::replay_dlq(options),
         "load-reference" => ops::load_reference(options),
-        other => bail!("unknown task {other:?}; tasks: test, moto, package, lambda-invoke, replay-dlq, load-reference"),
+        other => bail!("unknown task {other:?}; tasks: test, bench, moto, package, lambda-invoke, replay-dlq, load-reference"),
     }
 }
 
@@ -61,6 +66,13 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
         bail!("tests failed ({status})");
     }
     Ok(())
+}
+
+/// Every benchmark of issue 8, written to BENCHMARKS.md.
+fn bench(parts: &[String]) -> anyhow::Result<()> {
+    let root = repo_root();
+    let venv = moto::ensure_venv(&root)?;
+    bench::run(&root, &venv, parts)
 }
 
 /// Release zips of every function for Lambda (arm64, else x86-64, said so), with their sizes.

@@ -84,6 +84,10 @@ impl Server {
         bail!("moto_server did not answer on port {port} within 30 s")
     }
 
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }

@@ -81,6 +81,34 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
+    // The same path in its two halves, to show where the time goes (informational).
+    group.bench_function("apigw-v2-event-deserialise", |b| {
+        b.iter(|| lambda_http::request::from_str(std::hint::black_box(EVENT)).expect("event"))
+    });
+    group.bench_function("handle-request-to-202", |b| {
+        b.to_async(&runtime).iter_custom(|iters| {
+            let queue = queue.clone();
+            let receiver = &receiver;
+            async move {
+                let mut timed = Duration::ZERO;
+                let mut done = 0;
+                while done < iters {
+                    let chunk = (iters - done).min(DRAIN_EVERY);
+                    let requests: Vec<_> =
+                        (0..chunk).map(|_| lambda_http::request::from_str(EVENT).expect("event")).collect();
+                    let started = Instant::now();
+                    for request in requests {
+                        let response = receiver.handle(request).await;
+                        assert_eq!(response.status().as_u16(), 202);
+                    }
+                    timed += started.elapsed();
+                    done += chunk;
+                    assert_eq!(drain(&queue).await as u64, chunk, "every webhook queued exactly once");
+                }
+                timed
+            }
+        })
+    });
     group.finish();
 }
 
