@@ -87,8 +87,8 @@ pub struct ReqwestClient {
 
 impl ReqwestClient {
     pub fn new() -> Result<Self, HttpError> {
-        crate::install_tls_provider();
         let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(crate::client_tls(crate::public_roots()))
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(CONNECT_TIMEOUT)
             .pool_idle_timeout(Duration::from_secs(50))

@@ -33,41 +33,68 @@ pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// TLS for our reqwest clients: ring, TLS 1.2 and 1.3, and `roots`. Building the roots here keeps
+/// reqwest from loading the platform's store (a bundle and a directory of some 150 files, parsed
+/// at every cold start).
+pub fn client_tls(roots: rustls::RootCertStore) -> rustls::ClientConfig {
+    install_tls_provider();
+    rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth()
+}
+
+/// Mozilla's roots, compiled in (webpki-roots): what the upstream partners' public certificates
+/// chain to, at no cost at init.
+pub fn public_roots() -> rustls::RootCertStore {
+    rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() }
+}
+
 /// The roots every AWS service endpoint's certificate chains to (Amazon Trust Services).
 #[cfg(feature = "aws")]
 const AMAZON_TRUST_SERVICES: &str = include_str!("amazon-trust-services.pem");
 
-/// The AWS SDK's HTTP client: hyper and rustls with ring. It trusts the five Amazon Trust
-/// Services roots, compiled in, instead of the platform's store: loading and parsing that store
-/// (a bundle and a directory of some 150 certificates) was most of a cold start's init. Set
-/// `AWS_CA_BUNDLE` to a PEM file to trust other roots (an HTTPS endpoint with a private CA, or
-/// the China regions, whose endpoints are not ATS-certified).
+/// The PEM roots our AWS traffic trusts: the five Amazon Trust Services roots, compiled in, or
+/// the file `AWS_CA_BUNDLE` names (an HTTPS endpoint with a private CA, or the China regions,
+/// whose endpoints are not ATS-certified).
+#[cfg(feature = "aws")]
+pub fn aws_roots_pem(vars: &config::Vars) -> Result<Vec<u8>, config::ConfigError> {
+    let Some(path) = vars.get("AWS_CA_BUNDLE") else {
+        return Ok(AMAZON_TRUST_SERVICES.as_bytes().to_vec());
+    };
+    let pem = std::fs::read(path).map_err(|e| config::ConfigError::new("AWS_CA_BUNDLE", format!("cannot read {path}: {e}")))?;
+    match pem_certificates(&pem) {
+        Some(certificates) if !certificates.is_empty() => Ok(pem),
+        _ => Err(config::ConfigError::new("AWS_CA_BUNDLE", format!("{path} holds no valid PEM certificate"))),
+    }
+}
+
+/// [`aws_roots_pem`] as a root store, for a reqwest client that talks to AWS.
+#[cfg(feature = "aws")]
+pub fn aws_roots(vars: &config::Vars) -> Result<rustls::RootCertStore, config::ConfigError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let (_, ignored) = roots.add_parsable_certificates(pem_certificates(&aws_roots_pem(vars)?).unwrap_or_default());
+    if ignored > 0 || roots.is_empty() {
+        return Err(config::ConfigError::new("AWS_CA_BUNDLE", "holds a certificate that is not a usable root"));
+    }
+    Ok(roots)
+}
+
+/// The certificates of a PEM file, or `None` if one of them does not parse.
+#[cfg(feature = "aws")]
+fn pem_certificates(pem: &[u8]) -> Option<Vec<rustls::pki_types::CertificateDer<'static>>> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>().ok()
+}
+
+/// The AWS SDK's HTTP client: hyper and rustls with ring, trusting [`aws_roots_pem`] instead of
+/// the platform's store, whose loading was most of a cold start's init.
 #[cfg(feature = "aws")]
 pub fn aws_http_client(vars: &config::Vars) -> Result<aws_sdk_sqs::config::SharedHttpClient, config::ConfigError> {
     use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore, rustls_provider::CryptoMode};
     install_tls_provider();
-    let roots = match vars.get("AWS_CA_BUNDLE") {
-        None => AMAZON_TRUST_SERVICES.as_bytes().to_vec(),
-        Some(path) => {
-            let pem = std::fs::read(path).map_err(|e| config::ConfigError::new("AWS_CA_BUNDLE", format!("cannot read {path}: {e}")))?;
-            match count_pem_certificates(&pem) {
-                Some(count) if count > 0 => pem,
-                _ => return Err(config::ConfigError::new("AWS_CA_BUNDLE", format!("{path} holds no valid PEM certificate"))),
-            }
-        }
-    };
     let trust = TlsContext::builder()
-        .with_trust_store(TrustStore::empty().with_pem_certificate(roots))
+        .with_trust_store(TrustStore::empty().with_pem_certificate(aws_roots_pem(vars)?))
         .build()
         .map_err(|e| config::ConfigError::new("AWS_CA_BUNDLE", e.to_string()))?;
     Ok(aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).tls_context(trust).build_https())
-}
-
-/// How many certificates a PEM file holds, or `None` if one of them does not parse.
-#[cfg(feature = "aws")]
-fn count_pem_certificates(pem: &[u8]) -> Option<usize> {
-    use rustls::pki_types::{CertificateDer, pem::PemObject};
-    CertificateDer::pem_slice_iter(pem).try_fold(0, |count, cert| cert.ok().map(|_| count + 1))
 }
 
 /// The AWS SDK configuration from the environment (`AWS_REGION`, credentials, and
@@ -81,7 +108,9 @@ pub async fn aws_config(vars: &config::Vars) -> Result<aws_config::SdkConfig, co
 mod tests {
     #[test]
     fn the_amazon_roots_parse() {
-        assert_eq!(super::count_pem_certificates(super::AMAZON_TRUST_SERVICES.as_bytes()), Some(5));
+        assert_eq!(super::pem_certificates(super::AMAZON_TRUST_SERVICES.as_bytes()).map(|c| c.len()), Some(5));
+        assert_eq!(super::aws_roots(&crate::config::Vars::default()).map(|r| r.len()).ok(), Some(5));
+        assert!(!super::public_roots().is_empty());
     }
 
     #[test]

@@ -41,8 +41,8 @@ impl SqsSender {
             .or_else(|| vars.get("AWS_ENDPOINT_URL"))
             .map(|url| url.trim_end_matches('/').to_owned())
             .unwrap_or_else(|| format!("https://sqs.{region}.amazonaws.com"));
-        crate::install_tls_provider();
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(crate::client_tls(crate::aws_roots(vars)?))
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(ATTEMPT_TIMEOUT)
