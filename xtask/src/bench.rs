@@ -865,10 +865,9 @@ fn webhook_template(root: &Path) -> anyhow::Result<Value> {
     Ok(serde_json::from_str(&text)?)
 }
 
-/// The spec's example invoice with its own webhook id, invoice id and claim ids, its links at the
-/// HICAPS simulator on `simulator_port`. Returns (body, invoice id).
-fn webhook(template: &Value, seed: u64, n: u64, simulator_port: u16) -> (String, String) {
-    let mut webhook = template.clone();
+/// Gives `webhook` its own webhook, invoice and claim ids (number `n` of the run `seed`) and points
+/// its links at the HICAPS simulator on `simulator_port`. Returns its invoice id.
+fn reidentify(webhook: &mut Value, seed: u64, n: u64, simulator_port: u16) -> String {
     let id = uuid(seed, 3 * n);
     let invoice_id = uuid(seed, 3 * n + 1);
     webhook["id"] = json!(id);
@@ -878,11 +877,25 @@ fn webhook(template: &Value, seed: u64, n: u64, simulator_port: u16) -> (String,
             claim["claimId"] = json!(uuid(seed ^ (index as u64 + 1), 3 * n + 2));
         }
     }
+    link_to_simulator(webhook, simulator_port);
+    invoice_id
+}
+
+/// Points the webhook's callback links at the HICAPS simulator on `simulator_port`.
+fn link_to_simulator(webhook: &mut Value, simulator_port: u16) {
+    let id = webhook["id"].as_str().unwrap_or_default().to_owned();
+    let invoice_id = webhook["data"]["invoiceId"].as_str().unwrap_or_default().to_owned();
     let base = format!("http://127.0.0.1:{simulator_port}/sim/hicaps");
     webhook["_links"] = json!({
         "lp:invoice-status-updated": {"href": format!("{base}/callbacks/invoice-status/{invoice_id}")},
         "lp:webhook-error": {"href": format!("{base}/callbacks/webhook-error/{id}")},
     });
+}
+
+/// The spec's example invoice, [`reidentify`]d. Returns (body, invoice id).
+fn webhook(template: &Value, seed: u64, n: u64, simulator_port: u16) -> (String, String) {
+    let mut webhook = template.clone();
+    let invoice_id = reidentify(&mut webhook, seed, n, simulator_port);
     (webhook.to_string(), invoice_id)
 }
 
@@ -1530,25 +1543,13 @@ fn check_answer(subject: &Subject, body: &[u8]) -> Result<(), String> {
 fn poster_event(event: &Value, seed: u64, n: u64, simulator_port: u16) -> anyhow::Result<Vec<u8>> {
     let mut event = event.clone();
     let record = event["Records"][0].as_object_mut().context("the poster's event has no record")?;
-    let message: Value = serde_json::from_str(record.get("body").and_then(Value::as_str).context("no body")?)?;
-    let mut message = message;
+    let mut message: Value = serde_json::from_str(record.get("body").and_then(Value::as_str).context("no body")?)?;
     let webhook = message.get_mut("webhook").context("the record is not a webhook work message")?;
-    let id = if n == 0 { webhook["id"].as_str().unwrap_or_default().to_owned() } else { uuid(seed, 3 * n) };
-    let invoice_id = if n == 0 { webhook["data"]["invoiceId"].as_str().unwrap_or_default().to_owned() } else { uuid(seed, 3 * n + 1) };
-    if n > 0 {
-        webhook["id"] = json!(id);
-        webhook["data"]["invoiceId"] = json!(invoice_id);
-        if let Some(claims) = webhook["data"]["claims"].as_array_mut() {
-            for (index, claim) in claims.iter_mut().enumerate() {
-                claim["claimId"] = json!(uuid(seed ^ (index as u64 + 1), 3 * n + 2));
-            }
-        }
+    if n == 0 {
+        link_to_simulator(webhook, simulator_port);
+    } else {
+        reidentify(webhook, seed, n, simulator_port);
     }
-    let base = format!("http://127.0.0.1:{simulator_port}/sim/hicaps");
-    webhook["_links"] = json!({
-        "lp:invoice-status-updated": {"href": format!("{base}/callbacks/invoice-status/{invoice_id}")},
-        "lp:webhook-error": {"href": format!("{base}/callbacks/webhook-error/{id}")},
-    });
     record.insert("body".into(), json!(message.to_string()));
     record.insert("messageId".into(), json!(uuid(seed ^ 0x5151, n)));
     Ok(serde_json::to_vec(&event)?)

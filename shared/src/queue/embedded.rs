@@ -117,17 +117,6 @@ impl MessageSender for EmbeddedQueue {
         check_size(&body)?;
         Ok(self.push(body, 0, chrono::Utc::now().timestamp_millis()))
     }
-
-    async fn send_batch(&self, bodies: Vec<String>) -> Result<Vec<Result<String, QueueError>>, QueueError> {
-        if bodies.len() > MAX_BATCH {
-            return Err(QueueError::BatchTooLarge(bodies.len()));
-        }
-        let mut results = Vec::with_capacity(bodies.len());
-        for body in bodies {
-            results.push(self.send(body).await);
-        }
-        Ok(results)
-    }
 }
 
 #[async_trait]

@@ -47,8 +47,18 @@ pub struct ReceivedMessage {
 pub trait MessageSender: Send + Sync {
     /// Sends one message and returns its id.
     async fn send(&self, body: String) -> Result<String, QueueError>;
-    /// Sends up to ten messages; each entry is that message's id or its own error.
-    async fn send_batch(&self, bodies: Vec<String>) -> Result<Vec<Result<String, QueueError>>, QueueError>;
+    /// Sends up to ten messages; each entry is that message's id or its own error. By default one
+    /// `send` each; SQS overrides it with one `SendMessageBatch`.
+    async fn send_batch(&self, bodies: Vec<String>) -> Result<Vec<Result<String, QueueError>>, QueueError> {
+        if bodies.len() > MAX_BATCH {
+            return Err(QueueError::BatchTooLarge(bodies.len()));
+        }
+        let mut results = Vec::with_capacity(bodies.len());
+        for body in bodies {
+            results.push(self.send(body).await);
+        }
+        Ok(results)
+    }
 }
 
 #[async_trait]

@@ -4,7 +4,7 @@
 //! call than the whole rest of the receiver; signing is still the SDK's own `aws-sigv4`, and
 //! credentials come from the SDK configuration's provider. Everything else uses `SqsQueue`.
 
-use super::{MAX_BATCH, MessageSender, QueueError, check_size};
+use super::{MessageSender, QueueError, check_size};
 use crate::config::{ConfigError, Vars};
 use async_trait::async_trait;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
@@ -134,16 +134,5 @@ impl MessageSender for SqsSender {
                 Err(Attempt::Retry(reason) | Attempt::Final(reason)) => return Err(QueueError::Unavailable(reason)),
             }
         }
-    }
-
-    async fn send_batch(&self, bodies: Vec<String>) -> Result<Vec<Result<String, QueueError>>, QueueError> {
-        if bodies.len() > MAX_BATCH {
-            return Err(QueueError::BatchTooLarge(bodies.len()));
-        }
-        let mut results = Vec::with_capacity(bodies.len());
-        for body in bodies {
-            results.push(self.send(body).await);
-        }
-        Ok(results)
     }
 }
