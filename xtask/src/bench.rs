@@ -276,7 +276,7 @@ fn render(machine: &Machine, sections: &[Section], kept: &str) -> String {
     );
     let _ = writeln!(md, "- commit: `{}`{}", machine.commit, if machine.dirty { " with uncommitted changes" } else { "" });
     let _ = writeln!(md, "- machine: {} cores, {}, {} RAM, Linux {}", machine.cores, machine.cpu, machine.memory, machine.kernel);
-    let _ = writeln!(md, "- toolchain: {}; release profile: LTO, one codegen unit, stripped", machine.rustc);
+    let _ = writeln!(md, "- toolchain: {}; release profile: fat LTO, one codegen unit, stripped, panic = abort, dependencies at opt-level \"s\" but for the event, JSON and runtime-API path (Cargo.toml)", machine.rustc);
     let _ = writeln!(md, "- each figure: the median of its runs, with the smallest and largest run; targets from issue 8 are checked on the median, and counts that must be zero on every run\n");
 
     let _ = writeln!(md, "## Summary\n");
@@ -1278,6 +1278,9 @@ fn load(root: &Path, work: &Path) -> anyhow::Result<Section> {
 /// or, failing that, wrk from Debian if it is on PATH.
 struct Notes(Vec<String>);
 
+/// The oha the cross-check installs (crates.io), pinned like the venv's tools.
+const OHA_VERSION: &str = "1.16.0";
+
 fn oha_binary(root: &Path) -> anyhow::Result<PathBuf> {
     if let Some(path) = command_line("which", &["oha"]) {
         return Ok(PathBuf::from(path));
@@ -1287,8 +1290,12 @@ fn oha_binary(root: &Path) -> anyhow::Result<PathBuf> {
     if binary.is_file() {
         return Ok(binary);
     }
-    println!("xtask bench: cargo install oha --locked --root {}", tools.display());
-    let status = Command::new(cargo()).args(["install", "oha", "--locked", "--root"]).arg(&tools).status().context("running cargo install oha")?;
+    println!("xtask bench: cargo install oha --version {OHA_VERSION} --locked --root {}", tools.display());
+    let status = Command::new(cargo())
+        .args(["install", "oha", "--version", OHA_VERSION, "--locked", "--root"])
+        .arg(&tools)
+        .status()
+        .context("running cargo install oha")?;
     if !status.success() || !binary.is_file() {
         bail!("cargo install oha --locked failed ({status})");
     }
