@@ -6,6 +6,9 @@ use crate::queue::sqs::SqsQueue;
 use crate::queue::sqs_send::SqsSender;
 use crate::store::dynamo::DynamoTable;
 use crate::web::HttpHandler;
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use lambda_http::lambda_runtime::{self, LambdaEvent};
+use lambda_http::RequestExt;
 use std::sync::Arc;
 
 pub struct Init {
@@ -40,10 +43,13 @@ impl Init {
 }
 
 /// Serves an HTTP API handler under the Lambda runtime until the environment is shut down.
-pub async fn serve_http(handler: Arc<dyn HttpHandler>) -> Result<(), lambda_http::Error> {
-    lambda_http::run(lambda_http::service_fn(move |request| {
+pub async fn serve_http(handler: Arc<dyn HttpHandler>) -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<ApiGatewayV2httpRequest>| {
         let handler = Arc::clone(&handler);
-        async move { Ok::<_, std::convert::Infallible>(handler.call(request).await) }
+        async move {
+            let request = crate::web::request_from_event(event.payload).with_lambda_context(event.context);
+            Ok::<_, std::convert::Infallible>(crate::web::response_to_event(handler.call(request).await))
+        }
     }))
     .await
 }

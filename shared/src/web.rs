@@ -3,7 +3,10 @@
 
 use crate::api_error::ApiError;
 use http::{HeaderValue, StatusCode, header::CONTENT_TYPE};
-use lambda_http::{Body, Response};
+use lambda_http::aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use lambda_http::aws_lambda_events::query_map::QueryMap;
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, RequestExt, Response};
 use serde::Serialize;
 
 pub type HttpResponse = Response<Body>;
@@ -50,4 +53,65 @@ pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T
 /// error (client mistakes are 4xx responses, dependency faults 5xx).
 pub trait HttpHandler: Send + Sync {
     fn call(&self, request: lambda_http::Request) -> BoxFuture<'_, HttpResponse>;
+}
+
+/// An API Gateway HTTP API (payload 2.0) event as the request a handler takes: method, path and
+/// query, headers, body, and the path parameters, query, stage variables and request context as
+/// `lambda_http`'s extensions. Every HTTP function is behind an HTTP API, so the event is read
+/// as that alone: `lambda_http`'s own conversion first buffers the event to guess its source and
+/// rebuilds an absolute URL through the `url` crate, which cost the receiver more than its
+/// handler did (BENCHMARKS.md).
+pub fn request_from_event(event: ApiGatewayV2httpRequest) -> lambda_http::Request {
+    let query = event.raw_query_string.unwrap_or_default();
+    let mut path_and_query = event.raw_path.unwrap_or_else(|| "/".to_owned());
+    if !query.is_empty() {
+        path_and_query.push('?');
+        path_and_query.push_str(&query);
+    }
+    let body = match event.body {
+        None => Body::Empty,
+        Some(body) if !event.is_base64_encoded => Body::Text(body),
+        // API Gateway encodes what is not text; undecodable base64 reaches the handler as is.
+        Some(body) => match base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &body) {
+            Ok(bytes) => Body::Binary(bytes),
+            Err(_) => Body::Text(body),
+        },
+    };
+    let mut request = http::Request::new(body);
+    *request.method_mut() = event.request_context.http.method.clone();
+    *request.uri_mut() = path_and_query.parse().unwrap_or_else(|_| http::Uri::from_static("/"));
+    *request.headers_mut() = event.headers;
+    if let Some(cookies) = event.cookies
+        && let Ok(value) = HeaderValue::from_str(&cookies.join("; "))
+    {
+        request.headers_mut().insert(http::header::COOKIE, value);
+    }
+    request
+        .with_query_string_parameters(query.parse::<QueryMap>().unwrap_or_default())
+        .with_path_parameters(event.path_parameters)
+        .with_stage_variables(event.stage_variables)
+        .with_request_context(RequestContext::ApiGatewayV2(event.request_context))
+}
+
+/// A handler's response as the HTTP API (payload 2.0) response event.
+pub fn response_to_event(response: HttpResponse) -> ApiGatewayV2httpResponse {
+    let (mut parts, body) = response.into_parts();
+    let mut event = ApiGatewayV2httpResponse::default();
+    event.status_code = i64::from(parts.status.as_u16());
+    // The HTTP API takes cookies apart from the headers.
+    event.cookies = parts
+        .headers
+        .get_all(http::header::SET_COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok().map(str::to_owned))
+        .collect();
+    parts.headers.remove(http::header::SET_COOKIE);
+    event.headers = parts.headers;
+    (event.is_base64_encoded, event.body) = match body {
+        Body::Empty => (false, None),
+        text @ Body::Text(_) => (false, Some(text)),
+        binary @ Body::Binary(_) => (true, Some(binary)),
+        _ => (false, None),
+    };
+    event
 }

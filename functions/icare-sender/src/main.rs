@@ -4,11 +4,10 @@
 //! to `App::handle_retries` (answering `SqsBatchResponse`, for `ReportBatchItemFailures`); anything
 //! else is read as an API Gateway HTTP API (v2) request and answered with its response.
 
-use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
+use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::sqs::SqsEvent;
 use icare_sender::{App, Config};
-use lambda_http::request::LambdaRequest;
-use lambda_http::{Body, RequestExt};
+use lambda_http::RequestExt;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 use shared::http_client::ReqwestClient;
@@ -32,19 +31,9 @@ async fn dispatch(app: &App, event: LambdaEvent<Value>) -> Result<Value, Error> 
         let event: SqsEvent = serde_json::from_value(payload)?;
         return Ok(serde_json::to_value(app.handle_retries(event).await)?);
     }
-    let request: LambdaRequest = serde_json::from_value(payload)?;
-    let request = lambda_http::Request::from(request).with_lambda_context(context);
-    let (parts, body) = app.handle(request).await.into_parts();
-    let mut response = ApiGatewayV2httpResponse::default();
-    response.status_code = i64::from(parts.status.as_u16());
-    response.headers = parts.headers;
-    (response.is_base64_encoded, response.body) = match body {
-        Body::Empty => (false, None),
-        text @ Body::Text(_) => (false, Some(text)),
-        binary @ Body::Binary(_) => (true, Some(binary)),
-        _ => (false, None),
-    };
-    Ok(serde_json::to_value(response)?)
+    let event: ApiGatewayV2httpRequest = serde_json::from_value(payload)?;
+    let request = shared::web::request_from_event(event).with_lambda_context(context);
+    Ok(serde_json::to_value(shared::web::response_to_event(app.handle(request).await))?)
 }
 
 #[tokio::main(flavor = "current_thread")]
