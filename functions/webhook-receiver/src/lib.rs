@@ -15,6 +15,7 @@ use serde_json::value::RawValue;
 use shared::api_error::{ApiError, Problems};
 use shared::config::{ConfigError, Vars};
 use shared::handoff::Handoff;
+use shared::metrics::Metric;
 use shared::store::ItemQuery;
 use shared::web::{self, HttpResponse};
 use std::sync::Arc;
@@ -151,8 +152,10 @@ impl Receiver {
             tracing::warn!(webhook_id = %id, webhook_type = %kind, "webhook of an unhandled type accepted and kept for operators");
             shared::metrics::count("WebhookUnhandledType", ("Type", &kind));
         }
-        shared::metrics::count("WebhookReceived", ("Type", if known { &kind } else { "unhandled" }));
-        shared::metrics::millis("AckLatency", started.elapsed().as_millis() as u64, ("Route", "hicaps-webhook"));
+        shared::metrics::record(&[
+            Metric::count("WebhookReceived", ("Type", if known { &kind } else { "unhandled" })),
+            Metric::millis("AckLatency", started.elapsed().as_millis() as u64, ("Route", "hicaps-webhook")),
+        ]);
         Ok(web::empty(StatusCode::ACCEPTED))
     }
 
