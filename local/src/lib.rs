@@ -102,7 +102,58 @@ pub struct Stack {
     apps: Arc<Apps>,
     poster: Arc<invoice_status_poster::Poster>,
     tasks: tokio::task::JoinSet<()>,
+    _consumers: Consumers,
 }
+
+/// The queue consumers (the poster and the iCare retries), on a thread and runtime of their own
+/// at the lowest CPU priority. In AWS they are other functions on other capacity; here they share
+/// the machine with the HTTP front, and draining the queue must not hold up acknowledgements
+/// (BENCHMARKS.md, load run). Dropping this stops them; unfinished batches come back from the
+/// queue as they would after a Lambda timeout.
+struct Consumers {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Consumers {
+    fn start(consumers: Vec<BoxFuture<'static, ()>>) -> std::io::Result<Self> {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let thread = std::thread::Builder::new().name("queue-consumers".into()).spawn(move || {
+            lower_this_threads_priority();
+            runtime.block_on(async move {
+                let mut tasks = tokio::task::JoinSet::new();
+                for consumer in consumers {
+                    tasks.spawn(consumer);
+                }
+                // Resolves when the stack drops its sender.
+                let _ = stopped.await;
+            });
+            runtime.shutdown_timeout(Duration::from_secs(1));
+        })?;
+        Ok(Self { stop: Some(stop), thread: Some(thread) })
+    }
+}
+
+impl Drop for Consumers {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Nice 19 for the calling thread alone (Linux gives each thread its own nice value).
+#[cfg(target_os = "linux")]
+fn lower_this_threads_priority() {
+    if let Err(error) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19) {
+        tracing::debug!(%error, "queue consumers keep the default priority");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_this_threads_priority() {}
 
 impl Stack {
     /// Runs a ready Lambda event through the named function's handler, as `cargo lambda invoke`
@@ -120,8 +171,7 @@ impl Stack {
             };
             return Ok(serde_json::to_value(response)?);
         }
-        let request: lambda_http::request::LambdaRequest = serde_json::from_value(event)?;
-        let request = lambda_http::Request::from(request);
+        let request = shared::web::request_from_event(serde_json::from_value(event)?);
         let handler: &dyn HttpHandler = match function {
             "webhook-receiver" => &self.apps.receiver,
             "icp-query-proxy" => &self.apps.icp,
@@ -259,20 +309,22 @@ pub async fn start(vars: Vars, listener: tokio::net::TcpListener) -> anyhow::Res
     let concurrency = vars.parse_or("POSTER_CONCURRENCY", 4usize)?;
     let work_source: Arc<dyn MessageSource> = backend.work.clone();
     let polling_poster = Arc::clone(&poster);
-    tasks.spawn(poller::run(work_source, "arn:local:sqs:work".into(), concurrency, POSTER_TIMEOUT, move |event: SqsEvent| {
-        let poster = Arc::clone(&polling_poster);
-        async move {
-            let deadline = chrono::Utc::now().timestamp() + POSTER_TIMEOUT.as_secs() as i64;
-            poster.handle(event, deadline).await
-        }
-    }));
     let icare_source: Arc<dyn MessageSource> = backend.icare.clone();
     let polling_apps = Arc::clone(&apps);
-    tasks.spawn(poller::run(icare_source, "arn:local:sqs:icare".into(), 1, ICARE_TIMEOUT, move |event: SqsEvent| {
-        let apps = Arc::clone(&polling_apps);
-        async move { apps.icare.handle_retries(event).await }
-    }));
-    Ok(Stack { base_url, backend, api_keys, hicaps, apps, poster, tasks })
+    let consumers = Consumers::start(vec![
+        Box::pin(poller::run(work_source, "arn:local:sqs:work".into(), concurrency, POSTER_TIMEOUT, move |event: SqsEvent| {
+            let poster = Arc::clone(&polling_poster);
+            async move {
+                let deadline = chrono::Utc::now().timestamp() + POSTER_TIMEOUT.as_secs() as i64;
+                poster.handle(event, deadline).await
+            }
+        })),
+        Box::pin(poller::run(icare_source, "arn:local:sqs:icare".into(), 1, ICARE_TIMEOUT, move |event: SqsEvent| {
+            let apps = Arc::clone(&polling_apps);
+            async move { apps.icare.handle_retries(event).await }
+        })),
+    ])?;
+    Ok(Stack { base_url, backend, api_keys, hicaps, apps, poster, tasks, _consumers: consumers })
 }
 
 /// The caller of a local API key (`Authorization: Bearer <key>`), standing in for the JWT

@@ -588,9 +588,9 @@ fn criterion(root: &Path) -> anyhow::Result<Section> {
     }
     section.notes.push(
         "Receiver: events/webhook-receiver/invoice-submitted.json (the spec's Example Invoice Submitted Webhook in an API \
-         Gateway HTTP API v2 event) is deserialised with `lambda_http::request::from_str` as the runtime does, handled by \
-         `Receiver::handle` (header check in constant time, envelope check, `SendMessage` on an `EmbeddedQueue`), and must \
-         answer 202; the queue is drained, untimed, every 1,000 webhooks and must hold exactly one message per webhook. No \
+         Gateway HTTP API v2 event) is deserialised from bytes as the runtime does and made the handler's request by `shared::web::request_from_event` \
+         (as `serve_http` does), handled by `Receiver::handle` (header check in constant time, envelope check, `SendMessage` \
+         on an `EmbeddedQueue`), and its response made the 202 response event (`shared::web::response_to_event`); the queue is drained, untimed, every 1,000 webhooks and must hold exactly one message per webhook. No \
          tracing subscriber is installed, so log lines cost nothing here (they are in the cold-start CPU figure)."
             .into(),
     );
@@ -1568,27 +1568,42 @@ struct Moto {
     /// The functions' AWS endpoint: a keep-alive relay to moto (see [`start_keep_alive_relay`]).
     relay_port: u16,
     runtime: tokio::runtime::Runtime,
-    sqs: aws_sdk_sqs::Client,
+    config: aws_config::SdkConfig,
+    /// The reference data (benefit schedule, member registry) every table is loaded with.
+    reference: Vec<shared::store::Item>,
+    table: String,
     work_queue: String,
     dead_letter_queue: String,
     icare_queue: String,
 }
 
 impl Moto {
-    /// New empty queues for the next run (and the old ones deleted), so every run meets the same
-    /// moto: its SendMessage slows down as a queue grows, and the receiver's runs leave a thousand
-    /// messages each. (moto, like SQS, allows one PurgeQueue a minute.)
-    fn fresh_queues(&mut self, tag: &str) -> anyhow::Result<()> {
-        let old = [self.work_queue.clone(), self.dead_letter_queue.clone(), self.icare_queue.clone()];
-        let (work, dlq, icare) = self.runtime.block_on(async {
-            for queue in &old {
-                self.sqs.delete_queue().queue_url(queue).send().await.with_context(|| format!("deleting {queue} in moto"))?;
+    /// A new table with only the reference data and new, empty queues for the next run (the old
+    /// ones deleted), so every run meets the same moto: its calls slow down as a table or queue
+    /// grows (a run of the poster leaves some 1,500 items, of the receiver a thousand messages),
+    /// which DynamoDB's and SQS's do not. (moto, like SQS, allows one PurgeQueue a minute.)
+    fn fresh_state(&mut self, tag: &str) -> anyhow::Result<()> {
+        let old_queues = [&self.work_queue, &self.dead_letter_queue, &self.icare_queue];
+        let (table, work, dlq, icare) = self.runtime.block_on(async {
+            let sqs = aws_sdk_sqs::Client::new(&self.config);
+            for queue in old_queues.into_iter().filter(|queue| !queue.is_empty()) {
+                sqs.delete_queue().queue_url(queue).send().await.with_context(|| format!("deleting {queue} in moto"))?;
             }
-            let (work, dlq) = SqsQueue::ensure_exists(&self.sqs, &format!("{TABLE_NAME}-work-{tag}"), Duration::from_secs(180), MAX_RECEIVE_COUNT).await?;
-            let (icare, _) = SqsQueue::ensure_exists(&self.sqs, &format!("{TABLE_NAME}-icare-{tag}"), Duration::from_secs(10), MAX_RECEIVE_COUNT).await?;
-            anyhow::Ok((work.url().to_owned(), dlq.url().to_owned(), icare.url().to_owned()))
+            if !self.table.is_empty() {
+                let dynamodb = aws_sdk_dynamodb::Client::new(&self.config);
+                dynamodb.delete_table().table_name(&self.table).send().await.with_context(|| format!("deleting {} in moto", self.table))?;
+            }
+            let name = format!("{TABLE_NAME}-{tag}");
+            let table = DynamoTable::from_sdk_config(&self.config, &name);
+            table.ensure_exists().await.context("creating the table in moto")?;
+            for item in &self.reference {
+                table.put(item, Condition::Always).await.context("loading reference data into moto")?;
+            }
+            let (work, dlq) = SqsQueue::ensure_exists(&sqs, &format!("{TABLE_NAME}-work-{tag}"), Duration::from_secs(180), MAX_RECEIVE_COUNT).await?;
+            let (icare, _) = SqsQueue::ensure_exists(&sqs, &format!("{TABLE_NAME}-icare-{tag}"), Duration::from_secs(10), MAX_RECEIVE_COUNT).await?;
+            anyhow::Ok((name, work.url().to_owned(), dlq.url().to_owned(), icare.url().to_owned()))
         })?;
-        (self.work_queue, self.dead_letter_queue, self.icare_queue) = (work, dlq, icare);
+        (self.table, self.work_queue, self.dead_letter_queue, self.icare_queue) = (table, work, dlq, icare);
         Ok(())
     }
 }
@@ -1598,37 +1613,38 @@ fn start_moto(root: &Path, venv: &Path) -> anyhow::Result<Moto> {
     let environment = server.environment();
     let setting = |name: &str| environment.iter().find(|(key, _)| *key == name).map(|(_, v)| v.clone()).unwrap_or_default();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let (sqs, work, dlq, icare) = runtime.block_on(async {
-        let credentials = aws_sdk_sqs::config::Credentials::new(
-            setting("AWS_ACCESS_KEY_ID"),
-            setting("AWS_SECRET_ACCESS_KEY"),
-            Some(setting("AWS_SESSION_TOKEN")),
-            None,
-            "xtask-bench",
-        );
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(shared::aws_http_client(&shared::config::Vars::from_env())?)
+    let credentials = aws_sdk_sqs::config::Credentials::new(
+        setting("AWS_ACCESS_KEY_ID"),
+        setting("AWS_SECRET_ACCESS_KEY"),
+        Some(setting("AWS_SESSION_TOKEN")),
+        None,
+        "xtask-bench",
+    );
+    let config = runtime.block_on(
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(shared::aws_http_client(&shared::config::Vars::from_env())?)
             .endpoint_url(server.endpoint())
             .region(aws_config::Region::new(REGION))
             .credentials_provider(credentials)
-            .load()
-            .await;
-        let table = DynamoTable::from_sdk_config(&config, TABLE_NAME);
-        table.ensure_exists().await.context("creating the table in moto")?;
-        let read = |file: &str| std::fs::read_to_string(root.join("local/data").join(file)).with_context(|| format!("reading local/data/{file}"));
-        for item in shared::program::reference::schedule_items(&read("benefit-schedule.json")?)?
-            .into_iter()
-            .chain(shared::program::reference::member_items(&read("member-registry.json")?)?)
-        {
-            table.put(&item, Condition::Always).await.context("loading reference data into moto")?;
-        }
-        let sqs = aws_sdk_sqs::Client::new(&config);
-        let (work, dlq) = SqsQueue::ensure_exists(&sqs, &format!("{TABLE_NAME}-work"), Duration::from_secs(180), MAX_RECEIVE_COUNT).await?;
-        let (icare, _) = SqsQueue::ensure_exists(&sqs, &format!("{TABLE_NAME}-icare"), Duration::from_secs(10), MAX_RECEIVE_COUNT).await?;
-        anyhow::Ok((sqs, work.url().to_owned(), dlq.url().to_owned(), icare.url().to_owned()))
-    })?;
+            .load(),
+    );
+    let read = |file: &str| std::fs::read_to_string(root.join("local/data").join(file)).with_context(|| format!("reading local/data/{file}"));
+    let reference = shared::program::reference::schedule_items(&read("benefit-schedule.json")?)?
+        .into_iter()
+        .chain(shared::program::reference::member_items(&read("member-registry.json")?)?)
+        .collect();
     let relay_port = start_keep_alive_relay(server.port())?;
-    Ok(Moto { server, relay_port, runtime, sqs, work_queue: work, dead_letter_queue: dlq, icare_queue: icare })
+    Ok(Moto {
+        server,
+        relay_port,
+        runtime,
+        config,
+        reference,
+        table: String::new(),
+        work_queue: String::new(),
+        dead_letter_queue: String::new(),
+        icare_queue: String::new(),
+    })
 }
 
 /// moto (werkzeug) answers every request with `Connection: close`, so a function talking to it
@@ -1695,7 +1711,7 @@ fn lambda_environment(function: &str, runtime_api: u16, moto: &Moto, simulator_p
         ("PATH".into(), "/usr/local/bin:/usr/bin/:/bin".into()),
         ("AWS_DEFAULT_REGION".into(), REGION.into()),
         ("RUST_LOG".into(), "info".into()),
-        ("TABLE_NAME".into(), TABLE_NAME.into()),
+        ("TABLE_NAME".into(), moto.table.clone()),
     ];
     for (name, value) in moto.server.environment() {
         match name {
@@ -1855,7 +1871,7 @@ fn cold_start(root: &Path, venv: &Path, work: &Path) -> anyhow::Result<Section> 
         // Run 0 primes the page cache with the freshly linked binary and is not recorded.
         for run in 0..=COLD_STARTS {
             stack.check_running()?;
-            moto.fresh_queues(&format!("{}-{run}", subject.function))?;
+            moto.fresh_state(&format!("{}-{run}", subject.function))?;
             let round = (run as u64) << 32;
             let (first, warm): (Vec<u8>, Vec<Vec<u8>>) = if subject.function == "invoice-status-poster" {
                 // A new invoice each run (the unrecorded run 0 keeps the file's ids).
@@ -1923,8 +1939,8 @@ fn cold_start(root: &Path, venv: &Path, work: &Path) -> anyhow::Result<Section> 
          the process starts with only its Lambda environment (`env -i`: AWS_LAMBDA_* including AWS_LAMBDA_FUNCTION_NAME, so logs \
          and metrics are JSON lines on stdout as in Lambda; credentials and region; AWS_ENDPOINT_URL at moto {}; the template's \
          variables with secrets as plain values; upstreams at the local stack's simulators). Each function is started once unrecorded (to \
-         have its freshly linked binary in the page cache), then {COLD_STARTS} times, each with new, empty queues in \
-         moto. Init is from just before the \
+         have its freshly linked binary in the page cache), then {COLD_STARTS} times, each with a new table holding only the \
+         reference data (benefit schedule, member registry) and new, empty queues in moto. Init is from just before the \
          process is spawned to its first `next`; first invoke to the first response; an invocation is warm once the runtime \
          has asked for the next event. CPU is utime + stime of the whole process from /proc/<pid>/stat (10 ms ticks) across \
          the warm invocations, divided by their number; RSS is VmHWM at the end. moto speaks plain HTTP and answers \
