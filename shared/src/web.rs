@@ -115,3 +115,59 @@ pub fn response_to_event(response: HttpResponse) -> ApiGatewayV2httpResponse {
     };
     event
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(body: &str, is_base64_encoded: bool) -> ApiGatewayV2httpRequest {
+        serde_json::from_value(json!({
+            "version": "2.0", "routeKey": "PUT /icare/policies/{policyId}", "rawPath": "/icare/policies/p1",
+            "rawQueryString": "a=1&a=2&b=x%20y", "cookies": ["c=1", "d=2"],
+            "headers": {"content-type": "application/json", "x-key": "v"},
+            "pathParameters": {"policyId": "p1"},
+            "requestContext": {"accountId": "1", "apiId": "a", "domainName": "x", "domainPrefix": "x",
+                "http": {"method": "PUT", "path": "/icare/policies/p1", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
+                "requestId": "r", "routeKey": "PUT /icare/policies/{policyId}", "stage": "$default", "time": "t", "timeEpoch": 0,
+                "authorizer": {"jwt": {"claims": {"client_id": "c1"}, "scopes": null}}},
+            "body": body, "isBase64Encoded": is_base64_encoded
+        }))
+        .expect("an HTTP API event")
+    }
+
+    #[test]
+    fn an_http_api_event_becomes_the_request_handlers_take() {
+        let request = request_from_event(event(r#"{"x":1}"#, false));
+        assert_eq!(request.method(), http::Method::PUT);
+        assert_eq!(request.uri(), "/icare/policies/p1?a=1&a=2&b=x%20y");
+        assert_eq!(request.headers()["x-key"], "v");
+        assert_eq!(request.headers()[http::header::COOKIE], "c=1; d=2");
+        assert_eq!(request.path_parameters_ref().and_then(|p| p.first("policyId")), Some("p1"));
+        let query = request.query_string_parameters_ref().expect("query");
+        assert_eq!(query.all("a"), Some(vec!["1", "2"]));
+        assert_eq!(query.first("b"), Some("x y"));
+        assert_eq!(crate::caller::caller_id(&request).as_deref(), Some("c1"));
+        assert_eq!(body_bytes(request.body()), br#"{"x":1}"#);
+    }
+
+    #[test]
+    fn a_base64_body_is_decoded_and_bad_base64_kept_as_sent() {
+        assert_eq!(body_bytes(request_from_event(event("AAEC", true)).body()), [0u8, 1, 2]);
+        assert_eq!(body_bytes(request_from_event(event("not base64!", true)).body()), b"not base64!");
+    }
+
+    #[test]
+    fn a_response_becomes_the_http_api_response_with_cookies_apart() {
+        let mut response = json(StatusCode::CREATED, &json!({"id": 1}));
+        response.headers_mut().append(http::header::SET_COOKIE, HeaderValue::from_static("s=1"));
+        let event = response_to_event(response);
+        assert_eq!(event.status_code, 201);
+        assert_eq!(event.headers[CONTENT_TYPE], "application/json");
+        assert!(event.headers.get(http::header::SET_COOKIE).is_none());
+        assert_eq!(event.cookies, vec!["s=1".to_owned()]);
+        assert!(!event.is_base64_encoded);
+        assert_eq!(serde_json::to_value(&event).expect("serialises")["body"], r#"{"id":1}"#);
+        assert!(response_to_event(empty(StatusCode::ACCEPTED)).body.is_none());
+    }
+}
