@@ -2,8 +2,15 @@
 
 use shared::config::Vars;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // The queue consumers have a thread of their own (`local::start`); the HTTP front gets the
+    // other cores, so on two cores one worker, which no consumer preempts while it holds
+    // connections (BENCHMARKS.md, load run).
+    let workers = std::thread::available_parallelism().map_or(1, |cores| cores.get().saturating_sub(1).max(1));
+    tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()?.block_on(serve())
+}
+
+async fn serve() -> anyhow::Result<()> {
     shared::telemetry::init();
     let vars = Vars::from_env();
     let port: u16 = vars.parse_or("PORT", 3000)?;

@@ -7,7 +7,7 @@
 //!    over [`LOAD_CONNECTIONS`] keep-alive connections, every tenth a repeated delivery of an
 //!    earlier one (same id, same body), while the poster drains the queue into the HICAPS
 //!    simulator. Then every distinct webhook must have exactly one status post and nothing may be
-//!    dead-lettered. The load generator is here (blocking threads, HTTP/1.1 written by hand) because
+//!    dead-lettered. The load generator is here (tokio tasks on one thread, HTTP/1.1 written by hand) because
 //!    oha picks a body line at random per request (`-Z`), which cannot make "these 45,000 webhooks,
 //!    5,000 of them twice" nor tell which were sent; oha (or wrk) runs once more as a cross-check of
 //!    the acknowledgement figures.
@@ -682,7 +682,8 @@ fn parse_vm_hwm(status: &str) -> Option<u64> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Minimal HTTP/1.1 (blocking), for the load generator, the control requests and the emulator
+// Minimal HTTP/1.1 (blocking), for the control requests, the relay and the emulator (the load
+// generator's async reader is `read_answer`)
 
 /// Where `needle` starts in `haystack` (up to its first byte that is not UTF-8: HTTP heads are
 /// ASCII). `str::find` is core's optimised searcher even in xtask's unoptimised build, which
@@ -967,66 +968,106 @@ struct Driven {
     generator_cpu_seconds: f64,
 }
 
-/// Sends the plan over `connections` keep-alive connections, each a blocking thread taking the
-/// next delivery as soon as its previous one is answered (a closed loop, like oha and wrk).
+/// Sends the plan over `connections` keep-alive connections, each taking the next delivery as
+/// soon as its previous one is answered (a closed loop, like oha and wrk). All connections are
+/// tasks on one thread: a blocking thread per connection (as before) spent the cores the stack
+/// needs on 64 threads' context switches, and their wake-ups showed in the latencies.
 fn drive(port: u16, plan: &Arc<Plan>, connections: usize) -> anyhow::Result<Driven> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let next = Arc::new(AtomicUsize::new(0));
     let ticks = ticks_per_second();
     let cpu_before = cpu_ticks("self")?;
     let started = Instant::now();
-    let mut threads = Vec::with_capacity(connections);
-    for _ in 0..connections {
-        let next = Arc::clone(&next);
-        let plan = Arc::clone(plan);
-        threads.push(std::thread::Builder::new().stack_size(256 * 1024).spawn(move || -> anyhow::Result<(Vec<Sent>, Instant)> {
-            let connect = || -> anyhow::Result<TcpStream> {
-                let stream = TcpStream::connect(("127.0.0.1", port))?;
-                stream.set_nodelay(true)?;
-                stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-                Ok(stream)
-            };
-            let mut stream = connect()?;
-            let mut buffer = Vec::with_capacity(4096);
-            let mut sent = Vec::with_capacity(plan.order.len() / connections + 16);
-            let mut last = Instant::now();
-            loop {
-                let position = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&webhook) = plan.order.get(position) else { break };
-                let begun = Instant::now();
-                let answer = stream
-                    .write_all(&plan.requests[webhook])
-                    .map_err(anyhow::Error::from)
-                    .and_then(|()| read_message(&mut stream, &mut buffer)?.context("connection closed"));
-                last = Instant::now();
-                let nanos = (last - begun).as_nanos() as u64;
-                match answer {
-                    Ok((head, _)) => {
-                        let close = head.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
-                        sent.push(Sent { webhook, status: head.status(), nanos });
-                        if close {
-                            stream = connect()?;
-                            buffer.clear();
-                        }
-                    }
-                    Err(_) => {
-                        sent.push(Sent { webhook, status: 0, nanos });
-                        stream = connect()?;
-                        buffer.clear();
-                    }
-                }
-            }
-            Ok((sent, last))
-        })?);
-    }
+    let parts = runtime.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..connections {
+            tasks.spawn(drive_connection(port, Arc::clone(plan), Arc::clone(&next), plan.order.len() / connections + 16));
+        }
+        let mut parts = Vec::with_capacity(connections);
+        while let Some(part) = tasks.join_next().await {
+            parts.push(part.map_err(|_| anyhow!("a load generator task panicked"))??);
+        }
+        anyhow::Ok(parts)
+    })?;
+    let cpu_after = cpu_ticks("self")?;
     let mut sent = Vec::with_capacity(LOAD_WEBHOOKS);
     let mut finished = started;
-    for thread in threads {
-        let (part, last) = thread.join().map_err(|_| anyhow!("a load generator thread panicked"))??;
+    for (part, last) in parts {
         sent.extend(part);
         finished = finished.max(last);
     }
-    let cpu_after = cpu_ticks("self")?;
     Ok(Driven { started, sent, wall: finished - started, generator_cpu_seconds: (cpu_after - cpu_before) as f64 / ticks })
+}
+
+/// One connection of [`drive`]: (what it sent, when its last answer arrived).
+async fn drive_connection(port: u16, plan: Arc<Plan>, next: Arc<AtomicUsize>, expected: usize) -> anyhow::Result<(Vec<Sent>, Instant)> {
+    use tokio::io::AsyncWriteExt;
+    let connect = || async move {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        stream.set_nodelay(true)?;
+        anyhow::Ok(stream)
+    };
+    let mut stream = connect().await?;
+    let mut buffer = Vec::with_capacity(4096);
+    let mut sent = Vec::with_capacity(expected);
+    let mut last = Instant::now();
+    loop {
+        let position = next.fetch_add(1, Ordering::Relaxed);
+        let Some(&webhook) = plan.order.get(position) else { break };
+        let begun = Instant::now();
+        let exchange = async {
+            stream.write_all(&plan.requests[webhook]).await?;
+            read_answer(&mut stream, &mut buffer).await
+        };
+        let answer = tokio::time::timeout(Duration::from_secs(30), exchange).await.unwrap_or_else(|_| Err(anyhow!("no answer in 30 s")));
+        last = Instant::now();
+        let nanos = (last - begun).as_nanos() as u64;
+        match answer {
+            Ok(head) => {
+                sent.push(Sent { webhook, status: head.status(), nanos });
+                if head.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close")) {
+                    stream = connect().await?;
+                    buffer.clear();
+                }
+            }
+            Err(_) => {
+                sent.push(Sent { webhook, status: 0, nanos });
+                stream = connect().await?;
+                buffer.clear();
+            }
+        }
+    }
+    Ok((sent, last))
+}
+
+/// Reads one answer (head and Content-Length body, which is all the receiver sends) from `stream`;
+/// `buffer` holds bytes read past the previous answer.
+async fn read_answer(stream: &mut tokio::net::TcpStream, buffer: &mut Vec<u8>) -> anyhow::Result<Head> {
+    use tokio::io::AsyncReadExt;
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(position) = find(buffer, "\r\n\r\n") {
+            let head = Head::parse(&buffer[..position])?;
+            if head.header("transfer-encoding").is_some() {
+                bail!("a chunked answer, where the receiver sends a Content-Length");
+            }
+            let end = position + 4 + head.header("content-length").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+            while buffer.len() < end {
+                let read = stream.read(&mut chunk).await?;
+                if read == 0 {
+                    bail!("connection closed inside a body");
+                }
+                buffer.extend_from_slice(&chunk[..read]);
+            }
+            buffer.drain(..end);
+            return Ok(head);
+        }
+        let read = stream.read(&mut chunk).await?;
+        if read == 0 {
+            bail!("connection closed before an answer");
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+    }
 }
 
 /// The callbacks the HICAPS simulator received: (kind, reference, status) each.
@@ -1567,6 +1608,8 @@ struct Moto {
     server: crate::moto::Server,
     /// The functions' AWS endpoint: a keep-alive relay to moto (see [`start_keep_alive_relay`]).
     relay_port: u16,
+    /// Time spent waiting on moto, as the relay saw it.
+    wait: Arc<MotoWait>,
     runtime: tokio::runtime::Runtime,
     config: aws_config::SdkConfig,
     /// The reference data (benefit schedule, member registry) every table is loaded with.
@@ -1633,10 +1676,11 @@ fn start_moto(root: &Path, venv: &Path) -> anyhow::Result<Moto> {
         .into_iter()
         .chain(shared::program::reference::member_items(&read("member-registry.json")?)?)
         .collect();
-    let relay_port = start_keep_alive_relay(server.port())?;
+    let (relay_port, wait) = start_keep_alive_relay(server.port())?;
     Ok(Moto {
         server,
         relay_port,
+        wait,
         runtime,
         config,
         reference,
@@ -1652,30 +1696,84 @@ fn start_moto(root: &Path, venv: &Path) -> anyhow::Result<Moto> {
 /// its connection to SQS or DynamoDB alive between invocations. The relay keeps the function's
 /// connection alive and opens one to moto per request itself, so that cost lands in xtask, not in
 /// the function's CPU figure. Requests and answers pass unchanged but for `Connection`.
-fn start_keep_alive_relay(moto_port: u16) -> anyhow::Result<u16> {
+fn start_keep_alive_relay(moto_port: u16) -> anyhow::Result<(u16, Arc<MotoWait>)> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let port = listener.local_addr()?.port();
+    let wait = Arc::new(MotoWait::default());
+    let clock = Arc::clone(&wait);
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
+            let clock = Arc::clone(&clock);
             std::thread::spawn(move || {
-                let _ = relay_connection(stream, moto_port);
+                let _ = relay_connection(stream, moto_port, &clock);
             });
         }
     });
-    Ok(port)
+    Ok((port, wait))
 }
 
-fn relay_connection(mut client: TcpStream, moto_port: u16) -> anyhow::Result<()> {
+/// The time during which at least one request to moto was outstanding (concurrent requests
+/// counted once), and how many requests there were: how much of an invocation was moto's.
+#[derive(Default)]
+struct MotoWait {
+    state: Mutex<MotoWaitState>,
+}
+
+#[derive(Default)]
+struct MotoWaitState {
+    in_flight: usize,
+    busy_since: Option<Instant>,
+    busy: Duration,
+    requests: u64,
+}
+
+impl MotoWait {
+    fn begin(&self) {
+        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if state.in_flight == 0 {
+            state.busy_since = Some(Instant::now());
+        }
+        state.in_flight += 1;
+        state.requests += 1;
+    }
+
+    fn end(&self) {
+        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.in_flight -= 1;
+        if state.in_flight == 0
+            && let Some(since) = state.busy_since.take()
+        {
+            state.busy += since.elapsed();
+        }
+    }
+
+    /// (busy time so far, requests so far).
+    fn reading(&self) -> (Duration, u64) {
+        let state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        (state.busy + state.busy_since.map(|since| since.elapsed()).unwrap_or_default(), state.requests)
+    }
+}
+
+fn relay_connection(mut client: TcpStream, moto_port: u16, wait: &MotoWait) -> anyhow::Result<()> {
     client.set_nodelay(true)?;
     let mut buffer = Vec::new();
     while let Some((head, body)) = read_message(&mut client, &mut buffer)? {
-        let mut upstream = TcpStream::connect(("127.0.0.1", moto_port))?;
-        upstream.set_nodelay(true)?;
-        upstream.write_all(&message_bytes(&head, &body, "close"))?;
-        let (answer, answer_body) = read_message(&mut upstream, &mut Vec::new())?.context("moto closed without answering")?;
+        wait.begin();
+        let answer = relay_request(&head, &body, moto_port);
+        wait.end();
+        let (answer, answer_body) = answer?;
         client.write_all(&message_bytes(&answer, &answer_body, "keep-alive"))?;
     }
     Ok(())
+}
+
+fn relay_request(head: &Head, body: &[u8], moto_port: u16) -> anyhow::Result<(Head, Vec<u8>)> {
+    {
+        let mut upstream = TcpStream::connect(("127.0.0.1", moto_port))?;
+        upstream.set_nodelay(true)?;
+        upstream.write_all(&message_bytes(head, body, "close"))?;
+        read_message(&mut upstream, &mut Vec::new())?.context("moto closed without answering")
+    }
 }
 
 /// `head` and `body` as one HTTP/1.1 message with a Content-Length (chunked bodies arrive here
@@ -1768,6 +1866,9 @@ struct ColdRun {
     init_ms: f64,
     first_invoke_ms: f64,
     first_invocation_only_ms: f64,
+    /// Of the first invoke, the time with a request to moto outstanding, and how many requests.
+    first_invoke_moto_ms: f64,
+    first_invoke_moto_requests: u64,
     warm_cpu_ms: f64,
     warm_wall_ms: f64,
     rss_kib: u64,
@@ -1777,12 +1878,21 @@ fn millis_between(from: Instant, to: Instant) -> f64 {
     (to - from).as_secs_f64() * 1e3
 }
 
-fn cold_run(root: &Path, subject: &Subject, environment: impl Fn(u16) -> Vec<(String, String)>, first: &[u8], warm: &[Vec<u8>], log: PathBuf) -> anyhow::Result<ColdRun> {
+fn cold_run(
+    root: &Path,
+    subject: &Subject,
+    environment: impl Fn(u16) -> Vec<(String, String)>,
+    moto_wait: &MotoWait,
+    first: &[u8],
+    warm: &[Vec<u8>],
+    log: PathBuf,
+) -> anyhow::Result<ColdRun> {
     const WAIT: Duration = Duration::from_secs(30);
     let mut emulator = Emulator::start(subject.function)?;
     emulator.invoke(first.to_vec())?;
     let mut command = Command::new(release_binary(root, subject.function));
     command.current_dir(root).env_clear().envs(environment(emulator.port));
+    let moto_before = moto_wait.reading();
     let mut process = Process::spawn(subject.function, command, log)?;
     let started = process.started;
     let pid = process.pid().to_string();
@@ -1809,6 +1919,7 @@ fn cold_run(root: &Path, subject: &Subject, environment: impl Fn(u16) -> Vec<(St
     let init = next_within(&emulator, &mut process)?;
     let (answered, body) = answer_within(&emulator, &mut process)?;
     check_answer(subject, &body).map_err(|e| fail(&mut process, format!("first invocation: {e}")))?;
+    let moto_after = moto_wait.reading();
     // The runtime asks for the next event once it is done with this one: from here it is warm.
     next_within(&emulator, &mut process)?;
     // XTASK_BENCH_PERF=<dir>: `perf record -g` on the warm invocations, into <dir>.
@@ -1844,6 +1955,8 @@ fn cold_run(root: &Path, subject: &Subject, environment: impl Fn(u16) -> Vec<(St
         init_ms: millis_between(started, init),
         first_invoke_ms: millis_between(started, answered),
         first_invocation_only_ms: millis_between(init, answered),
+        first_invoke_moto_ms: (moto_after.0 - moto_before.0).as_secs_f64() * 1e3,
+        first_invoke_moto_requests: moto_after.1 - moto_before.1,
         warm_cpu_ms: (cpu_after - cpu_before) as f64 / ticks_per_second() * 1e3 / count,
         warm_wall_ms: warm_elapsed.as_secs_f64() * 1e3 / count,
         rss_kib,
@@ -1883,7 +1996,7 @@ fn cold_start(root: &Path, venv: &Path, work: &Path) -> anyhow::Result<Section> 
                 (body.clone(), vec![body; subject.warm_invocations])
             };
             let log = work.join(format!("cold-start-{}-{run}.log", subject.function));
-            match cold_run(root, subject, |port| lambda_environment(subject.function, port, &moto, simulator_port), &first, &warm, log) {
+            match cold_run(root, subject, |port| lambda_environment(subject.function, port, &moto, simulator_port), &moto.wait, &first, &warm, log) {
                 Ok(result) => {
                     println!(
                         "  {} run {run}/{COLD_STARTS}: init {:.2} ms, first invoke {:.2} ms, warm CPU {:.3} ms/invocation, peak RSS {:.1} MiB",
@@ -1915,6 +2028,14 @@ fn cold_start(root: &Path, venv: &Path, work: &Path) -> anyhow::Result<Section> 
                 Some(Goal::AtMost(FIRST_INVOKE_MAX_MS)),
             ),
             Figure::new(format!("Cold start: {function} first invocation alone (first next → response)"), Unit::Millis, column(|r| r.first_invocation_only_ms), None),
+            Figure::new(format!("Cold start: {function} first invoke, of it waiting on moto"), Unit::Millis, column(|r| r.first_invoke_moto_ms), None),
+            Figure::new(format!("Cold start: {function} first invoke, requests to moto"), Unit::Count, column(|r| r.first_invoke_moto_requests as f64), None),
+            Figure::new(
+                format!("Cold start: {function} first invoke less the wait on moto"),
+                Unit::Millis,
+                column(|r| r.first_invoke_ms - r.first_invoke_moto_ms),
+                None,
+            ),
             Figure::new(
                 format!("CPU per warm invocation: {function} (user + system, {} invocations)", subject.warm_invocations),
                 Unit::Millis,
@@ -1947,7 +2068,9 @@ fn cold_start(root: &Path, venv: &Path, work: &Path) -> anyhow::Result<Section> 
          `Connection: close`; in AWS a warm function reuses one connection, so the functions reach moto through a \
          keep-alive relay in xtask (which opens moto's connection per request in its own process), and none does TLS \
          (in AWS the first invocation pays one TLS handshake). moto's own latency (a Python server) is in the \
-         first-invoke and wall times.",
+         first-invoke and wall times; the relay clocks it: \"waiting on moto\" is the time from process start to the first \
+         response during which at least one request to moto was outstanding (concurrent requests counted once), and what \
+         is left when it is taken away is the function's own part (its start, its work, the simulators).",
         crate::moto::MOTO_VERSION
     ));
     drop(moto);
