@@ -5,6 +5,7 @@
 use super::{MAX_BATCH, MessageSender, MessageSource, MessageVisibility, QueueDepth, QueueError, ReceivedMessage, check_size};
 use async_trait::async_trait;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -20,6 +21,10 @@ struct Stored {
 
 pub struct EmbeddedQueue {
     messages: Mutex<VecDeque<Stored>>,
+    /// Message ids are this queue's random base plus a count: unique like SQS's UUIDs, without a
+    /// `getrandom` system call per message.
+    id_base: u128,
+    sent: AtomicU64,
     arrived: Notify,
     visibility_timeout: Duration,
     dead_letter: Option<(Arc<EmbeddedQueue>, u32)>,
@@ -27,7 +32,14 @@ pub struct EmbeddedQueue {
 
 impl EmbeddedQueue {
     pub fn new(visibility_timeout: Duration) -> Self {
-        Self { messages: Mutex::new(VecDeque::new()), arrived: Notify::new(), visibility_timeout, dead_letter: None }
+        Self {
+            messages: Mutex::new(VecDeque::new()),
+            id_base: uuid::Uuid::new_v4().as_u128(),
+            sent: AtomicU64::new(0),
+            arrived: Notify::new(),
+            visibility_timeout,
+            dead_letter: None,
+        }
     }
 
     /// Redrive policy: after `max_receive_count` receives, a message moves to `queue`.
@@ -50,7 +62,8 @@ impl EmbeddedQueue {
     }
 
     fn push(&self, body: String, receive_count: u32, sent_at_ms: i64) -> String {
-        let message_id = uuid::Uuid::new_v4().to_string();
+        let count = self.sent.fetch_add(1, Ordering::Relaxed);
+        let message_id = uuid::Builder::from_random_bytes(self.id_base.wrapping_add(u128::from(count)).to_be_bytes()).into_uuid().to_string();
         self.lock().push_back(Stored {
             message_id: message_id.clone(),
             body,
@@ -85,7 +98,8 @@ impl EmbeddedQueue {
             let message = &mut messages[index];
             message.receive_count += 1;
             message.visible_at = now + self.visibility_timeout;
-            let receipt = uuid::Uuid::new_v4().to_string();
+            // Unique per receive, as SQS's receipt handles are.
+            let receipt = format!("{}#{}", message.message_id, message.receive_count);
             message.receipt_handle = Some(receipt.clone());
             received.push(ReceivedMessage {
                 message_id: message.message_id.clone(),
