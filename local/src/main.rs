@@ -2,9 +2,6 @@
 
 use shared::config::Vars;
 
-#[global_allocator]
-static ALLOCATOR: shared::Allocator = shared::Allocator;
-
 fn main() -> anyhow::Result<()> {
     // The queue consumers have a thread of their own (`local::start`); the HTTP front gets the
     // other cores, so on two cores one worker, which no consumer preempts while it holds

@@ -26,11 +26,6 @@ pub mod web;
 
 pub use api_error::{ApiError, InvalidParam};
 
-/// The global allocator of every binary (functions, local stack, benches): each event and JSON
-/// body is dozens of small allocations, and mimalloc's are about half the cost of glibc's
-/// (BENCHMARKS.md). `#[global_allocator] static ALLOCATOR: shared::Allocator = shared::Allocator;`
-pub use mimalloc::MiMalloc as Allocator;
-
 /// Makes ring the process's TLS crypto provider, for reqwest and the AWS SDK alike (see the
 /// workspace manifest). Idempotent; every HTTP client here is built after it.
 pub fn install_tls_provider() {

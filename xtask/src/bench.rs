@@ -276,7 +276,7 @@ fn render(machine: &Machine, sections: &[Section], kept: &str) -> String {
     );
     let _ = writeln!(md, "- commit: `{}`{}", machine.commit, if machine.dirty { " with uncommitted changes" } else { "" });
     let _ = writeln!(md, "- machine: {} cores, {}, {} RAM, Linux {}", machine.cores, machine.cpu, machine.memory, machine.kernel);
-    let _ = writeln!(md, "- toolchain: {}; release profile: fat LTO, one codegen unit, stripped, panic = abort, dependencies at opt-level \"s\" but for what every invocation runs (Cargo.toml); mimalloc as the global allocator (shared::Allocator)", machine.rustc);
+    let _ = writeln!(md, "- toolchain: {}; release profile: fat LTO, one codegen unit, stripped, panic = abort, dependencies at opt-level \"s\" but for the event, JSON and runtime-API path (Cargo.toml)", machine.rustc);
     let _ = writeln!(md, "- each figure: the median of its runs, with the smallest and largest run; targets from issue 8 are checked on the median, and counts that must be zero on every run\n");
 
     let _ = writeln!(md, "## Summary\n");

@@ -6,9 +6,6 @@ use shared::lambda::{Init, serve_http};
 use shared::time::SystemClock;
 use std::sync::Arc;
 
-#[global_allocator]
-static ALLOCATOR: shared::Allocator = shared::Allocator;
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     let init = Init::new().await?;

@@ -15,9 +15,6 @@ use shared::lambda::Init;
 use shared::time::SystemClock;
 use std::sync::Arc;
 
-#[global_allocator]
-static ALLOCATOR: shared::Allocator = shared::Allocator;
-
 fn is_sqs_event(event: &Value) -> bool {
     event
         .get("Records")

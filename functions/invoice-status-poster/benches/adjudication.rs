@@ -15,9 +15,6 @@ use shared::store::embedded::EmbeddedTable;
 use shared::store::{Condition, ItemPut};
 use std::hint::black_box;
 
-#[global_allocator]
-static ALLOCATOR: shared::Allocator = shared::Allocator;
-
 const EXAMPLE: &str = include_str!("../../../shared/tests/fixtures/hicaps/invoice-submitted-webhook.json");
 const SCHEDULE: &str = include_str!("../../../local/data/benefit-schedule.json");
 const CLAIMS: usize = 50;

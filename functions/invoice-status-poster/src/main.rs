@@ -7,9 +7,6 @@ use shared::http_client::ReqwestClient;
 use shared::lambda::Init;
 use std::sync::Arc;
 
-#[global_allocator]
-static ALLOCATOR: shared::Allocator = shared::Allocator;
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let init = Init::new().await?;

@@ -18,9 +18,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use webhook_receiver::{Config, Receiver};
 
-#[global_allocator]
-static ALLOCATOR: shared::Allocator = shared::Allocator;
-
 const EVENT: &str = include_str!("../../../events/webhook-receiver/invoice-submitted.json");
 /// Webhooks handled between two (untimed) drains of the queue, so it never grows large.
 const DRAIN_EVERY: u64 = 1_000;

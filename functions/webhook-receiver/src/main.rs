@@ -5,9 +5,6 @@ use shared::lambda::{Init, serve_http};
 use std::sync::Arc;
 use webhook_receiver::{Config, Receiver};
 
-#[global_allocator]
-static ALLOCATOR: shared::Allocator = shared::Allocator;
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     let init = Init::new().await?;
