@@ -15,7 +15,7 @@ use shared::program::work::Work;
 use shared::store::{Condition, Item, Key, StoreError};
 use std::time::Instant;
 
-/// Item writes one invocation keeps in flight at once.
+/// Claim writes one invocation keeps in flight at once.
 const CONCURRENT_WRITES: usize = 8;
 /// Time kept after the last possible moment a callback returns, to record completion.
 const COMPLETION_MARGIN_SECONDS: i64 = 3;
@@ -121,7 +121,7 @@ async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<&'sta
             };
             futures::try_join!(
                 records::save_header(poster.table.as_ref(), &record, expires),
-                write_all(pending.iter().map(|claim| records::save_claim(poster.table.as_ref(), &invoice_id, claim, expires)).collect()),
+                save_claims(poster, &invoice_id, &pending, expires),
             )?;
             let statuses = adjudicate(invoice, &schedule, standing.as_ref());
             let update = InvoiceStatusUpdate { claim_statuses: statuses, ..Default::default() };
@@ -135,7 +135,7 @@ async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<&'sta
                     benefit: status.benefit,
                 })
                 .collect();
-            write_all(decided.iter().map(|claim| records::save_claim(poster.table.as_ref(), &invoice_id, claim, expires)).collect()).await?;
+            save_claims(poster, &invoice_id, &decided, expires).await?;
             tracing::info!(%webhook_id, %invoice_id, claims = update.claim_statuses.len(), "invoice adjudicated and posted");
             Ok("invoiceAdjudicated")
         }
@@ -260,11 +260,12 @@ async fn adjudication_inputs(
     futures::try_join!(Schedule::load(poster.table.as_ref(), program), standing)
 }
 
-/// Independent item writes, up to `CONCURRENT_WRITES` at a time: the invocation waits a round
-/// trip per group of items instead of one per item, without a connection per claim of a large
-/// invoice.
-/// (A `Vec`, not any iterator: a stream over a lazy `map` makes the future's `Send` unprovable.)
-async fn write_all(writes: Vec<impl Future<Output = Result<(), StoreError>>>) -> Result<(), StoreError> {
+/// Saves `claims` of the invoice, up to `CONCURRENT_WRITES` at a time: the invocation waits a
+/// round trip per group of claims instead of one per claim, without a connection per claim of a
+/// large invoice.
+async fn save_claims(poster: &Context<'_>, invoice_id: &str, claims: &[ClaimRecord], expires: i64) -> Result<(), StoreError> {
+    // Collected first: a stream over a lazy `map` makes the caller's future's `Send` unprovable.
+    let writes: Vec<_> = claims.iter().map(|claim| records::save_claim(poster.table.as_ref(), invoice_id, claim, expires)).collect();
     futures::stream::iter(writes).buffer_unordered(CONCURRENT_WRITES).try_collect().await
 }
 
@@ -308,7 +309,7 @@ async fn apply_update(poster: &Context<'_>, invoice: &InvoiceRecord, update: &In
             Some(ClaimRecord { claim_id: claim.claim_id.clone(), state, benefit })
         })
         .collect();
-    write_all(updated.iter().map(|claim| records::save_claim(poster.table.as_ref(), &invoice.invoice_id, claim, expires)).collect()).await?;
+    save_claims(poster, &invoice.invoice_id, &updated, expires).await?;
     Ok(())
 }
 
