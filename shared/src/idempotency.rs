@@ -16,8 +16,9 @@ pub enum Begin {
     Acquired { version: u64 },
     /// Processed before with the same payload: do nothing again.
     AlreadyCompleted,
-    /// Another invocation holds a live lock: try again later.
-    InProgress,
+    /// Another invocation holds a live lock until `lock_expires_at` (epoch seconds): by then it
+    /// has completed, released the lock, or lost it, so asking again sooner changes nothing.
+    InProgress { lock_expires_at: i64 },
     /// The id is known with a different payload: flag it, do not process.
     PayloadChanged,
 }
@@ -55,11 +56,11 @@ impl Idempotency {
                 } else if current.str_attr("status") == Some(COMPLETED) {
                     Ok(Begin::AlreadyCompleted)
                 } else {
-                    Ok(Begin::InProgress)
+                    Ok(Begin::InProgress { lock_expires_at: current.expires_at.unwrap_or_else(now_epoch_seconds) })
                 }
             }
             // The item expired between the condition check and the read of its old image.
-            Err(StoreError::Conflict { current: None }) => Ok(Begin::InProgress),
+            Err(StoreError::Conflict { current: None }) => Ok(Begin::InProgress { lock_expires_at: now_epoch_seconds() }),
             Err(other) => Err(other),
         }
     }

@@ -190,7 +190,14 @@ impl Poster {
                 shared::metrics::count("DuplicateDelivery", ("Kind", work.describe()));
                 return Disposition::Done;
             }
-            Ok(Begin::InProgress) => return self.retry(record, receive_count, Some(&id), "in progress elsewhere").await,
+            Ok(Begin::InProgress { lock_expires_at }) => {
+                // Back no sooner than the holder's lock lapses: asking earlier only adds load
+                // (a burst of copies retrying every backoff step swamped the store in tests) and
+                // spends the copy's receives towards the dead-letter queue.
+                let lapse = u64::try_from(lock_expires_at - now_epoch_seconds()).unwrap_or(0) + 1;
+                let delay = backoff(self.retry_base, receive_count).max(Duration::from_secs(lapse));
+                return self.retry_in(record, receive_count, delay, Some(&id), "in progress elsewhere").await;
+            }
             Ok(Begin::PayloadChanged) => {
                 tracing::warn!(work_id = %id, "payload changed under a known id; flagged, not processed");
                 shared::metrics::count("PayloadChanged", ("Kind", work.describe()));
@@ -222,7 +229,11 @@ impl Poster {
     }
 
     async fn retry(&self, record: &SqsMessage, receive_count: u32, id: Option<&str>, reason: &str) -> Disposition {
-        let delay = backoff(self.retry_base, receive_count);
+        self.retry_in(record, receive_count, backoff(self.retry_base, receive_count), id, reason).await
+    }
+
+    /// Reports the record as failed and makes it visible again after `delay`.
+    async fn retry_in(&self, record: &SqsMessage, receive_count: u32, delay: Duration, id: Option<&str>, reason: &str) -> Disposition {
         tracing::warn!(work_id = id.unwrap_or("-"), receive_count, delay_ms = delay.as_millis() as u64, reason, "will retry");
         shared::metrics::count("CallbackOutcome", ("Outcome", "retried"));
         if let Some(receipt) = record.receipt_handle.as_deref()

@@ -10,7 +10,7 @@ use shared::config::Vars;
 use shared::http_client::ReqwestClient;
 use shared::program::work::webhook_message;
 use shared::queue::embedded::EmbeddedQueue;
-use shared::queue::MessageSource;
+use shared::queue::{MessageSource, MessageVisibility, QueueError};
 use shared::store::embedded::EmbeddedTable;
 use shared::store::{Condition, Item, ItemDelete, ItemGet, ItemPut, ItemQuery, Key, StoreError, Table};
 use std::sync::Arc;
@@ -27,6 +27,19 @@ struct Harness {
     hicaps: MockServer,
     poster: Poster,
     dlq: Arc<EmbeddedQueue>,
+    retry_delays: Arc<RetryDelays>,
+}
+
+/// The work queue's visibility port: records the delay asked for each retried record.
+#[derive(Default)]
+struct RetryDelays(std::sync::Mutex<Vec<Duration>>);
+
+#[async_trait]
+impl MessageVisibility for RetryDelays {
+    async fn change_visibility(&self, _receipt_handle: &str, timeout: Duration) -> Result<(), QueueError> {
+        self.0.lock().expect("delays").push(timeout);
+        Ok(())
+    }
 }
 
 async fn harness(table: Arc<dyn Table>) -> Harness {
@@ -53,15 +66,15 @@ async fn harness(table: Arc<dyn Table>) -> Harness {
         table.put(&item, Condition::Always).await.expect("reference data");
     }
     let dlq = Arc::new(EmbeddedQueue::new(Duration::from_secs(30)));
-    let work = Arc::new(EmbeddedQueue::new(Duration::from_secs(30)));
+    let retry_delays = Arc::new(RetryDelays::default());
     let poster = Poster::new(
         Config::from_vars(&vars).await.expect("config"),
         table,
         Arc::new(ReqwestClient::new().expect("client")),
-        work,
+        retry_delays.clone(),
         dlq.clone(),
     );
-    Harness { hicaps, poster, dlq }
+    Harness { hicaps, poster, dlq, retry_delays }
 }
 
 fn webhook_to(server: &MockServer) -> String {
@@ -204,6 +217,25 @@ async fn a_crash_after_posting_repeats_the_same_outcome_only() {
     let posts = status_posts(&h.hicaps).await;
     assert_eq!(posts.len(), 2, "posted before the crash and once more after the lock expired");
     assert_eq!(posts[0], posts[1], "the same outcome both times");
+}
+
+#[tokio::test]
+async fn a_copy_of_work_in_progress_comes_back_when_the_lock_lapses() {
+    let table: Arc<dyn Table> = Arc::new(EmbeddedTable::new());
+    let h = harness(table.clone()).await;
+    let webhook = webhook_to(&h.hicaps);
+    // Another invocation holds the webhook's lock for 20 more seconds.
+    let mut attrs = serde_json::Map::new();
+    attrs.insert("status".into(), json!("inProgress"));
+    attrs.insert("payloadHash".into(), json!(shared::idempotency::payload_hash(webhook.as_bytes())));
+    let lock = Item::new(Key::new("idempotency#8ad735a2-21a0-481a-9174-205817e95110", "#"), attrs)
+        .expiring_at(chrono::Utc::now().timestamp() + 20);
+    table.put(&lock, Condition::Absent).await.expect("lock");
+    assert_eq!(h.poster.handle(event(&webhook_message(&webhook, 0), 1), deadline()).await.batch_item_failures.len(), 1);
+    let delays = h.retry_delays.0.lock().expect("delays").clone();
+    assert_eq!(delays.len(), 1);
+    assert!((Duration::from_secs(20)..=Duration::from_secs(21)).contains(&delays[0]), "{delays:?}: not before the lock lapses");
+    assert!(status_posts(&h.hicaps).await.is_empty());
 }
 
 #[tokio::test]
