@@ -13,7 +13,7 @@ const COMPLETED: &str = "completed";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Begin {
     /// This invocation holds the lock and must process, then `complete` or `release`.
-    Acquired { version: u64 },
+    Acquired,
     /// Processed before with the same payload: do nothing again.
     AlreadyCompleted,
     /// Another invocation holds a live lock until `lock_expires_at` (epoch seconds): by then it
@@ -49,7 +49,7 @@ impl Idempotency {
         attrs.insert("payloadHash".into(), json!(hash));
         let item = Item::new(key(id), attrs).expiring_at(lock_expires_at);
         match self.store.put(&item, Condition::Absent).await {
-            Ok(version) => Ok(Begin::Acquired { version }),
+            Ok(_) => Ok(Begin::Acquired),
             Err(StoreError::Conflict { current: Some(current) }) => {
                 if current.str_attr("payloadHash") != Some(hash) {
                     Ok(Begin::PayloadChanged)
@@ -65,18 +65,60 @@ impl Idempotency {
         }
     }
 
-    /// Records completion, kept for the retention period.
-    pub async fn complete(&self, id: &str, version: u64, hash: &str, outcome: &str) -> Result<(), StoreError> {
+    /// Records completion, kept for the retention period. Unconditional, as in Powertools: the
+    /// effect has happened, and a holder that finishes after its lock lapsed must still record it,
+    /// or the retry takes the free lock and does it again. (If another delivery took the lapsed
+    /// lock meanwhile, it has acted too; refusing this record would not undo either.)
+    pub async fn complete(&self, id: &str, hash: &str, outcome: &str) -> Result<(), StoreError> {
         let mut attrs = Map::new();
         attrs.insert("status".into(), json!(COMPLETED));
         attrs.insert("payloadHash".into(), json!(hash));
         attrs.insert("outcome".into(), Value::String(outcome.to_owned()));
         let item = Item::new(key(id), attrs).expiring_at(now_epoch_seconds() + self.retention_seconds);
-        self.store.put(&item, Condition::Version(version)).await.map(drop)
+        self.store.put(&item, Condition::Always).await.map(drop)
     }
 
     /// Gives the lock up so a later delivery can process the id again.
     pub async fn release(&self, id: &str) -> Result<(), StoreError> {
         self.store.delete(&key(id)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::embedded::EmbeddedTable;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn idempotency() -> Idempotency {
+        Idempotency::new(Arc::new(EmbeddedTable::new()), 7)
+    }
+
+    #[tokio::test]
+    async fn a_live_lock_is_in_progress_until_it_lapses() {
+        let idempotency = idempotency();
+        let lapses = now_epoch_seconds() + 20;
+        assert_eq!(idempotency.begin("w-1", "h", lapses).await.expect("begin"), Begin::Acquired);
+        let again = idempotency.begin("w-1", "h", now_epoch_seconds() + 30).await.expect("begin");
+        assert_eq!(again, Begin::InProgress { lock_expires_at: lapses });
+        assert_eq!(idempotency.begin("w-1", "other", now_epoch_seconds() + 30).await.expect("begin"), Begin::PayloadChanged);
+    }
+
+    #[tokio::test]
+    async fn completion_after_the_lock_lapsed_still_counts() {
+        let idempotency = idempotency();
+        assert_eq!(idempotency.begin("w-1", "h", now_epoch_seconds() + 1).await.expect("begin"), Begin::Acquired);
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        idempotency.complete("w-1", "h", "posted").await.expect("complete after the lapse");
+        assert_eq!(idempotency.begin("w-1", "h", now_epoch_seconds() + 30).await.expect("begin"), Begin::AlreadyCompleted);
+    }
+
+    #[tokio::test]
+    async fn a_released_lock_is_free_again() {
+        let idempotency = idempotency();
+        assert_eq!(idempotency.begin("w-1", "h", now_epoch_seconds() + 30).await.expect("begin"), Begin::Acquired);
+        idempotency.release("w-1").await.expect("release");
+        assert_eq!(idempotency.begin("w-1", "h", now_epoch_seconds() + 30).await.expect("begin"), Begin::Acquired);
     }
 }

@@ -183,8 +183,8 @@ impl Poster {
             Work::Decision { .. } => body.as_str(),
         };
         let hash = payload_hash(payload.as_bytes());
-        let version = match self.idempotency.begin(&id, &hash, deadline).await {
-            Ok(Begin::Acquired { version }) => version,
+        match self.idempotency.begin(&id, &hash, deadline).await {
+            Ok(Begin::Acquired) => {}
             Ok(Begin::AlreadyCompleted) => {
                 tracing::info!(work_id = %id, "duplicate delivery; already processed");
                 shared::metrics::count("DuplicateDelivery", ("Kind", work.describe()));
@@ -209,9 +209,9 @@ impl Poster {
             Err(error) => return self.retry(record, receive_count, Some(&id), &error.to_string()).await,
         };
         match handlers::process(self, &work, deadline).await {
-            Ok(outcome) => match self.idempotency.complete(&id, version, &hash, outcome).await {
+            Ok(outcome) => match self.idempotency.complete(&id, &hash, outcome).await {
                 Ok(()) => Disposition::Done,
-                // The effect happened; a redelivery after the lock expires repeats the same outcome.
+                // The effect happened; a redelivery after the lock lapses repeats the same outcome.
                 Err(error) => self.retry(record, receive_count, Some(&id), &error.to_string()).await,
             },
             Err(failure) => {

@@ -180,7 +180,7 @@ impl ItemGet for CrashBeforeCompletion {
 #[async_trait]
 impl ItemPut for CrashBeforeCompletion {
     async fn put(&self, item: &Item, condition: Condition) -> Result<u64, StoreError> {
-        let completing = item.key.pk.starts_with("idempotency#") && matches!(condition, Condition::Version(_));
+        let completing = item.key.pk.starts_with("idempotency#") && item.str_attr("status") == Some("completed");
         if completing && !self.crashed.swap(true, Ordering::SeqCst) {
             return Err(StoreError::Unavailable("crashed".into()));
         }
