@@ -3,7 +3,7 @@
 //! remaining time; completion is recorded and kept for a configured retention, longer than any
 //! redelivery window (HICAPS retries for about 5.5 minutes; SQS FIFO de-duplicates for 5).
 
-use crate::store::{Condition, Item, Key, SharedTable, StoreError, now_epoch_seconds, put_in_transactions};
+use crate::store::{Condition, Item, Key, SharedTable, StoreError, now_epoch_seconds};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -65,19 +65,17 @@ impl Idempotency {
         }
     }
 
-    /// Records completion, kept for the retention period, in one transaction with `records`: the
-    /// state the effect left (e.g. the claims' decided states), so the store never holds one
-    /// without the other. Unconditional, as in Powertools: the effect has happened, and a holder
-    /// that finishes after its lock lapsed must still record it, or the retry takes the free lock
-    /// and does it again. (If another delivery took the lapsed lock meanwhile, it has acted too;
-    /// refusing this record would not undo either.)
-    pub async fn complete(&self, id: &str, hash: &str, outcome: &str, mut records: Vec<Item>) -> Result<(), StoreError> {
+    /// Records completion, kept for the retention period. Unconditional, as in Powertools: the
+    /// effect has happened, and a holder that finishes after its lock lapsed must still record it,
+    /// or the retry takes the free lock and does it again. (If another delivery took the lapsed
+    /// lock meanwhile, it has acted too; refusing this record would not undo either.)
+    pub async fn complete(&self, id: &str, hash: &str, outcome: &str) -> Result<(), StoreError> {
         let mut attrs = Map::new();
         attrs.insert("status".into(), json!(COMPLETED));
         attrs.insert("payloadHash".into(), json!(hash));
         attrs.insert("outcome".into(), Value::String(outcome.to_owned()));
-        records.push(Item::new(key(id), attrs).expiring_at(now_epoch_seconds() + self.retention_seconds));
-        put_in_transactions(self.store.as_ref(), records).await
+        let item = Item::new(key(id), attrs).expiring_at(now_epoch_seconds() + self.retention_seconds);
+        self.store.put(&item, Condition::Always).await.map(drop)
     }
 
     /// Gives the lock up so a later delivery can process the id again.
@@ -112,22 +110,7 @@ mod tests {
         let idempotency = idempotency();
         assert_eq!(idempotency.begin("w-1", "h", now_epoch_seconds() + 1).await.expect("begin"), Begin::Acquired);
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        idempotency.complete("w-1", "h", "posted", Vec::new()).await.expect("complete after the lapse");
-        assert_eq!(idempotency.begin("w-1", "h", now_epoch_seconds() + 30).await.expect("begin"), Begin::AlreadyCompleted);
-    }
-
-    #[tokio::test]
-    async fn completion_stores_the_effects_records_with_it() {
-        let table = Arc::new(EmbeddedTable::new());
-        let idempotency = Idempotency::new(table.clone(), 7);
-        assert_eq!(idempotency.begin("w-1", "h", now_epoch_seconds() + 30).await.expect("begin"), Begin::Acquired);
-        // More than one transaction holds: the earlier ones are written first.
-        // A key given twice is written once, as its last item.
-        let record = |n: usize, value: usize| Item::new(Key::new("effect", format!("{n:03}")), Map::from_iter([("v".into(), json!(value))]));
-        let records: Vec<Item> = (0..150).map(|n| record(n, 1)).chain([record(7, 2)]).collect();
-        idempotency.complete("w-1", "h", "posted", records).await.expect("complete");
-        let stored = crate::store::ItemQuery::query(table.as_ref(), "effect", "").await.expect("query");
-        assert_eq!((stored.len(), &stored[7].attrs["v"]), (150, &json!(2)));
+        idempotency.complete("w-1", "h", "posted").await.expect("complete after the lapse");
         assert_eq!(idempotency.begin("w-1", "h", now_epoch_seconds() + 30).await.expect("begin"), Begin::AlreadyCompleted);
     }
 

@@ -2,9 +2,9 @@
 
 mod support;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 use shared::store::embedded::EmbeddedTable;
-use shared::store::{Condition, Item, Key, MAX_WRITES_AT_ONCE, StoreError, Table, now_epoch_seconds};
+use shared::store::{Condition, Item, Key, StoreError, Table, now_epoch_seconds};
 
 fn item(pk: &str, sk: &str, value: i64) -> Item {
     let mut attrs = Map::new();
@@ -64,43 +64,12 @@ async fn reserved_attributes_refused(table: &dyn Table) {
     assert!(matches!(table.put(&bad, Condition::Always).await, Err(StoreError::Invalid(_))));
 }
 
-async fn writes_together_or_not_at_all(table: &dyn Table) {
-    assert_eq!(table.put(&item("p#7", "held", 1), Condition::Absent).await.expect("put"), 1);
-    // One condition does not hold: nothing is written.
-    let refused = [(item("p#7", "a", 1), Condition::Always), (item("p#7", "held", 2), Condition::Absent)];
-    assert!(matches!(table.put_all(&refused).await, Err(StoreError::Conflict { .. })));
-    assert_eq!(table.get(&Key::new("p#7", "a")).await.expect("get"), None);
-    assert_eq!(table.get(&Key::new("p#7", "held")).await.expect("get").expect("held").attrs["value"], json!(1));
-    // Every condition holds: everything is written, each with the version its condition gives.
-    let accepted = [(item("p#7", "a", 3), Condition::Absent), (item("p#7", "held", 4), Condition::Version(1))];
-    table.put_all(&accepted).await.expect("put_all");
-    let written = table.query("p#7", "").await.expect("query");
-    let seen: Vec<(&str, u64, &Value)> = written.iter().map(|i| (i.key.sk.as_str(), i.version, &i.attrs["value"])).collect();
-    assert_eq!(seen, [("a", 1, &json!(3)), ("held", 2, &json!(4))]);
-    assert_eq!(written[0].attrs["money"].to_string(), "12345678901234.5678", "numbers keep their text");
-    table.put_all(&[]).await.expect("nothing to write");
-}
-
-async fn what_a_transaction_cannot_hold_is_refused(table: &dyn Table) {
-    let twice = [(item("p#8", "a", 1), Condition::Always), (item("p#8", "a", 2), Condition::Always)];
-    assert!(matches!(table.put_all(&twice).await, Err(StoreError::Invalid(_))));
-    let too_many: Vec<(Item, Condition)> =
-        (0..=MAX_WRITES_AT_ONCE).map(|n| (item("p#8", &format!("{n:03}"), 1), Condition::Always)).collect();
-    assert!(matches!(table.put_all(&too_many).await, Err(StoreError::Invalid(_))));
-    let mut reserved = item("p#8", "b", 1);
-    reserved.attrs.insert("version".into(), json!(9));
-    assert!(matches!(table.put_all(&[(reserved, Condition::Always)]).await, Err(StoreError::Invalid(_))));
-    assert!(table.query("p#8", "").await.expect("query").is_empty());
-}
-
 async fn contract(table: &dyn Table) {
     conditional_put_conflicts(table).await;
     optimistic_versions(table).await;
     expiry_honoured_on_read(table).await;
     query_by_prefix_in_order(table).await;
     reserved_attributes_refused(table).await;
-    writes_together_or_not_at_all(table).await;
-    what_a_transaction_cannot_hold_is_refused(table).await;
 }
 
 #[tokio::test]

@@ -8,12 +8,15 @@ use shared::hicaps::{
     ClaimState, ClaimStatus, InvoiceLevelState, InvoiceStatusUpdate, Links, MemberState, MemberStatusUpdate, PaymentInvoices,
     PredeterminationStatusUpdate, Webhook, WebhookEnvelope, WebhookEvent,
 };
+use futures::{StreamExt, TryStreamExt};
 use shared::program::adjudication::{MemberStanding, Schedule, adjudicate, member_standing};
 use shared::program::records::{self, ClaimRecord, InvoiceRecord};
 use shared::program::work::Work;
 use shared::store::{Condition, Item, Key, StoreError};
 use std::time::Instant;
 
+/// Claim writes one invocation keeps in flight at once.
+const CONCURRENT_WRITES: usize = 8;
 /// Time kept after the last possible moment a callback returns, to record completion.
 const COMPLETION_MARGIN_SECONDS: i64 = 3;
 
@@ -27,20 +30,6 @@ impl std::ops::Deref for Context<'_> {
     type Target = Poster;
     fn deref(&self) -> &Poster {
         self.poster
-    }
-}
-
-/// What processing did: its outcome, and the records its effect leaves behind, which the poster
-/// stores in one transaction with the completion record (so a store never says "done" without
-/// them, nor holds them while the work is still to be done again).
-pub(crate) struct Done {
-    pub outcome: &'static str,
-    pub records: Vec<Item>,
-}
-
-impl Done {
-    fn outcome(outcome: &'static str) -> Self {
-        Self { outcome, records: Vec::new() }
     }
 }
 
@@ -70,7 +59,7 @@ pub(crate) async fn flag(poster: &Poster, id: &str, reason: &str) -> Result<(), 
     Ok(())
 }
 
-pub(crate) async fn process(poster: &Poster, work: &Work, deadline: i64) -> Result<Done, Failure> {
+pub(crate) async fn process(poster: &Poster, work: &Work, deadline: i64) -> Result<&'static str, Failure> {
     let poster = &Context { poster, deadline };
     match work {
         Work::Webhook { body, .. } => {
@@ -80,7 +69,7 @@ pub(crate) async fn process(poster: &Poster, work: &Work, deadline: i64) -> Resu
                 let id = envelope.id.to_string();
                 tracing::warn!(webhook_id = %id, webhook_type = %envelope.kind, "unhandled webhook type kept for operators");
                 flag(poster, &id, "unhandledType").await?;
-                return Ok(Done::outcome("unhandledType"));
+                return Ok("unhandledType");
             }
             let webhook = envelope.into_webhook().map_err(|e| Failure::permanent(format!("webhook data: {e}")))?;
             handle_webhook(poster, &webhook).await
@@ -91,13 +80,14 @@ pub(crate) async fn process(poster: &Poster, work: &Work, deadline: i64) -> Resu
                 .ok_or_else(|| Failure::permanent(format!("invoice {invoice_id} is not known")))?;
             let href = invoice.status_href.clone().ok_or_else(|| Failure::permanent("invoice has no status link"))?;
             post(poster, &href, update, "invoice-status-updated").await?;
+            apply_update(poster, &invoice, update).await?;
             tracing::info!(%decision_id, %invoice_id, "decision posted");
-            Ok(Done { outcome: "decisionPosted", records: claim_updates(&invoice, update, poster.record_expiry()) })
+            Ok("decisionPosted")
         }
     }
 }
 
-async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<Done, Failure> {
+async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<&'static str, Failure> {
     let webhook_id = webhook.id.to_string();
     match &webhook.event {
         WebhookEvent::InvoiceSubmitted(invoice) => {
@@ -107,10 +97,19 @@ async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<Done,
                 futures::try_join!(records::load_invoice(poster.table.as_ref(), &invoice_id), adjudication_inputs(poster, invoice))?;
             if known.as_ref().is_some_and(|record| record.cancelled_before_submission) {
                 tracing::info!(%webhook_id, %invoice_id, "invoice was cancelled before it arrived; disregarded");
-                return Ok(Done::outcome("disregarded"));
+                return Ok("disregarded");
             }
             let href = required_link(webhook.links.invoice_status_updated_href(), "lp:invoice-status-updated")?;
             let program = invoice.program.as_str().to_owned();
+            let record = InvoiceRecord {
+                invoice_id: invoice_id.clone(),
+                program: program.clone(),
+                status_href: Some(href.to_owned()),
+                webhook_error_href: webhook.links.webhook_error_href().map(str::to_owned),
+                cancelled_before_submission: false,
+                claims: Vec::new(),
+            };
+            let expires = poster.record_expiry();
             // On submission each claim is pending until the program answers.
             let pending: Vec<ClaimRecord> = match known {
                 Some(_) => Vec::new(),
@@ -120,33 +119,25 @@ async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<Done,
                     .map(|claim| ClaimRecord { claim_id: claim.claim_id.to_string(), state: ClaimState::Pending, benefit: None })
                     .collect(),
             };
-            let record = InvoiceRecord {
-                invoice_id: invoice_id.clone(),
-                program: program.clone(),
-                status_href: Some(href.to_owned()),
-                webhook_error_href: webhook.links.webhook_error_href().map(str::to_owned),
-                cancelled_before_submission: false,
-                claims: pending,
-            };
-            let expires = poster.record_expiry();
-            records::save_invoice(poster.table.as_ref(), &record, expires).await?;
+            futures::try_join!(
+                records::save_header(poster.table.as_ref(), &record, expires),
+                save_claims(poster, &invoice_id, &pending, expires),
+            )?;
             let statuses = adjudicate(invoice, &schedule, standing.as_ref());
             let update = InvoiceStatusUpdate { claim_statuses: statuses, ..Default::default() };
             post(poster, href, &update, "invoice-status-updated").await?;
-            let decided = update
+            let decided: Vec<ClaimRecord> = update
                 .claim_statuses
                 .iter()
-                .map(|status| {
-                    let claim = ClaimRecord {
-                        claim_id: status.claim_id.to_string(),
-                        state: status.state.unwrap_or(ClaimState::Pending),
-                        benefit: status.benefit,
-                    };
-                    records::claim_item(&invoice_id, &claim, expires)
+                .map(|status| ClaimRecord {
+                    claim_id: status.claim_id.to_string(),
+                    state: status.state.unwrap_or(ClaimState::Pending),
+                    benefit: status.benefit,
                 })
                 .collect();
+            save_claims(poster, &invoice_id, &decided, expires).await?;
             tracing::info!(%webhook_id, %invoice_id, claims = update.claim_statuses.len(), "invoice adjudicated and posted");
-            Ok(Done { outcome: "invoiceAdjudicated", records: decided })
+            Ok("invoiceAdjudicated")
         }
         WebhookEvent::InvoiceCancellationRequested(request) => {
             let invoice_id = request.invoice_id.to_string();
@@ -163,15 +154,16 @@ async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<Done,
                     cancelled_before_submission: true,
                     claims: Vec::new(),
                 };
-                records::save_invoice(poster.table.as_ref(), &record, expires).await?;
+                records::save_header(poster.table.as_ref(), &record, expires).await?;
                 post(poster, href, &InvoiceStatusUpdate::invoice_level(InvoiceLevelState::Cancelled), "invoice-status-updated").await?;
                 tracing::info!(%webhook_id, %invoice_id, "cancellation before submission: invoice cancelled");
-                return Ok(Done::outcome("cancelledBeforeSubmission"));
+                return Ok("cancelledBeforeSubmission");
             };
             let update = cancellation_update(&invoice);
             post(poster, href, &update, "invoice-status-updated").await?;
+            apply_update(poster, &invoice, &update).await?;
             tracing::info!(%webhook_id, %invoice_id, "cancellation answered");
-            Ok(Done { outcome: "cancellationAnswered", records: claim_updates(&invoice, &update, expires) })
+            Ok("cancellationAnswered")
         }
         WebhookEvent::PredeterminationSubmitted(invoice) => {
             let href =
@@ -181,7 +173,7 @@ async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<Done,
             let update = PredeterminationStatusUpdate { claim_statuses: statuses, ..Default::default() };
             post(poster, href, &update, "predetermination-status-updated").await?;
             tracing::info!(%webhook_id, "predetermination answered");
-            Ok(Done::outcome("predeterminationAnswered"))
+            Ok("predeterminationAnswered")
         }
         WebhookEvent::MemberCheck(member) => {
             let href = required_link(webhook.links.update_member_state_href(), "lp:update-member-state")?;
@@ -204,7 +196,7 @@ async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<Done,
             };
             post(poster, href, &update, "update-member-state").await?;
             tracing::info!(%webhook_id, "member check answered");
-            Ok(Done::outcome("memberChecked"))
+            Ok("memberChecked")
         }
         WebhookEvent::PaymentScheduled(payment) | WebhookEvent::PaymentFailed(payment) => {
             let paid = matches!(webhook.event, WebhookEvent::PaymentScheduled(_));
@@ -214,9 +206,7 @@ async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<Done,
             let invoices: PaymentInvoices = serde_json::from_slice(&response.body)
                 .map_err(|e| Failure::permanent(format!("payment invoices response: {e}")))?;
             let next = if paid { ClaimState::Paid } else { ClaimState::PaymentFailed };
-            let expires = poster.record_expiry();
-            // By key: a claim listed twice is one write (a transaction takes each key once).
-            let mut moved = std::collections::BTreeMap::new();
+            let mut moved = 0usize;
             for listed in &invoices.invoices {
                 let Some(invoice) = records::load_invoice(poster.table.as_ref(), &listed.invoice_id.to_string()).await? else {
                     tracing::warn!(%webhook_id, invoice_id = %listed.invoice_id, "payment lists an invoice we do not know");
@@ -229,24 +219,24 @@ async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<Done,
                         && claim.state.can_transition_to(next)
                     {
                         let updated = ClaimRecord { state: next, ..claim.clone() };
-                        let item = records::claim_item(&invoice.invoice_id, &updated, expires);
-                        moved.insert(item.key.clone(), item);
+                        records::save_claim(poster.table.as_ref(), &invoice.invoice_id, &updated, poster.record_expiry()).await?;
+                        moved += 1;
                     }
                 }
             }
-            tracing::info!(%webhook_id, moved = moved.len(), "payment recorded");
-            Ok(Done { outcome: if paid { "paymentScheduled" } else { "paymentFailed" }, records: moved.into_values().collect() })
+            tracing::info!(%webhook_id, moved, "payment recorded");
+            Ok(if paid { "paymentScheduled" } else { "paymentFailed" })
         }
         WebhookEvent::PaymentHeld(held) => {
             record_event(poster, &format!("payment#{}", held.payment_id), &webhook_id, "settlement.payment.held").await?;
             tracing::warn!(%webhook_id, "payment held for a biller");
-            Ok(Done::outcome("paymentHeld"))
+            Ok("paymentHeld")
         }
         WebhookEvent::InvoiceOverpaid(overpaid) => {
             flag(poster, &overpaid.invoice_id.to_string(), "invoiceOverpaid").await?;
             shared::metrics::count("InvoiceOverpaid", ("Type", "settlement.invoice.overpaid"));
             tracing::warn!(%webhook_id, invoice_id = %overpaid.invoice_id, "invoice overpaid; flagged for operators");
-            Ok(Done::outcome("overpaidFlagged"))
+            Ok("overpaidFlagged")
         }
     }
 }
@@ -268,6 +258,15 @@ async fn adjudication_inputs(
         }
     };
     futures::try_join!(Schedule::load(poster.table.as_ref(), program), standing)
+}
+
+/// Saves `claims` of the invoice, up to `CONCURRENT_WRITES` at a time: the invocation waits a
+/// round trip per group of claims instead of one per claim, without a connection per claim of a
+/// large invoice.
+async fn save_claims(poster: &Context<'_>, invoice_id: &str, claims: &[ClaimRecord], expires: i64) -> Result<(), StoreError> {
+    // Collected first: a stream over a lazy `map` makes the caller's future's `Send` unprovable.
+    let writes: Vec<_> = claims.iter().map(|claim| records::save_claim(poster.table.as_ref(), invoice_id, claim, expires)).collect();
+    futures::stream::iter(writes).buffer_unordered(CONCURRENT_WRITES).try_collect().await
 }
 
 /// The answer to a cancellation of a known invoice: each claim `cancelled`, or `cancelPending`
@@ -292,9 +291,10 @@ fn cancellation_update(invoice: &InvoiceRecord) -> InvoiceStatusUpdate {
     InvoiceStatusUpdate { claim_statuses, ..Default::default() }
 }
 
-/// The stored claims' states after a posted update.
-fn claim_updates(invoice: &InvoiceRecord, update: &InvoiceStatusUpdate, expires: i64) -> Vec<Item> {
-    invoice
+/// Applies a posted update to the stored claim states.
+async fn apply_update(poster: &Context<'_>, invoice: &InvoiceRecord, update: &InvoiceStatusUpdate) -> Result<(), Failure> {
+    let expires = poster.record_expiry();
+    let updated: Vec<ClaimRecord> = invoice
         .claims
         .iter()
         .filter_map(|claim| {
@@ -306,9 +306,11 @@ fn claim_updates(invoice: &InvoiceRecord, update: &InvoiceStatusUpdate, expires:
                     .find(|s| s.claim_id.to_string() == claim.claim_id)
                     .and_then(|s| Some((s.state?, s.benefit.or(claim.benefit))))?,
             };
-            Some(records::claim_item(&invoice.invoice_id, &ClaimRecord { claim_id: claim.claim_id.clone(), state, benefit }, expires))
+            Some(ClaimRecord { claim_id: claim.claim_id.clone(), state, benefit })
         })
-        .collect()
+        .collect();
+    save_claims(poster, &invoice.invoice_id, &updated, expires).await?;
+    Ok(())
 }
 
 async fn record_event(poster: &Context<'_>, pk: &str, webhook_id: &str, kind: &str) -> Result<(), Failure> {

@@ -3,7 +3,7 @@
 //! program's answers back to HICAPS.
 //!
 //! Per record: resolve the claim check, take the idempotency lock on the webhook `id`, act,
-//! record completion together with the state the act left. A transient failure (HICAPS 5xx, timeout, our store) releases the lock and
+//! record completion. A transient failure (HICAPS 5xx, timeout, our store) releases the lock and
 //! reports the record as a batch item failure with backoff; a permanent one (HICAPS 4xx, a
 //! message that can never be processed) or the last allowed attempt dead-letters it with the
 //! reason and asks HICAPS to redeliver through `lp:webhook-error`.
@@ -209,7 +209,7 @@ impl Poster {
             Err(error) => return self.retry(record, receive_count, Some(&id), &error.to_string()).await,
         };
         match handlers::process(self, &work, deadline).await {
-            Ok(done) => match self.idempotency.complete(&id, &hash, done.outcome, done.records).await {
+            Ok(outcome) => match self.idempotency.complete(&id, &hash, outcome).await {
                 Ok(()) => Disposition::Done,
                 // The effect happened; a redelivery after the lock lapses repeats the same outcome.
                 Err(error) => self.retry(record, receive_count, Some(&id), &error.to_string()).await,

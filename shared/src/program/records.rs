@@ -2,7 +2,7 @@
 //! `invoice#<invoiceId>`, so one Query loads an invoice whole.
 
 use crate::hicaps::ClaimState;
-use crate::store::{Item, ItemPutAll, ItemQuery, Key, StoreError, put_in_transactions};
+use crate::store::{Condition, Item, ItemPut, ItemQuery, Key, StoreError};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 
@@ -70,14 +70,8 @@ pub async fn load_invoice(store: &dyn ItemQuery, invoice_id: &str) -> Result<Opt
     Ok(Some(record))
 }
 
-/// Writes the header and the record's claims, in one transaction unless there are more than
-/// [`MAX_WRITES_AT_ONCE`](crate::store::MAX_WRITES_AT_ONCE) - 1 claims; idempotent.
-pub async fn save_invoice(store: &dyn ItemPutAll, record: &InvoiceRecord, expires_at: i64) -> Result<(), StoreError> {
-    let claims = record.claims.iter().map(|claim| claim_item(&record.invoice_id, claim, expires_at));
-    put_in_transactions(store, std::iter::once(header_item(record, expires_at)).chain(claims).collect()).await
-}
-
-pub fn header_item(record: &InvoiceRecord, expires_at: i64) -> Item {
+/// Writes the header; idempotent (the same record written twice is the same state).
+pub async fn save_header(store: &dyn ItemPut, record: &InvoiceRecord, expires_at: i64) -> Result<(), StoreError> {
     let mut attrs = Map::new();
     attrs.insert("program".into(), json!(record.program));
     if let Some(href) = &record.status_href {
@@ -87,15 +81,18 @@ pub fn header_item(record: &InvoiceRecord, expires_at: i64) -> Item {
         attrs.insert("webhookErrorHref".into(), json!(href));
     }
     attrs.insert("cancelledBeforeSubmission".into(), json!(record.cancelled_before_submission));
-    Item::new(Key::new(invoice_pk(&record.invoice_id), HEADER_SK), attrs).expiring_at(expires_at)
+    let item = Item::new(Key::new(invoice_pk(&record.invoice_id), HEADER_SK), attrs).expiring_at(expires_at);
+    store.put(&item, Condition::Always).await.map(drop)
 }
 
-/// A claim's state (and benefit, when one is decided), to be written unconditionally.
-pub fn claim_item(invoice_id: &str, claim: &ClaimRecord, expires_at: i64) -> Item {
+/// Sets a claim's state (and benefit, when one is decided); idempotent.
+pub async fn save_claim(store: &dyn ItemPut, invoice_id: &str, claim: &ClaimRecord, expires_at: i64) -> Result<(), StoreError> {
     let mut attrs = Map::new();
     attrs.insert("state".into(), state_text(claim.state));
     if let Some(benefit) = claim.benefit {
         attrs.insert("benefit".into(), json!(benefit.to_string()));
     }
-    Item::new(Key::new(invoice_pk(invoice_id), format!("{CLAIM_PREFIX}{}", claim.claim_id)), attrs).expiring_at(expires_at)
+    let item = Item::new(Key::new(invoice_pk(invoice_id), format!("{CLAIM_PREFIX}{}", claim.claim_id)), attrs)
+        .expiring_at(expires_at);
+    store.put(&item, Condition::Always).await.map(drop)
 }

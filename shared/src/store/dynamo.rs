@@ -1,17 +1,14 @@
 //! The store port on DynamoDB: one table keyed by `pk` (hash) and `sk` (range), with `version`
 //! for optimistic locking and `ttl` (epoch seconds) as the table's TTL attribute.
 
-use super::{
-    Condition, Item, ItemDelete, ItemGet, ItemPut, ItemPutAll, ItemQuery, Key, StoreError, check_attrs, check_writes, now_epoch_seconds,
-};
+use super::{Condition, Item, ItemDelete, ItemGet, ItemPut, ItemQuery, Key, StoreError, check_attrs, now_epoch_seconds};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put, ReturnValuesOnConditionCheckFailure,
-    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValuesOnConditionCheckFailure,
+    ScalarAttributeType, TimeToLiveSpecification,
 };
 use serde_json::{Map, Number, Value};
 use std::collections::HashMap;
@@ -108,16 +105,26 @@ impl ItemPut for DynamoTable {
     async fn put(&self, item: &Item, condition: Condition) -> Result<u64, StoreError> {
         check_attrs(item)?;
         let version = condition.written_version(item.version);
-        let expression = ConditionExpression::of(condition);
+        let now = now_epoch_seconds().to_string();
         let request = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(to_attributes(item, version)))
-            .set_condition_expression(expression.text)
-            .set_expression_attribute_names(expression.names)
-            .set_expression_attribute_values(expression.values)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        let request = match condition {
+            Condition::Always => request,
+            Condition::Absent => request
+                .condition_expression("attribute_not_exists(pk) OR (attribute_exists(#ttl) AND #ttl <= :now)")
+                .expression_attribute_names("#ttl", "ttl")
+                .expression_attribute_values(":now", AttributeValue::N(now)),
+            Condition::Version(expected) => request
+                .condition_expression("#version = :expected AND (attribute_not_exists(#ttl) OR #ttl > :now)")
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_names("#ttl", "ttl")
+                .expression_attribute_values(":expected", AttributeValue::N(expected.to_string()))
+                .expression_attribute_values(":now", AttributeValue::N(now)),
+        };
         match request.send().await {
             Ok(_) => Ok(version),
             Err(SdkError::ServiceError(context)) => match context.into_err() {
@@ -129,72 +136,6 @@ impl ItemPut for DynamoTable {
                 other => Err(unavailable(other)),
             },
             Err(other) => Err(unavailable(other)),
-        }
-    }
-}
-
-#[async_trait]
-impl ItemPutAll for DynamoTable {
-    async fn put_all(&self, writes: &[(Item, Condition)]) -> Result<(), StoreError> {
-        check_writes(writes)?;
-        if writes.is_empty() {
-            return Ok(());
-        }
-        let mut transaction = Vec::with_capacity(writes.len());
-        for (item, condition) in writes {
-            let expression = ConditionExpression::of(*condition);
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(to_attributes(item, condition.written_version(item.version))))
-                .set_condition_expression(expression.text)
-                .set_expression_attribute_names(expression.names)
-                .set_expression_attribute_values(expression.values)
-                .build()
-                .map_err(unavailable)?;
-            transaction.push(TransactWriteItem::builder().put(put).build());
-        }
-        match self.client.transact_write_items().set_transact_items(Some(transaction)).send().await {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(context)) => match context.into_err() {
-                TransactWriteItemsError::TransactionCanceledException(cancelled)
-                    if cancelled.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed")) =>
-                {
-                    Err(StoreError::Conflict { current: None })
-                }
-                other => Err(unavailable(other)),
-            },
-            Err(other) => Err(unavailable(other)),
-        }
-    }
-}
-
-/// A [`Condition`] as DynamoDB's condition expression. An expired item counts as absent, as it
-/// does on every read: TTL deletes late, and moto never.
-struct ConditionExpression {
-    text: Option<String>,
-    names: Option<HashMap<String, String>>,
-    values: Option<HashMap<String, AttributeValue>>,
-}
-
-impl ConditionExpression {
-    fn of(condition: Condition) -> Self {
-        let now = AttributeValue::N(now_epoch_seconds().to_string());
-        let ttl = HashMap::from([("#ttl".to_owned(), "ttl".to_owned())]);
-        match condition {
-            Condition::Always => Self { text: None, names: None, values: None },
-            Condition::Absent => Self {
-                text: Some("attribute_not_exists(pk) OR (attribute_exists(#ttl) AND #ttl <= :now)".into()),
-                names: Some(ttl),
-                values: Some(HashMap::from([(":now".to_owned(), now)])),
-            },
-            Condition::Version(expected) => Self {
-                text: Some("#version = :expected AND (attribute_not_exists(#ttl) OR #ttl > :now)".into()),
-                names: Some(ttl.into_iter().chain([("#version".to_owned(), "version".to_owned())]).collect()),
-                values: Some(HashMap::from([
-                    (":now".to_owned(), now),
-                    (":expected".to_owned(), AttributeValue::N(expected.to_string())),
-                ])),
-            },
         }
     }
 }

@@ -1,8 +1,6 @@
 //! In-process table with DynamoDB's semantics for the operations the ports expose.
 
-use super::{
-    Condition, Item, ItemDelete, ItemGet, ItemPut, ItemPutAll, ItemQuery, Key, StoreError, check_attrs, check_writes, now_epoch_seconds,
-};
+use super::{Condition, Item, ItemDelete, ItemGet, ItemPut, ItemQuery, Key, StoreError, check_attrs, now_epoch_seconds};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -18,8 +16,7 @@ impl EmbeddedTable {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Key, Item>> {
-        // A panic while holding the lock cannot leave a half-written item: conditions are checked
-        // before the first insert, and inserts do not panic.
+        // A panic while holding the lock cannot leave a half-written item: every write is one insert.
         self.items.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
@@ -39,47 +36,20 @@ impl ItemPut for EmbeddedTable {
         let now = now_epoch_seconds();
         let mut items = self.lock();
         let live = items.get(&item.key).filter(|current| !current.is_expired(now));
-        if !holds(condition, live) {
+        let holds = match condition {
+            Condition::Always => true,
+            Condition::Absent => live.is_none(),
+            Condition::Version(v) => live.is_some_and(|current| current.version == v),
+        };
+        if !holds {
             return Err(StoreError::Conflict { current: live.cloned().map(Box::new) });
         }
-        Ok(write(&mut items, item, condition))
+        let version = condition.written_version(item.version);
+        let mut stored = item.clone();
+        stored.version = version;
+        items.insert(item.key.clone(), stored);
+        Ok(version)
     }
-}
-
-#[async_trait]
-impl ItemPutAll for EmbeddedTable {
-    async fn put_all(&self, writes: &[(Item, Condition)]) -> Result<(), StoreError> {
-        check_writes(writes)?;
-        let now = now_epoch_seconds();
-        let mut items = self.lock();
-        let all_hold = writes.iter().all(|(item, condition)| {
-            holds(*condition, items.get(&item.key).filter(|current| !current.is_expired(now)))
-        });
-        if !all_hold {
-            return Err(StoreError::Conflict { current: None });
-        }
-        for (item, condition) in writes {
-            write(&mut items, item, *condition);
-        }
-        Ok(())
-    }
-}
-
-fn holds(condition: Condition, live: Option<&Item>) -> bool {
-    match condition {
-        Condition::Always => true,
-        Condition::Absent => live.is_none(),
-        Condition::Version(v) => live.is_some_and(|current| current.version == v),
-    }
-}
-
-/// Stores `item` with the version its condition writes, and returns that version.
-fn write(items: &mut BTreeMap<Key, Item>, item: &Item, condition: Condition) -> u64 {
-    let version = condition.written_version(item.version);
-    let mut stored = item.clone();
-    stored.version = version;
-    items.insert(item.key.clone(), stored);
-    version
 }
 
 #[async_trait]

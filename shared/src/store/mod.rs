@@ -98,16 +98,6 @@ pub trait ItemPut: Send + Sync {
     async fn put(&self, item: &Item, condition: Condition) -> Result<u64, StoreError>;
 }
 
-/// The most writes one `put_all` takes (DynamoDB's TransactWriteItems limit).
-pub const MAX_WRITES_AT_ONCE: usize = 100;
-
-#[async_trait]
-pub trait ItemPutAll: Send + Sync {
-    /// Writes every item or, when any condition does not hold, none (`Conflict`, without the
-    /// current item): a transaction of at most [`MAX_WRITES_AT_ONCE`] writes, each key once.
-    async fn put_all(&self, writes: &[(Item, Condition)]) -> Result<(), StoreError>;
-}
-
 #[async_trait]
 pub trait ItemDelete: Send + Sync {
     async fn delete(&self, key: &Key) -> Result<(), StoreError>;
@@ -120,25 +110,10 @@ pub trait ItemQuery: Send + Sync {
 }
 
 /// The whole table, for code that needs every operation.
-pub trait Table: ItemGet + ItemPut + ItemPutAll + ItemDelete + ItemQuery {}
-impl<T: ItemGet + ItemPut + ItemPutAll + ItemDelete + ItemQuery> Table for T {}
+pub trait Table: ItemGet + ItemPut + ItemDelete + ItemQuery {}
+impl<T: ItemGet + ItemPut + ItemDelete + ItemQuery> Table for T {}
 
 pub type SharedTable = Arc<dyn Table>;
-
-/// Writes `items` unconditionally in transactions: the last [`MAX_WRITES_AT_ONCE`] in one, any
-/// before them first. Each transaction is atomic, the whole is not: what must be stored together
-/// (a completion record and the state it vouches for) goes at the end. A key given twice is
-/// written once, with its last item, as writing them one after another would leave it.
-pub async fn put_in_transactions(store: &dyn ItemPutAll, items: Vec<Item>) -> Result<(), StoreError> {
-    let mut seen = std::collections::HashSet::with_capacity(items.len());
-    let mut writes: Vec<(Item, Condition)> =
-        items.into_iter().rev().filter(|item| seen.insert(item.key.clone())).map(|item| (item, Condition::Always)).collect();
-    writes.reverse();
-    for transaction in writes.rchunks(MAX_WRITES_AT_ONCE).rev() {
-        store.put_all(transaction).await?;
-    }
-    Ok(())
-}
 
 pub fn now_epoch_seconds() -> i64 {
     chrono::Utc::now().timestamp()
@@ -149,19 +124,4 @@ pub(crate) fn check_attrs(item: &Item) -> Result<(), StoreError> {
         Some(name) => Err(StoreError::Invalid(format!("attribute `{name}` is reserved"))),
         None => Ok(()),
     }
-}
-
-/// What DynamoDB refuses in a transaction, refused the same way by every adapter.
-pub(crate) fn check_writes(writes: &[(Item, Condition)]) -> Result<(), StoreError> {
-    if writes.len() > MAX_WRITES_AT_ONCE {
-        return Err(StoreError::Invalid(format!("{} writes at once; at most {MAX_WRITES_AT_ONCE}", writes.len())));
-    }
-    let mut keys = std::collections::HashSet::with_capacity(writes.len());
-    for (item, _) in writes {
-        check_attrs(item)?;
-        if !keys.insert(&item.key) {
-            return Err(StoreError::Invalid(format!("key {}/{} written twice at once", item.key.pk, item.key.sk)));
-        }
-    }
-    Ok(())
 }
