@@ -6,7 +6,6 @@ use crate::queue::sqs::SqsQueue;
 use crate::queue::sqs_send::SqsSender;
 use crate::store::dynamo::DynamoTable;
 use crate::web::HttpHandler;
-use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use lambda_http::lambda_runtime::{self, LambdaEvent};
 use lambda_http::RequestExt;
 use std::sync::Arc;
@@ -44,7 +43,7 @@ impl Init {
 
 /// Serves an HTTP API handler under the Lambda runtime until the environment is shut down.
 pub async fn serve_http(handler: Arc<dyn HttpHandler>) -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<ApiGatewayV2httpRequest>| {
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<crate::web::HttpApiEvent>| {
         let handler = Arc::clone(&handler);
         async move {
             let request = crate::web::request_from_event(event.payload).with_lambda_context(event.context);

@@ -4,7 +4,6 @@
 //! to `App::handle_retries` (answering `SqsBatchResponse`, for `ReportBatchItemFailures`); anything
 //! else is read as an API Gateway HTTP API (v2) request and answered with its response.
 
-use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::sqs::SqsEvent;
 use icare_sender::{App, Config};
 use lambda_http::RequestExt;
@@ -31,7 +30,7 @@ async fn dispatch(app: &App, event: LambdaEvent<Value>) -> Result<Value, Error> 
         let event: SqsEvent = serde_json::from_value(payload)?;
         return Ok(serde_json::to_value(app.handle_retries(event).await)?);
     }
-    let event: ApiGatewayV2httpRequest = serde_json::from_value(payload)?;
+    let event: shared::web::HttpApiEvent = serde_json::from_value(payload)?;
     let request = shared::web::request_from_event(event).with_lambda_context(context);
     Ok(serde_json::to_value(shared::web::response_to_event(app.handle(request).await))?)
 }

@@ -7,7 +7,6 @@
 //! `cargo bench -p webhook-receiver --bench receiver`; `cargo xtask bench` runs it and reads
 //! target/criterion/**/new/estimates.json.
 
-use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use criterion::{Criterion, criterion_group, criterion_main};
 use shared::config::Vars;
 use shared::handoff::Handoff;
@@ -33,7 +32,7 @@ fn receiver(runtime: &tokio::runtime::Runtime, queue: Arc<EmbeddedQueue>) -> Rec
 
 /// The event bytes as the runtime hands them over, into the handler's request (`serve_http`).
 fn request(event: &[u8]) -> lambda_http::Request {
-    let event: ApiGatewayV2httpRequest = serde_json::from_slice(event).expect("API Gateway v2 event");
+    let event: shared::web::HttpApiEvent = serde_json::from_slice(event).expect("API Gateway v2 event");
     shared::web::request_from_event(event)
 }
 

@@ -3,6 +3,7 @@
 use crate::hicaps::InvoiceStatusUpdate;
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use std::fmt::Write;
 
 /// One unit of queued work.
 #[derive(Debug)]
@@ -32,7 +33,12 @@ struct Message<'a> {
 /// The queue message for one webhook: its body exactly as received, so the poster can tell a
 /// redelivery (same bytes) from a changed payload under a known id.
 pub fn webhook_message(webhook_body: &str, received_at_ms: i64) -> String {
-    format!(r#"{{"kind":"webhook","receivedAt":{received_at_ms},"webhook":{webhook_body}}}"#)
+    // Sized once: the body is most of the message, and growing into it copies it again.
+    let mut message = String::with_capacity(webhook_body.len() + 64);
+    let _ = write!(message, r#"{{"kind":"webhook","receivedAt":{received_at_ms},"webhook":"#);
+    message.push_str(webhook_body);
+    message.push('}');
+    message
 }
 
 #[derive(Debug, thiserror::Error)]
