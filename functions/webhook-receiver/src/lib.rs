@@ -133,13 +133,12 @@ impl Receiver {
     async fn receive_webhook(&self, request: &Request) -> Result<HttpResponse, Rejection> {
         let started = Instant::now();
         self.authenticate(request)?;
-        let body = web::body_bytes(request.body());
-        if body.len() > MAX_BODY_BYTES {
+        if web::body_bytes(request.body()).len() > MAX_BODY_BYTES {
             return Err(Rejection::TooLarge);
         }
+        let body = web::body_text(request.body()).map_err(|_| invalid("body", "The body must be UTF-8 JSON."))?;
         let (id, kind) = check_envelope(body)?;
         let known = shared::hicaps::WebhookType::parse(&kind).is_some();
-        let body = std::str::from_utf8(body).map_err(|_| invalid("body", "The body must be UTF-8 JSON."))?;
         let message = shared::program::work::webhook_message(body, chrono::Utc::now().timestamp_millis());
         if let Err(error) = self.handoff.send(message).await {
             tracing::error!(webhook_id = %id, %error, "hand-off failed; answering 503 so HICAPS retries");
@@ -186,17 +185,17 @@ fn invalid(name: &str, reason: &str) -> Rejection {
 
 /// Checks that the body is JSON with a non-empty string `id`, a non-empty string `type` and an
 /// object `data`, naming every field that is not; returns (id, type).
-fn check_envelope(body: &[u8]) -> Result<(String, String), Rejection> {
+fn check_envelope(body: &str) -> Result<(String, String), Rejection> {
     // serde would also read a struct from an array; a webhook is an object.
-    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        let reason = if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
+    if body.trim_start_matches(|c: char| c.is_ascii_whitespace()).as_bytes().first() != Some(&b'{') {
+        let reason = if serde_json::from_str::<serde::de::IgnoredAny>(body).is_ok() {
             "The body must be a JSON object."
         } else {
             "The body is not valid JSON."
         };
         return Err(invalid("body", reason));
     }
-    let envelope: Envelope<'_> = serde_json::from_slice(body).map_err(|_| invalid("body", "The body is not valid JSON."))?;
+    let envelope: Envelope<'_> = serde_json::from_str(body).map_err(|_| invalid("body", "The body is not valid JSON."))?;
     let mut problems = Problems::new();
     let id = non_empty_string(envelope.id, "id", &mut problems);
     if id.as_ref().is_some_and(|id| id.chars().count() > MAX_ID_CHARS) {
