@@ -119,6 +119,7 @@ pub fn now_epoch_seconds() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
+#[cfg(any(feature = "aws", feature = "embedded"))]
 pub(crate) fn check_attrs(item: &Item) -> Result<(), StoreError> {
     match RESERVED_ATTRIBUTES.iter().find(|name| item.attrs.contains_key(**name)) {
         Some(name) => Err(StoreError::Invalid(format!("attribute `{name}` is reserved"))),
