@@ -64,12 +64,36 @@ async fn reserved_attributes_refused(table: &dyn Table) {
     assert!(matches!(table.put(&bad, Condition::Always).await, Err(StoreError::Invalid(_))));
 }
 
+async fn many_at_once(table: &dyn Table) {
+    // More than one BatchWriteItem's 25, a key given twice (the last wins), an expired item.
+    let mut items: Vec<Item> = (0..30).map(|i| item("p#7", &format!("s{i:02}"), i)).collect();
+    items.push(item("p#7", "s00", 100));
+    items.push(item("p#7", "gone", 1).expiring_at(now_epoch_seconds() - 10));
+    table.put_many(&items).await.expect("put many");
+    let stored = table.query("p#7", "s").await.expect("query");
+    assert_eq!(stored.len(), 30);
+    assert_eq!((stored[0].attrs["value"].clone(), stored[29].attrs["value"].clone()), (json!(100), json!(29)));
+    assert_eq!(stored[0].attrs["money"].to_string(), "12345678901234.5678");
+
+    let keys = [Key::new("p#7", "s05"), Key::new("p#7", "missing"), Key::new("p#7", "gone"), Key::new("p#7", "s05")];
+    let found = table.get_many(&keys).await.expect("get many");
+    let values: Vec<Option<serde_json::Value>> = found.iter().map(|i| i.as_ref().map(|i| i.attrs["value"].clone())).collect();
+    assert_eq!(values, [Some(json!(5)), None, None, Some(json!(5))], "in the keys' order, absent and expired as None");
+    let too_many: Vec<Key> = (0..101).map(|i| Key::new("p#7", format!("k{i}"))).collect();
+    assert!(matches!(table.get_many(&too_many).await, Err(StoreError::Invalid(_))));
+
+    let mut bad = item("p#7", "bad", 1);
+    bad.attrs.insert("pk".into(), json!("x"));
+    assert!(matches!(table.put_many(&[bad]).await, Err(StoreError::Invalid(_))));
+}
+
 async fn contract(table: &dyn Table) {
     conditional_put_conflicts(table).await;
     optimistic_versions(table).await;
     expiry_honoured_on_read(table).await;
     query_by_prefix_in_order(table).await;
     reserved_attributes_refused(table).await;
+    many_at_once(table).await;
 }
 
 #[tokio::test]

@@ -8,15 +8,13 @@ use shared::hicaps::{
     ClaimState, ClaimStatus, InvoiceLevelState, InvoiceStatusUpdate, Links, MemberState, MemberStatusUpdate, PaymentInvoices,
     PredeterminationStatusUpdate, Webhook, WebhookEnvelope, WebhookEvent,
 };
-use futures::{StreamExt, TryStreamExt};
 use shared::program::adjudication::{MemberStanding, Schedule, adjudicate, member_standing};
+use shared::program::reference::member_key;
 use shared::program::records::{self, ClaimRecord, InvoiceRecord};
 use shared::program::work::Work;
 use shared::store::{Condition, Item, Key, StoreError};
 use std::time::Instant;
 
-/// Claim writes one invocation keeps in flight at once.
-const CONCURRENT_WRITES: usize = 8;
 /// Time kept after the last possible moment a callback returns, to record completion.
 const COMPLETION_MARGIN_SECONDS: i64 = 3;
 
@@ -92,50 +90,47 @@ async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<&'sta
     match &webhook.event {
         WebhookEvent::InvoiceSubmitted(invoice) => {
             let invoice_id = invoice.invoice_id.to_string();
-            // Independent reads, in one round trip: the stored invoice and what adjudication needs.
-            let (known, (schedule, standing)) =
-                futures::try_join!(records::load_invoice(poster.table.as_ref(), &invoice_id), adjudication_inputs(poster, invoice))?;
+            let (known, schedule, standing) = submission_inputs(poster, invoice, &invoice_id).await?;
             if known.as_ref().is_some_and(|record| record.cancelled_before_submission) {
                 tracing::info!(%webhook_id, %invoice_id, "invoice was cancelled before it arrived; disregarded");
                 return Ok("disregarded");
             }
             let href = required_link(webhook.links.invoice_status_updated_href(), "lp:invoice-status-updated")?;
-            let program = invoice.program.as_str().to_owned();
-            let record = InvoiceRecord {
-                invoice_id: invoice_id.clone(),
-                program: program.clone(),
-                status_href: Some(href.to_owned()),
-                webhook_error_href: webhook.links.webhook_error_href().map(str::to_owned),
-                cancelled_before_submission: false,
-                claims: Vec::new(),
-            };
-            let expires = poster.record_expiry();
-            // On submission each claim is pending until the program answers.
-            let pending: Vec<ClaimRecord> = match known {
-                Some(_) => Vec::new(),
-                None => invoice
+            let statuses = adjudicate(invoice, &schedule, standing.as_ref());
+            let update = InvoiceStatusUpdate { claim_statuses: statuses, ..Default::default() };
+            let answered = post(poster, href, &update, "invoice-status-updated").await;
+            // Recorded once, after the post, header and claims together: with the decided
+            // claims when the answer went; when it did not, as it stood before any answer (a new
+            // invoice's claims pending), so a later decision by the program can still reach it.
+            let claims: Vec<ClaimRecord> = match (&answered, &known) {
+                (Ok(()), _) => update
+                    .claim_statuses
+                    .iter()
+                    .map(|status| ClaimRecord {
+                        claim_id: status.claim_id.to_string(),
+                        state: status.state.unwrap_or(ClaimState::Pending),
+                        benefit: status.benefit,
+                    })
+                    .collect(),
+                (Err(_), None) => invoice
                     .claims
                     .iter()
                     .map(|claim| ClaimRecord { claim_id: claim.claim_id.to_string(), state: ClaimState::Pending, benefit: None })
                     .collect(),
+                (Err(_), Some(_)) => Vec::new(),
             };
-            futures::try_join!(
-                records::save_header(poster.table.as_ref(), &record, expires),
-                save_claims(poster, &invoice_id, &pending, expires),
-            )?;
-            let statuses = adjudicate(invoice, &schedule, standing.as_ref());
-            let update = InvoiceStatusUpdate { claim_statuses: statuses, ..Default::default() };
-            post(poster, href, &update, "invoice-status-updated").await?;
-            let decided: Vec<ClaimRecord> = update
-                .claim_statuses
-                .iter()
-                .map(|status| ClaimRecord {
-                    claim_id: status.claim_id.to_string(),
-                    state: status.state.unwrap_or(ClaimState::Pending),
-                    benefit: status.benefit,
-                })
-                .collect();
-            save_claims(poster, &invoice_id, &decided, expires).await?;
+            let record = InvoiceRecord {
+                invoice_id: invoice_id.clone(),
+                program: invoice.program.as_str().to_owned(),
+                status_href: Some(href.to_owned()),
+                webhook_error_href: webhook.links.webhook_error_href().map(str::to_owned),
+                cancelled_before_submission: false,
+                claims,
+            };
+            let saved = records::save_invoice(poster.table.as_ref(), &record, poster.record_expiry()).await;
+            // A failed post decides the retry or the dead letter, whatever the write did.
+            answered?;
+            saved?;
             tracing::info!(%webhook_id, %invoice_id, claims = update.claim_statuses.len(), "invoice adjudicated and posted");
             Ok("invoiceAdjudicated")
         }
@@ -260,13 +255,21 @@ async fn adjudication_inputs(
     futures::try_join!(Schedule::load(poster.table.as_ref(), program), standing)
 }
 
-/// Saves `claims` of the invoice, up to `CONCURRENT_WRITES` at a time: the invocation waits a
-/// round trip per group of claims instead of one per claim, without a connection per claim of a
-/// large invoice.
-async fn save_claims(poster: &Context<'_>, invoice_id: &str, claims: &[ClaimRecord], expires: i64) -> Result<(), StoreError> {
-    // Collected first: a stream over a lazy `map` makes the caller's future's `Send` unprovable.
-    let writes: Vec<_> = claims.iter().map(|claim| records::save_claim(poster.table.as_ref(), invoice_id, claim, expires)).collect();
-    futures::stream::iter(writes).buffer_unordered(CONCURRENT_WRITES).try_collect().await
+/// What a submission is decided on: the invoice's stored header (if it is known) and the
+/// member's standing, read in one request, and the program's schedule beside them.
+async fn submission_inputs(
+    poster: &Context<'_>,
+    invoice: &shared::hicaps::Invoice,
+    invoice_id: &str,
+) -> Result<(Option<InvoiceRecord>, Schedule, Option<MemberStanding>), StoreError> {
+    let program = invoice.program.as_str();
+    let mut keys = vec![records::header_key(invoice_id)];
+    keys.extend(invoice.member.as_ref().map(|member| member_key(program, &member.member_number)));
+    let (found, schedule) = futures::try_join!(poster.table.get_many(&keys), Schedule::load(poster.table.as_ref(), program))?;
+    let mut found = found.into_iter();
+    let known = found.next().flatten().map(|item| records::header_from_item(invoice_id, &item));
+    let standing = found.next().flatten().as_ref().map(MemberStanding::from_item);
+    Ok((known, schedule, standing))
 }
 
 /// The answer to a cancellation of a known invoice: each claim `cancelled`, or `cancelPending`
@@ -309,7 +312,7 @@ async fn apply_update(poster: &Context<'_>, invoice: &InvoiceRecord, update: &In
             Some(ClaimRecord { claim_id: claim.claim_id.clone(), state, benefit })
         })
         .collect();
-    save_claims(poster, &invoice.invoice_id, &updated, expires).await?;
+    records::save_claims(poster.table.as_ref(), &invoice.invoice_id, &updated, expires).await?;
     Ok(())
 }
 

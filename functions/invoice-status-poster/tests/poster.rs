@@ -12,7 +12,7 @@ use shared::program::work::webhook_message;
 use shared::queue::embedded::EmbeddedQueue;
 use shared::queue::{MessageSource, MessageVisibility, QueueError};
 use shared::store::embedded::EmbeddedTable;
-use shared::store::{Condition, Item, ItemDelete, ItemGet, ItemPut, ItemQuery, Key, StoreError, Table};
+use shared::store::{Condition, Item, ItemDelete, ItemGet, ItemGetMany, ItemPut, ItemPutMany, ItemQuery, Key, StoreError, Table};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -158,11 +158,18 @@ async fn the_last_transient_failure_dead_letters_instead_of_retrying_forever() {
 
 #[tokio::test]
 async fn links_to_other_hosts_are_refused_and_no_token_is_sent() {
-    let h = harness(Arc::new(EmbeddedTable::new())).await;
+    let table = Arc::new(EmbeddedTable::new());
+    let h = harness(table.clone()).await;
     let message = webhook_message(EXAMPLE, 0); // the spec's own links, to lanternpay.com
     assert!(h.poster.handle(event(&message, 1), deadline()).await.batch_item_failures.is_empty());
     assert_eq!(h.dlq.len(), 1, "dead-lettered with the reason");
     assert!(h.hicaps.received_requests().await.unwrap_or_default().is_empty(), "not even a token request");
+    // Unanswered, the invoice is still known, its claims pending, for a later decision to reach.
+    let invoice = shared::program::records::load_invoice(table.as_ref(), "9a15ad10-dbf0-4ab6-83f1-e42019f188b5")
+        .await
+        .expect("load")
+        .expect("the invoice is recorded");
+    assert!(!invoice.claims.is_empty() && invoice.claims.iter().all(|c| c.state == shared::hicaps::ClaimState::Pending));
 }
 
 /// A table that fails the first completion record, as if the function died right after posting.
@@ -197,6 +204,19 @@ impl ItemDelete for CrashBeforeCompletion {
 impl ItemQuery for CrashBeforeCompletion {
     async fn query(&self, pk: &str, prefix: &str) -> Result<Vec<Item>, StoreError> {
         self.inner.query(pk, prefix).await
+    }
+}
+
+#[async_trait]
+impl ItemGetMany for CrashBeforeCompletion {
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        self.inner.get_many(keys).await
+    }
+}
+#[async_trait]
+impl ItemPutMany for CrashBeforeCompletion {
+    async fn put_many(&self, items: &[Item]) -> Result<(), StoreError> {
+        self.inner.put_many(items).await
     }
 }
 

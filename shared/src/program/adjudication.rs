@@ -59,11 +59,18 @@ pub struct MemberStanding {
 }
 
 pub async fn member_standing(store: &dyn ItemGet, program: &str, member_number: &str) -> Result<Option<MemberStanding>, StoreError> {
-    Ok(store.get(&member_key(program, member_number)).await?.map(|item| MemberStanding {
-        active: item.str_attr("status") == Some("active"),
-        status_title: item.str_attr("statusTitle").map(str::to_owned),
-        status_description: item.str_attr("statusDescription").map(str::to_owned),
-    }))
+    Ok(store.get(&member_key(program, member_number)).await?.as_ref().map(MemberStanding::from_item))
+}
+
+impl MemberStanding {
+    /// The standing a member registry item records.
+    pub fn from_item(item: &crate::store::Item) -> Self {
+        MemberStanding {
+            active: item.str_attr("status") == Some("active"),
+            status_title: item.str_attr("statusTitle").map(str::to_owned),
+            status_description: item.str_attr("statusDescription").map(str::to_owned),
+        }
+    }
 }
 
 fn money(amount: Decimal) -> Decimal {

@@ -2,7 +2,7 @@
 //! `invoice#<invoiceId>`, so one Query loads an invoice whole.
 
 use crate::hicaps::ClaimState;
-use crate::store::{Condition, Item, ItemPut, ItemQuery, Key, StoreError};
+use crate::store::{Condition, Item, ItemPut, ItemPutMany, ItemQuery, Key, StoreError};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 
@@ -44,6 +44,23 @@ fn state_text(state: ClaimState) -> Value {
     serde_json::to_value(state).unwrap_or(Value::Null)
 }
 
+/// The key of an invoice's header item.
+pub fn header_key(invoice_id: &str) -> Key {
+    Key::new(invoice_pk(invoice_id), HEADER_SK)
+}
+
+/// An invoice as its header item has it, without its claims.
+pub fn header_from_item(invoice_id: &str, item: &Item) -> InvoiceRecord {
+    InvoiceRecord {
+        invoice_id: invoice_id.to_owned(),
+        program: item.str_attr("program").unwrap_or_default().to_owned(),
+        status_href: item.str_attr("statusHref").map(str::to_owned),
+        webhook_error_href: item.str_attr("webhookErrorHref").map(str::to_owned),
+        cancelled_before_submission: item.attrs.get("cancelledBeforeSubmission").and_then(Value::as_bool).unwrap_or(false),
+        claims: Vec::new(),
+    }
+}
+
 pub async fn load_invoice(store: &dyn ItemQuery, invoice_id: &str) -> Result<Option<InvoiceRecord>, StoreError> {
     let items = store.query(&invoice_pk(invoice_id), "").await?;
     if items.is_empty() {
@@ -52,11 +69,7 @@ pub async fn load_invoice(store: &dyn ItemQuery, invoice_id: &str) -> Result<Opt
     let mut record = InvoiceRecord { invoice_id: invoice_id.to_owned(), ..Default::default() };
     for item in items {
         if item.key.sk == HEADER_SK {
-            record.program = item.str_attr("program").unwrap_or_default().to_owned();
-            record.status_href = item.str_attr("statusHref").map(str::to_owned);
-            record.webhook_error_href = item.str_attr("webhookErrorHref").map(str::to_owned);
-            record.cancelled_before_submission =
-                item.attrs.get("cancelledBeforeSubmission").and_then(Value::as_bool).unwrap_or(false);
+            record = InvoiceRecord { claims: record.claims, ..header_from_item(invoice_id, &item) };
         } else if let Some(claim_id) = item.key.sk.strip_prefix(CLAIM_PREFIX) {
             let state = item
                 .attrs
@@ -70,8 +83,7 @@ pub async fn load_invoice(store: &dyn ItemQuery, invoice_id: &str) -> Result<Opt
     Ok(Some(record))
 }
 
-/// Writes the header; idempotent (the same record written twice is the same state).
-pub async fn save_header(store: &dyn ItemPut, record: &InvoiceRecord, expires_at: i64) -> Result<(), StoreError> {
+fn header_item(record: &InvoiceRecord, expires_at: i64) -> Item {
     let mut attrs = Map::new();
     attrs.insert("program".into(), json!(record.program));
     if let Some(href) = &record.status_href {
@@ -81,18 +93,38 @@ pub async fn save_header(store: &dyn ItemPut, record: &InvoiceRecord, expires_at
         attrs.insert("webhookErrorHref".into(), json!(href));
     }
     attrs.insert("cancelledBeforeSubmission".into(), json!(record.cancelled_before_submission));
-    let item = Item::new(Key::new(invoice_pk(&record.invoice_id), HEADER_SK), attrs).expiring_at(expires_at);
-    store.put(&item, Condition::Always).await.map(drop)
+    Item::new(header_key(&record.invoice_id), attrs).expiring_at(expires_at)
 }
 
-/// Sets a claim's state (and benefit, when one is decided); idempotent.
-pub async fn save_claim(store: &dyn ItemPut, invoice_id: &str, claim: &ClaimRecord, expires_at: i64) -> Result<(), StoreError> {
+fn claim_item(invoice_id: &str, claim: &ClaimRecord, expires_at: i64) -> Item {
     let mut attrs = Map::new();
     attrs.insert("state".into(), state_text(claim.state));
     if let Some(benefit) = claim.benefit {
         attrs.insert("benefit".into(), json!(benefit.to_string()));
     }
-    let item = Item::new(Key::new(invoice_pk(invoice_id), format!("{CLAIM_PREFIX}{}", claim.claim_id)), attrs)
-        .expiring_at(expires_at);
-    store.put(&item, Condition::Always).await.map(drop)
+    Item::new(Key::new(invoice_pk(invoice_id), format!("{CLAIM_PREFIX}{}", claim.claim_id)), attrs).expiring_at(expires_at)
+}
+
+/// Writes the header; idempotent (the same record written twice is the same state).
+pub async fn save_header(store: &dyn ItemPut, record: &InvoiceRecord, expires_at: i64) -> Result<(), StoreError> {
+    store.put(&header_item(record, expires_at), Condition::Always).await.map(drop)
+}
+
+/// Sets a claim's state (and benefit, when one is decided); idempotent.
+pub async fn save_claim(store: &dyn ItemPut, invoice_id: &str, claim: &ClaimRecord, expires_at: i64) -> Result<(), StoreError> {
+    store.put(&claim_item(invoice_id, claim, expires_at), Condition::Always).await.map(drop)
+}
+
+/// Sets the states of `claims`, 25 to a request; idempotent.
+pub async fn save_claims(store: &dyn ItemPutMany, invoice_id: &str, claims: &[ClaimRecord], expires_at: i64) -> Result<(), StoreError> {
+    let items: Vec<Item> = claims.iter().map(|claim| claim_item(invoice_id, claim, expires_at)).collect();
+    store.put_many(&items).await
+}
+
+/// Writes the header and every claim of `record` together (one request up to 24 claims); idempotent.
+pub async fn save_invoice(store: &dyn ItemPutMany, record: &InvoiceRecord, expires_at: i64) -> Result<(), StoreError> {
+    let items: Vec<Item> = std::iter::once(header_item(record, expires_at))
+        .chain(record.claims.iter().map(|claim| claim_item(&record.invoice_id, claim, expires_at)))
+        .collect();
+    store.put_many(&items).await
 }

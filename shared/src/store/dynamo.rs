@@ -1,14 +1,17 @@
 //! The store port on DynamoDB: one table keyed by `pk` (hash) and `sk` (range), with `version`
 //! for optimistic locking and `ttl` (epoch seconds) as the table's TTL attribute.
 
-use super::{Condition, Item, ItemDelete, ItemGet, ItemPut, ItemQuery, Key, StoreError, check_attrs, now_epoch_seconds};
+use super::{
+    Condition, Item, ItemDelete, ItemGet, ItemGetMany, ItemPut, ItemPutMany, ItemQuery, Key, MAX_GET_MANY, StoreError, check_attrs,
+    last_per_key, now_epoch_seconds,
+};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValuesOnConditionCheckFailure,
-    ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, KeysAndAttributes, PutRequest,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification, WriteRequest,
 };
 use serde_json::{Map, Number, Value};
 use std::collections::HashMap;
@@ -191,6 +194,87 @@ impl ItemQuery for DynamoTable {
                 return Ok(items);
             }
         }
+    }
+}
+
+/// Items per BatchWriteItem request.
+const BATCH_WRITE_ITEMS: usize = 25;
+/// Requests per batch before keys or items DynamoDB left unprocessed (throttling) are an error.
+const BATCH_ATTEMPTS: u32 = 5;
+
+/// The pause before asking again for what a batch left unprocessed: 50 ms, doubling.
+async fn batch_backoff(attempt: u32) {
+    tokio::time::sleep(std::time::Duration::from_millis(50 << attempt.min(6))).await;
+}
+
+#[async_trait]
+impl ItemGetMany for DynamoTable {
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        if keys.len() > MAX_GET_MANY {
+            return Err(StoreError::Invalid(format!("{} keys in one read; at most {MAX_GET_MANY}", keys.len())));
+        }
+        let mut unique: Vec<&Key> = Vec::with_capacity(keys.len());
+        for key in keys {
+            if !unique.contains(&key) {
+                unique.push(key);
+            }
+        }
+        let mut pending: Vec<HashMap<String, AttributeValue>> = unique.into_iter().map(Self::key_attributes).collect();
+        let mut found: HashMap<Key, Item> = HashMap::new();
+        for attempt in 0..BATCH_ATTEMPTS {
+            if pending.is_empty() {
+                break;
+            }
+            if attempt > 0 {
+                batch_backoff(attempt).await;
+            }
+            let request = KeysAndAttributes::builder().set_keys(Some(pending)).consistent_read(true).build().map_err(unavailable)?;
+            let output =
+                self.client.batch_get_item().request_items(&self.table, request).send().await.map_err(unavailable)?;
+            for attributes in output.responses.and_then(|mut tables| tables.remove(&self.table)).unwrap_or_default() {
+                let item = from_attributes(attributes)?;
+                found.insert(item.key.clone(), item);
+            }
+            pending = output.unprocessed_keys.and_then(|mut tables| tables.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
+        }
+        if !pending.is_empty() {
+            return Err(StoreError::Unavailable(format!("BatchGetItem left {} keys unprocessed", pending.len())));
+        }
+        let now = now_epoch_seconds();
+        Ok(keys.iter().map(|key| found.get(key).filter(|item| !item.is_expired(now)).cloned()).collect())
+    }
+}
+
+#[async_trait]
+impl ItemPutMany for DynamoTable {
+    async fn put_many(&self, items: &[Item]) -> Result<(), StoreError> {
+        for item in items {
+            check_attrs(item)?;
+        }
+        for chunk in last_per_key(items).chunks(BATCH_WRITE_ITEMS) {
+            let mut pending = chunk
+                .iter()
+                .map(|item| {
+                    let put = PutRequest::builder().set_item(Some(to_attributes(item, item.version))).build().map_err(unavailable)?;
+                    Ok(WriteRequest::builder().put_request(put).build())
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            for attempt in 0..BATCH_ATTEMPTS {
+                if pending.is_empty() {
+                    break;
+                }
+                if attempt > 0 {
+                    batch_backoff(attempt).await;
+                }
+                let output =
+                    self.client.batch_write_item().request_items(&self.table, pending).send().await.map_err(unavailable)?;
+                pending = output.unprocessed_items.and_then(|mut tables| tables.remove(&self.table)).unwrap_or_default();
+            }
+            if !pending.is_empty() {
+                return Err(StoreError::Unavailable(format!("BatchWriteItem left {} items unprocessed", pending.len())));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -1,6 +1,9 @@
 //! In-process table with DynamoDB's semantics for the operations the ports expose.
 
-use super::{Condition, Item, ItemDelete, ItemGet, ItemPut, ItemQuery, Key, StoreError, check_attrs, now_epoch_seconds};
+use super::{
+    Condition, Item, ItemDelete, ItemGet, ItemGetMany, ItemPut, ItemPutMany, ItemQuery, Key, MAX_GET_MANY, StoreError, check_attrs,
+    now_epoch_seconds,
+};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -72,5 +75,31 @@ impl ItemQuery for EmbeddedTable {
             .filter(|(_, item)| !item.is_expired(now))
             .map(|(_, item)| item.clone())
             .collect())
+    }
+}
+
+#[async_trait]
+impl ItemGetMany for EmbeddedTable {
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        if keys.len() > MAX_GET_MANY {
+            return Err(StoreError::Invalid(format!("{} keys in one read; at most {MAX_GET_MANY}", keys.len())));
+        }
+        let now = now_epoch_seconds();
+        let items = self.lock();
+        Ok(keys.iter().map(|key| items.get(key).filter(|item| !item.is_expired(now)).cloned()).collect())
+    }
+}
+
+#[async_trait]
+impl ItemPutMany for EmbeddedTable {
+    async fn put_many(&self, items: &[Item]) -> Result<(), StoreError> {
+        for item in items {
+            check_attrs(item)?;
+        }
+        let mut stored = self.lock();
+        for item in items {
+            stored.insert(item.key.clone(), item.clone());
+        }
+        Ok(())
     }
 }

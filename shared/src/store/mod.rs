@@ -109,9 +109,40 @@ pub trait ItemQuery: Send + Sync {
     async fn query(&self, pk: &str, sk_prefix: &str) -> Result<Vec<Item>, StoreError>;
 }
 
+/// Most keys one [`ItemGetMany::get_many`] takes (DynamoDB's BatchGetItem limit).
+pub const MAX_GET_MANY: usize = 100;
+
+#[async_trait]
+pub trait ItemGetMany: Send + Sync {
+    /// The live items under `keys`, in their order (`None` where absent or expired), in one round
+    /// trip where the store allows. At most [`MAX_GET_MANY`] keys.
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError>;
+}
+
+#[async_trait]
+pub trait ItemPutMany: Send + Sync {
+    /// Writes every item as [`Condition::Always`] would, 25 to a request (DynamoDB's
+    /// BatchWriteItem). Not atomic: after an error some may be written, so each must be a write
+    /// that is safe to repeat. A key given twice is written as its last item.
+    async fn put_many(&self, items: &[Item]) -> Result<(), StoreError>;
+}
+
 /// The whole table, for code that needs every operation.
-pub trait Table: ItemGet + ItemPut + ItemDelete + ItemQuery {}
-impl<T: ItemGet + ItemPut + ItemDelete + ItemQuery> Table for T {}
+pub trait Table: ItemGet + ItemPut + ItemDelete + ItemQuery + ItemGetMany + ItemPutMany {}
+impl<T: ItemGet + ItemPut + ItemDelete + ItemQuery + ItemGetMany + ItemPutMany> Table for T {}
+
+/// The last item given for each key, in first-seen order: batch requests refuse a key twice.
+#[cfg(feature = "aws")]
+pub(crate) fn last_per_key(items: &[Item]) -> Vec<&Item> {
+    let mut latest: Vec<&Item> = Vec::with_capacity(items.len());
+    for item in items {
+        match latest.iter_mut().find(|kept| kept.key == item.key) {
+            Some(kept) => *kept = item,
+            None => latest.push(item),
+        }
+    }
+    latest
+}
 
 pub type SharedTable = Arc<dyn Table>;
 
