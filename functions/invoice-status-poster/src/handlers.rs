@@ -12,7 +12,8 @@ use shared::program::adjudication::{MemberStanding, Schedule, adjudicate, member
 use shared::program::reference::member_key;
 use shared::program::records::{self, ClaimRecord, InvoiceRecord};
 use shared::program::work::Work;
-use shared::store::{Condition, Item, Key, StoreError};
+use shared::store::{Condition, Item, Key, MAX_GET_MANY, StoreError};
+use std::collections::HashMap;
 use std::time::Instant;
 
 /// Time kept after the last possible moment a callback returns, to record completion.
@@ -90,7 +91,7 @@ async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<&'sta
     match &webhook.event {
         WebhookEvent::InvoiceSubmitted(invoice) => {
             let invoice_id = invoice.invoice_id.to_string();
-            let (known, schedule, standing) = submission_inputs(poster, invoice, &invoice_id).await?;
+            let (known, schedule, standing) = adjudication_inputs(poster, invoice, Some(&invoice_id)).await?;
             if known.as_ref().is_some_and(|record| record.cancelled_before_submission) {
                 tracing::info!(%webhook_id, %invoice_id, "invoice was cancelled before it arrived; disregarded");
                 return Ok("disregarded");
@@ -163,7 +164,7 @@ async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<&'sta
         WebhookEvent::PredeterminationSubmitted(invoice) => {
             let href =
                 required_link(webhook.links.predetermination_status_updated_href(), "lp:predetermination-status-updated")?;
-            let (schedule, standing) = adjudication_inputs(poster, invoice).await?;
+            let (_, schedule, standing) = adjudication_inputs(poster, invoice, None).await?;
             let statuses = adjudicate(invoice, &schedule, standing.as_ref());
             let update = PredeterminationStatusUpdate { claim_statuses: statuses, ..Default::default() };
             post(poster, href, &update, "predetermination-status-updated").await?;
@@ -240,36 +241,31 @@ fn required_link<'a>(href: Option<&'a str>, rel: &str) -> Result<&'a str, Failur
     href.ok_or_else(|| Failure::permanent(format!("the webhook has no {rel} link")))
 }
 
-/// The program's schedule and the member's standing, read concurrently.
+/// What an invoice is adjudicated on, read by key in one request (one per 100 keys): the
+/// schedule's rules for its item codes, the member's standing and, for a submission, the
+/// invoice's stored header (`header_of`), if it is known.
 async fn adjudication_inputs(
     poster: &Context<'_>,
     invoice: &shared::hicaps::Invoice,
-) -> Result<(Schedule, Option<MemberStanding>), StoreError> {
-    let program = invoice.program.as_str();
-    let standing = async {
-        match &invoice.member {
-            Some(member) => member_standing(poster.table.as_ref(), program, &member.member_number).await,
-            None => Ok(None),
-        }
-    };
-    futures::try_join!(Schedule::load(poster.table.as_ref(), program), standing)
-}
-
-/// What a submission is decided on: the invoice's stored header (if it is known) and the
-/// member's standing, read in one request, and the program's schedule beside them.
-async fn submission_inputs(
-    poster: &Context<'_>,
-    invoice: &shared::hicaps::Invoice,
-    invoice_id: &str,
+    header_of: Option<&str>,
 ) -> Result<(Option<InvoiceRecord>, Schedule, Option<MemberStanding>), StoreError> {
     let program = invoice.program.as_str();
-    let mut keys = vec![records::header_key(invoice_id)];
-    keys.extend(invoice.member.as_ref().map(|member| member_key(program, &member.member_number)));
-    let (found, schedule) = futures::try_join!(poster.table.get_many(&keys), Schedule::load(poster.table.as_ref(), program))?;
-    let mut found = found.into_iter();
-    let known = found.next().flatten().map(|item| records::header_from_item(invoice_id, &item));
-    let standing = found.next().flatten().as_ref().map(MemberStanding::from_item);
-    Ok((known, schedule, standing))
+    let header = header_of.map(records::header_key);
+    let member = invoice.member.as_ref().map(|member| member_key(program, &member.member_number));
+    let mut keys: Vec<Key> = header.iter().chain(member.iter()).cloned().collect();
+    for claim in &invoice.claims {
+        let rule = Schedule::rule_key(program, &claim.item_code);
+        if !keys.contains(&rule) {
+            keys.push(rule);
+        }
+    }
+    let mut found: HashMap<Key, Item> = HashMap::with_capacity(keys.len());
+    for chunk in keys.chunks(MAX_GET_MANY) {
+        found.extend(poster.table.get_many(chunk).await?.into_iter().flatten().map(|item| (item.key.clone(), item)));
+    }
+    let known = header.and_then(|key| found.get(&key)).zip(header_of).map(|(item, id)| records::header_from_item(id, item));
+    let standing = member.and_then(|key| found.get(&key)).map(MemberStanding::from_item);
+    Ok((known, Schedule::from_items(found.values()), standing))
 }
 
 /// The answer to a cancellation of a known invoice: each claim `cancelled`, or `cancelPending`

@@ -5,7 +5,7 @@
 use super::reference::{member_key, schedule_pk};
 use crate::api_error::InvalidParam;
 use crate::hicaps::{Adjudication, ClaimState, ClaimStatus, Invoice};
-use crate::store::{ItemGet, ItemQuery, StoreError};
+use crate::store::{Item, ItemGet, ItemQuery, Key, StoreError};
 use rust_decimal::{Decimal, RoundingStrategy};
 use std::collections::HashMap;
 
@@ -24,6 +24,8 @@ pub struct ItemRule {
 #[derive(Debug, Clone, Default)]
 pub struct Schedule(HashMap<String, ItemRule>);
 
+const RULE_PREFIX: &str = "item#";
+
 impl Schedule {
     pub fn from_rules(rules: impl IntoIterator<Item = (String, ItemRule)>) -> Self {
         Self(rules.into_iter().collect())
@@ -31,13 +33,24 @@ impl Schedule {
 
     /// One Query for the whole program's schedule.
     pub async fn load(store: &dyn ItemQuery, program: &str) -> Result<Self, StoreError> {
-        let items = store.query(&schedule_pk(program), "item#").await?;
-        let decimal = |item: &crate::store::Item, name: &str| item.str_attr(name).and_then(|v| v.parse::<Decimal>().ok());
-        Ok(Self(
+        Ok(Self::from_items(&store.query(&schedule_pk(program), RULE_PREFIX).await?))
+    }
+
+    /// The key of the program's rule for `item_code`: an invoice's rules can be read by key, with
+    /// whatever else its adjudication needs, instead of the whole schedule.
+    pub fn rule_key(program: &str, item_code: &str) -> Key {
+        Key::new(schedule_pk(program), format!("{RULE_PREFIX}{item_code}"))
+    }
+
+    /// The rules among `items` (schedule items; anything else is skipped).
+    pub fn from_items<'a>(items: impl IntoIterator<Item = &'a Item>) -> Self {
+        let decimal = |item: &Item, name: &str| item.str_attr(name).and_then(|v| v.parse::<Decimal>().ok());
+        Self(
             items
-                .iter()
+                .into_iter()
+                .filter(|item| item.key.pk.starts_with("schedule#"))
                 .filter_map(|item| {
-                    let code = item.key.sk.strip_prefix("item#")?;
+                    let code = item.key.sk.strip_prefix(RULE_PREFIX)?;
                     let rule = ItemRule {
                         percentage: decimal(item, "percentage"),
                         unit_benefit_cap: decimal(item, "unitBenefitCap"),
@@ -46,7 +59,7 @@ impl Schedule {
                     Some((code.to_owned(), rule))
                 })
                 .collect(),
-        ))
+        )
     }
 }
 
@@ -64,7 +77,7 @@ pub async fn member_standing(store: &dyn ItemGet, program: &str, member_number: 
 
 impl MemberStanding {
     /// The standing a member registry item records.
-    pub fn from_item(item: &crate::store::Item) -> Self {
+    pub fn from_item(item: &Item) -> Self {
         MemberStanding {
             active: item.str_attr("status") == Some("active"),
             status_title: item.str_attr("statusTitle").map(str::to_owned),
