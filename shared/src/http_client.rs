@@ -1,5 +1,6 @@
 //! The outbound HTTP port for calls to upstreams (HICAPS, ACC, Claiming.com.au, iCare).
-//! The reqwest adapter never follows redirects and puts connect and total timeouts on every call.
+//! The reqwest adapter never follows redirects, puts connect and total timeouts on every call, and
+//! reads at most `max_body` bytes of an answer: nothing an upstream sends can exhaust memory.
 
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -20,11 +21,13 @@ pub struct OutboundRequest {
     pub body: Option<Vec<u8>>,
     /// Total time allowed for this call, connect included.
     pub timeout: Duration,
+    /// Most bytes of the answer's body read; a longer body is [`HttpError::TooLarge`].
+    pub max_body: usize,
 }
 
 impl OutboundRequest {
     pub fn new(method: Method, url: impl Into<String>) -> Self {
-        Self { method, url: url.into(), headers: Vec::new(), body: None, timeout: DEFAULT_TIMEOUT }
+        Self { method, url: url.into(), headers: Vec::new(), body: None, timeout: DEFAULT_TIMEOUT, max_body: MAX_BODY_BYTES }
     }
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
@@ -42,6 +45,10 @@ impl OutboundRequest {
     }
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+    pub fn max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
         self
     }
 }
@@ -67,10 +74,17 @@ pub enum HttpError {
     Connect(String),
     #[error("request failed: {0}")]
     Other(String),
+    /// The answer's body was longer than the request's `max_body`; the rest was not read.
+    #[error("the answer's body is over {0} bytes")]
+    TooLarge(usize),
 }
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Default cap on an answer's body: every partner answer we read is a few kilobytes.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Cap on an OAuth token answer: a token and its lifetime.
+pub const MAX_TOKEN_BODY_BYTES: usize = 16 * 1024;
 
 #[async_trait]
 pub trait HttpClient: Send + Sync {
@@ -122,14 +136,24 @@ impl HttpClient for ReqwestClient {
                 HttpError::Other(error.to_string())
             }
         };
-        let response = builder.send().await.map_err(classify)?;
+        let mut response = builder.send().await.map_err(classify)?;
         let status = response.status().as_u16();
         let headers = response
             .headers()
             .iter()
             .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
             .collect();
-        let body = response.bytes().await.map_err(classify)?.to_vec();
+        let limit = request.max_body;
+        if response.content_length().is_some_and(|length| length > limit as u64) {
+            return Err(HttpError::TooLarge(limit));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(classify)? {
+            if body.len().saturating_add(chunk.len()) > limit {
+                return Err(HttpError::TooLarge(limit));
+            }
+            body.extend_from_slice(&chunk);
+        }
         Ok(OutboundResponse { status, headers, body })
     }
 }

@@ -144,6 +144,7 @@ impl App {
                 shared::http_client::HttpError::Timeout => "timeout",
                 shared::http_client::HttpError::Connect(_) => "connect",
                 shared::http_client::HttpError::Other(_) => "other",
+                shared::http_client::HttpError::TooLarge(_) => "tooLarge",
             };
             tracing::warn!(correlation_id = %record.correlation_id, kind, "ACC call failed");
         }

@@ -69,6 +69,9 @@ pub fn classify(outcome: Result<OutboundResponse, HttpError>, config: &Config) -
         Err(HttpError::Connect(_)) => {
             failed(502, "upstream_unreachable", "ACC could not be reached; please try again later.".to_owned())
         }
+        Err(HttpError::TooLarge(_)) => {
+            failed(502, "upstream_too_large", "ACC's answer was larger than this gateway accepts; please try again later.".to_owned())
+        }
         Err(HttpError::Other(_)) => {
             failed(502, "upstream_failed", "The query to ACC failed before ACC answered; please try again later.".to_owned())
         }

@@ -125,6 +125,7 @@ impl EligibilityClient {
         let response = self.http.send(request).await.map_err(|error| match error {
             HttpError::Timeout => CheckError::Timeout,
             HttpError::Connect(reason) | HttpError::Other(reason) => CheckError::Unreachable(reason),
+            too_large @ HttpError::TooLarge(_) => CheckError::Unreachable(too_large.to_string()),
         })?;
         Ok(Reply {
             status: response.status,

@@ -194,10 +194,12 @@ impl TokenManager {
         let request = OutboundRequest::new(Method::Post, &self.url)
             .header("accept", "application/json")
             .json(body)
-            .timeout(self.timeout);
+            .timeout(self.timeout)
+            .max_body(crate::http_client::MAX_TOKEN_BODY_BYTES);
         let response = self.http.send(request).await.map_err(|error| match error {
             HttpError::Timeout => TokenError::Timeout,
             HttpError::Connect(reason) | HttpError::Other(reason) => TokenError::Unreachable(reason),
+            too_large @ HttpError::TooLarge(_) => TokenError::Unreachable(too_large.to_string()),
         })?;
         match response.status {
             200..=299 => {}

@@ -219,6 +219,7 @@ impl IcareClient {
                 HttpError::Timeout => "timed out".to_owned(),
                 HttpError::Connect(_) => "could not connect".to_owned(),
                 HttpError::Other(_) => "request failed".to_owned(),
+                HttpError::TooLarge(_) => "answer too large".to_owned(),
             })
         })?;
         match response.status {
