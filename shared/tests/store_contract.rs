@@ -4,7 +4,7 @@ mod support;
 
 use serde_json::{Map, json};
 use shared::store::embedded::EmbeddedTable;
-use shared::store::{Condition, Item, Key, StoreError, Table, now_epoch_seconds};
+use shared::store::{Condition, Item, Key, MAX_ITEM_BYTES, MAX_PK_BYTES, MAX_SK_BYTES, StoreError, Table, now_epoch_seconds};
 
 fn item(pk: &str, sk: &str, value: i64) -> Item {
     let mut attrs = Map::new();
@@ -87,6 +87,28 @@ async fn many_at_once(table: &dyn Table) {
     assert!(matches!(table.put_many(&[bad]).await, Err(StoreError::Invalid(_))));
 }
 
+/// DynamoDB's own limits, refused alike by both adapters before anything is sent.
+async fn dynamodb_limits_refused(table: &dyn Table) {
+    let at_limit = item(&format!("p#{}", "k".repeat(MAX_PK_BYTES - 2)), &"s".repeat(MAX_SK_BYTES), 1);
+    table.put(&at_limit, Condition::Always).await.expect("keys at their limits");
+    assert!(table.get(&at_limit.key).await.expect("get").is_some());
+    let long_pk = item(&"k".repeat(MAX_PK_BYTES + 1), "s", 1);
+    let long_sk = item("p#8", &"s".repeat(MAX_SK_BYTES + 1), 1);
+    let empty_sk = item("p#8", "", 1);
+    for bad in [&long_pk, &long_sk, &empty_sk] {
+        assert!(matches!(table.put(bad, Condition::Always).await, Err(StoreError::Invalid(_))), "{:?}", bad.key.sk.len());
+        assert!(matches!(table.get(&bad.key).await, Err(StoreError::Invalid(_))));
+        assert!(matches!(table.get_many(std::slice::from_ref(&bad.key)).await, Err(StoreError::Invalid(_))));
+        assert!(matches!(table.put_many(std::slice::from_ref(bad)).await, Err(StoreError::Invalid(_))));
+    }
+    let mut large = item("p#8", "large", 1);
+    large.attrs.insert("blob".into(), json!("x".repeat(MAX_ITEM_BYTES)));
+    assert!(matches!(table.put(&large, Condition::Always).await, Err(StoreError::Invalid(_))), "over 400 KB");
+    let mut fits = item("p#8", "fits", 1);
+    fits.attrs.insert("blob".into(), json!("x".repeat(300 * 1024)));
+    table.put(&fits, Condition::Always).await.expect("300 KB fits");
+}
+
 async fn contract(table: &dyn Table) {
     conditional_put_conflicts(table).await;
     optimistic_versions(table).await;
@@ -94,6 +116,7 @@ async fn contract(table: &dyn Table) {
     query_by_prefix_in_order(table).await;
     reserved_attributes_refused(table).await;
     many_at_once(table).await;
+    dynamodb_limits_refused(table).await;
 }
 
 #[tokio::test]

@@ -89,6 +89,7 @@ fn unavailable(error: impl std::fmt::Display + std::fmt::Debug) -> StoreError {
 #[async_trait]
 impl ItemGet for DynamoTable {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        key.check()?;
         let output = self
             .client
             .get_item()
@@ -146,6 +147,7 @@ impl ItemPut for DynamoTable {
 #[async_trait]
 impl ItemDelete for DynamoTable {
     async fn delete(&self, key: &Key) -> Result<(), StoreError> {
+        key.check()?;
         self.client
             .delete_item()
             .table_name(&self.table)
@@ -212,6 +214,9 @@ impl ItemGetMany for DynamoTable {
     async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
         if keys.len() > MAX_GET_MANY {
             return Err(StoreError::Invalid(format!("{} keys in one read; at most {MAX_GET_MANY}", keys.len())));
+        }
+        for key in keys {
+            key.check()?;
         }
         let mut unique: Vec<&Key> = Vec::with_capacity(keys.len());
         for key in keys {

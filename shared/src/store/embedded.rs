@@ -27,6 +27,7 @@ impl EmbeddedTable {
 #[async_trait]
 impl ItemGet for EmbeddedTable {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        key.check()?;
         let now = now_epoch_seconds();
         Ok(self.lock().get(key).filter(|item| !item.is_expired(now)).cloned())
     }
@@ -58,6 +59,7 @@ impl ItemPut for EmbeddedTable {
 #[async_trait]
 impl ItemDelete for EmbeddedTable {
     async fn delete(&self, key: &Key) -> Result<(), StoreError> {
+        key.check()?;
         self.lock().remove(key);
         Ok(())
     }
@@ -83,6 +85,9 @@ impl ItemGetMany for EmbeddedTable {
     async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
         if keys.len() > MAX_GET_MANY {
             return Err(StoreError::Invalid(format!("{} keys in one read; at most {MAX_GET_MANY}", keys.len())));
+        }
+        for key in keys {
+            key.check()?;
         }
         let now = now_epoch_seconds();
         let items = self.lock();

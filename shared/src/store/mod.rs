@@ -22,9 +22,28 @@ pub struct Key {
     pub sk: String,
 }
 
+/// DynamoDB's limits on a string partition key, a string sort key and a whole item (DynamoDB
+/// Developer Guide, "Service, account, and table quotas": attributes). Both adapters refuse what
+/// DynamoDB would, before sending, so the contract tests hold the embedded table to them too.
+pub const MAX_PK_BYTES: usize = 2048;
+pub const MAX_SK_BYTES: usize = 1024;
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+
 impl Key {
     pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
         Self { pk: pk.into(), sk: sk.into() }
+    }
+
+    /// Whether DynamoDB would take this key: each part non-empty and within its byte limit.
+    pub fn check(&self) -> Result<(), StoreError> {
+        let fits = |part: &str, max: usize| !part.is_empty() && part.len() <= max;
+        if !fits(&self.pk, MAX_PK_BYTES) {
+            return Err(StoreError::Invalid(format!("the partition key must be 1 to {MAX_PK_BYTES} bytes")));
+        }
+        if !fits(&self.sk, MAX_SK_BYTES) {
+            return Err(StoreError::Invalid(format!("the sort key must be 1 to {MAX_SK_BYTES} bytes")));
+        }
+        Ok(())
     }
 }
 
@@ -150,10 +169,21 @@ pub fn now_epoch_seconds() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
+/// What both adapters check before a write: a key DynamoDB takes, no reserved attribute, and an
+/// item within DynamoDB's 400 KB. The size counts attribute names and JSON-encoded values, a
+/// little over DynamoDB's own count, so nothing the embedded table takes is refused in AWS.
 #[cfg(any(feature = "aws", feature = "embedded"))]
 pub(crate) fn check_attrs(item: &Item) -> Result<(), StoreError> {
-    match RESERVED_ATTRIBUTES.iter().find(|name| item.attrs.contains_key(**name)) {
-        Some(name) => Err(StoreError::Invalid(format!("attribute `{name}` is reserved"))),
-        None => Ok(()),
+    item.key.check()?;
+    if let Some(name) = RESERVED_ATTRIBUTES.iter().find(|name| item.attrs.contains_key(**name)) {
+        return Err(StoreError::Invalid(format!("attribute `{name}` is reserved")));
     }
+    let size = item.key.pk.len()
+        + item.key.sk.len()
+        + 40
+        + item.attrs.iter().map(|(name, value)| name.len() + value.to_string().len()).sum::<usize>();
+    if size > MAX_ITEM_BYTES {
+        return Err(StoreError::Invalid(format!("the item is over {MAX_ITEM_BYTES} bytes")));
+    }
+    Ok(())
 }
