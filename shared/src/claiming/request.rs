@@ -3,7 +3,7 @@
 //! lists every problem at once, with names such as `items[0].serviceRate`.
 //!
 //! The validated types serialize to exactly the wire form of the spec: Y/N strings, amounts as
-//! strings with 2 decimals (`"144.40"`), counts as strings (`"1"`), dates as `YYYY-MM-DD`.
+//! strings with 2 decimals (`"144.40"`; `"144"` and `"144.4"` are read and sent as `"144.00"`, `"144.40"`), counts as strings (`"1"`), dates as `YYYY-MM-DD`.
 //!
 //! Rules (the spec's "Mandatory elements" example is mandatory; the "Optional elements" are
 //! checked when present):
@@ -64,7 +64,7 @@ pub mod reasons {
     pub const OBJECT: &str = "Must be a JSON object.";
     pub const YES_NO: &str = "Must be \"Y\" or \"N\".";
     pub const DATE: &str = "Must be a date that exists, as YYYY-MM-DD.";
-    pub const AMOUNT: &str = "Must be an amount in dollars with 2 decimals, as a string such as \"144.40\".";
+    pub const AMOUNT: &str = "Must be an amount in dollars with at most 2 decimals, as a string such as \"144.40\".";
     pub const COUNT: &str = "Must be a whole number from 1 to 9999, as a string such as \"1\".";
     pub const CODE: &str = "Must be 1 to 10 letters and digits.";
     pub const DATE_OF_BIRTH_IN_FUTURE: &str = "Must not be in the future.";
@@ -106,16 +106,17 @@ impl Serialize for YesNo {
     }
 }
 
-/// An amount in dollars, exactly 2 decimals, never negative; `"144.40"` on the wire.
+/// An amount in dollars, never negative, sent with exactly 2 decimals: `"144.40"` on the wire.
+/// Read as 1 to 9 digits with up to 2 decimals (`"144"`, `"144.4"`, `"144.40"`): the spec's
+/// examples all have two, but it states no rule, and the fund reads the value, not its form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Amount(Decimal);
 
 impl Amount {
-    /// `digits.dd`: 1 to 9 digits, a point, exactly 2 digits.
     pub fn parse(value: &str) -> Option<Self> {
-        let (whole, cents) = value.split_once('.')?;
+        let (whole, cents) = value.split_once('.').unwrap_or((value, "00"));
         let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-        if whole.is_empty() || whole.len() > MAX_AMOUNT_DIGITS || cents.len() != 2 || !digits(whole) || !digits(cents) {
+        if whole.is_empty() || whole.len() > MAX_AMOUNT_DIGITS || !(1..=2).contains(&cents.len()) || !digits(whole) || !digits(cents) {
             return None;
         }
         Decimal::from_str(value).ok().map(Self)
@@ -829,12 +830,10 @@ mod tests {
 
     #[test]
     fn amounts_need_exactly_two_decimals() {
-        for ok in ["144.40", "0.00", "1000.00", "123456789.99"] {
+        for ok in ["144.40", "0.00", "1000.00", "123456789.99", "144.4", "144"] {
             assert!(Amount::parse(ok).is_some(), "{ok}");
         }
-        for bad in
-            ["144.4", "144", "144.400", "-1.00", "+1.00", ".50", "1,000.00", "1e3", "1234567890.00", " 1.00", "1.0O"]
-        {
+        for bad in ["144.400", "144.", "-1.00", "+1.00", ".50", "1,000.00", "1e3", "1234567890.00", " 1.00", "1.0O", ""] {
             assert!(Amount::parse(bad).is_none(), "{bad}");
         }
     }
@@ -843,6 +842,9 @@ mod tests {
     fn amounts_serialize_with_two_decimals() {
         let amount = Amount::parse("1000.00").expect("valid");
         assert_eq!(serde_json::to_string(&amount).expect("serializes"), "\"1000.00\"");
+        for (given, sent) in [("144", "\"144.00\""), ("144.4", "\"144.40\"")] {
+            assert_eq!(serde_json::to_string(&Amount::parse(given).expect("valid")).expect("serializes"), sent);
+        }
         assert_eq!(amount.value(), Decimal::from(1000));
     }
 
