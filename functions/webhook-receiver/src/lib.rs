@@ -26,6 +26,14 @@ use subtle::ConstantTimeEq;
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Longest webhook `id` kept as a key (HICAPS sends UUIDs).
 const MAX_ID_CHARS: usize = 128;
+/// Longest webhook `type` (the spec's longest is 38 characters).
+pub const MAX_TYPE_CHARS: usize = 128;
+/// Deepest nesting of `data` (the spec's deepest is 5 levels under `data`).
+pub const MAX_DATA_DEPTH: usize = 64;
+/// Most claims on one invoice or predetermination. HICAPS claims are an invoice's line items;
+/// a few dozen is a long invoice, and 500 keeps adjudication, its five reads of 100 keys, and
+/// the status post each well inside one invocation.
+pub const MAX_CLAIMS: usize = 500;
 pub const DEFAULT_AUTH_HEADER: &str = "x-hicaps-webhook-key";
 
 /// How HICAPS authenticates its webhooks (the spec's two modes).
@@ -145,11 +153,13 @@ impl Receiver {
             shared::metrics::count("HandoffFailed", ("Route", "hicaps-webhook"));
             return Err(Rejection::HandoffFailed);
         }
+        // A type we do not know is input, and could be anything: it is counted as `unhandled`
+        // and kept for operators by the poster, never logged or used as a dimension.
         if known {
             tracing::info!(webhook_id = %id, webhook_type = %kind, "webhook accepted");
         } else {
-            tracing::warn!(webhook_id = %id, webhook_type = %kind, "webhook of an unhandled type accepted and kept for operators");
-            shared::metrics::count("WebhookUnhandledType", ("Type", &kind));
+            tracing::warn!(webhook_id = %id, "webhook of an unhandled type accepted and kept for operators");
+            shared::metrics::count("WebhookUnhandledType", ("Type", "unhandled"));
         }
         shared::metrics::record(&[
             Metric::count("WebhookReceived", ("Type", if known { &kind } else { "unhandled" })),
@@ -202,14 +212,81 @@ fn check_envelope(body: &str) -> Result<(String, String), Rejection> {
         problems.push("id", format!("'id' must be at most {MAX_ID_CHARS} characters."));
     }
     let kind = non_empty_string(envelope.kind, "type", &mut problems);
+    if kind.as_ref().is_some_and(|kind| kind.chars().count() > MAX_TYPE_CHARS) {
+        problems.push("type", format!("'type' must be at most {MAX_TYPE_CHARS} characters."));
+    }
     match envelope.data {
         None => problems.push("data", "'data' must not be empty."),
         Some(raw) if !raw.get().starts_with('{') => problems.push("data", "'data' must be an object."),
-        Some(_) => {}
+        Some(raw) if nesting_depth(raw.get()) > MAX_DATA_DEPTH => {
+            problems.push("data", format!("'data' must nest at most {MAX_DATA_DEPTH} levels deep."));
+        }
+        Some(raw) => match serde_json::from_str::<ClaimCount>(raw.get()) {
+            Ok(ClaimCount { claims: Some(count) }) if count.0 > MAX_CLAIMS => {
+                problems.push("data.claims", format!("'claims' must have at most {MAX_CLAIMS} items."));
+            }
+            _ => {}
+        },
     }
     match (id, kind) {
         (Some(id), Some(kind)) if problems.is_empty() => Ok((id, kind)),
         _ => Err(Rejection::Invalid(ApiError::validation(problems.into_vec()))),
+    }
+}
+
+/// How deep arrays and objects nest in a JSON text already known to be valid (strings skipped).
+/// One pass over the bytes, cheaper than a parse.
+fn nesting_depth(json: &str) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for byte in json.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// `data.claims`, counted without being read.
+#[derive(Deserialize)]
+struct ClaimCount {
+    #[serde(default)]
+    claims: Option<Count>,
+}
+
+struct Count(usize);
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Counter;
+        impl<'de> serde::de::Visitor<'de> for Counter {
+            type Value = Count;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Count, A::Error> {
+                let mut count = 0usize;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    count += 1;
+                }
+                Ok(Count(count))
+            }
+        }
+        deserializer.deserialize_seq(Counter)
     }
 }
 
