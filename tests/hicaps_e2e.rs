@@ -332,3 +332,69 @@ async fn send_all<'a>(stack: &local::Stack, webhooks: impl Iterator<Item = (&'a 
         .collect()
         .await
 }
+
+#[tokio::test]
+async fn a_hicaps_400_ends_in_one_dead_letter_and_no_redelivery_loop() {
+    for backend in BOTH {
+        let stack = start(backend, &[]).await;
+        // HICAPS refuses the status post. The simulator redelivers whenever lp:webhook-error is
+        // called, as HICAPS does: a gateway that called it would loop.
+        stack.hicaps.fail_next(400, 1);
+        let webhook = stack.hicaps.webhook(Example::InvoiceSubmitted, &json!({})).expect("webhook");
+        let id = webhook["id"].as_str().expect("id").to_owned();
+        let invoice_id = webhook["data"]["invoiceId"].as_str().expect("invoiceId").to_owned();
+        assert_eq!(send(&stack, &webhook).await.status(), 202);
+        let dead_lettered = || async { queue_depths(&stack).await["workDlq"]["messages"].as_u64() == Some(1) };
+        let deadline = tokio::time::Instant::now() + SETTLE;
+        while !dead_lettered().await && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // HICAPS retrying the same webhook meanwhile is acknowledged and changes nothing.
+        assert_eq!(send(&stack, &webhook).await.status(), 202);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let depths = queue_depths(&stack).await;
+        assert_eq!(depths["workDlq"]["messages"].as_u64(), Some(1), "{backend:?}: {depths}");
+        assert!(posts_for(&stack, &id, "webhook-error").len() <= 1, "{backend:?}: at most one lp:webhook-error");
+        assert_eq!(posts_for(&stack, &invoice_id, "invoice-status").len(), 1, "{backend:?}: the refused post was made once");
+        stack.stop();
+    }
+}
+
+#[tokio::test]
+async fn poisonous_webhooks_leave_the_stack_answering() {
+    let stack = start(gateway_tests::Backend::Embedded, &[]).await;
+    let mut poisons = Vec::new();
+    for claim in [
+        json!({"quantity": 100000000000000000u64, "unitPrice": 10000000000000u64}),
+        json!({"quantity": "Zebediah-77"}),
+        json!({"unitPrice": -50}),
+        json!({"quantity": 1e300, "unitPrice": {"nested": [1, 2, 3]}}),
+    ] {
+        let mut webhook = stack.hicaps.webhook(Example::InvoiceSubmitted, &json!({})).expect("webhook");
+        for (name, value) in claim.as_object().expect("object") {
+            webhook["data"]["claims"][0][name] = value.clone();
+        }
+        poisons.push(webhook["data"]["invoiceId"].as_str().expect("id").to_owned());
+        assert_eq!(send(&stack, &webhook).await.status(), 202);
+    }
+    for invoice_id in &poisons {
+        assert!(eventually(SETTLE, || posts_for(&stack, invoice_id, "invoice-status").len() == 1).await, "no answer for {invoice_id}");
+        let post = &posts_for(&stack, invoice_id, "invoice-status")[0];
+        assert_eq!(post.body["claimStatuses"][0]["state"], "rejected", "{}", post.body);
+        assert!(post.body["claimStatuses"][0]["invalidParams"][0]["name"].as_str().is_some_and(|n| n == "quantity" || n == "unitPrice"));
+    }
+    // And an ordinary one afterwards.
+    let (ordinary, _) = submit_invoice(&stack).await;
+    assert_eq!(posts_for(&stack, &ordinary, "invoice-status")[0].body["claimStatuses"][0]["state"], "approved");
+    stack.stop();
+}
+
+/// The poisonous-webhook test above runs the stack as `cargo test` builds it; Lambda and the
+/// bench run the release profile. Both must unwind, or one panic ends every batch in flight.
+#[test]
+fn the_release_profile_unwinds_as_the_tested_one_does() {
+    let manifest = include_str!("../Cargo.toml");
+    let release = manifest.split("[profile.release]").nth(1).and_then(|rest| rest.split("\n[").next()).expect("[profile.release]");
+    let panic = release.lines().find(|line| line.trim_start().starts_with("panic")).expect("a panic strategy");
+    assert_eq!(panic.split('=').nth(1).map(|v| v.trim().trim_matches('"')), Some("unwind"), "{panic}");
+}

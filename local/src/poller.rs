@@ -3,6 +3,7 @@
 //! and leave failures to come back after their visibility timeout (or move to the DLQ).
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use futures::FutureExt;
 use shared::queue::{MessageSource, ReceivedMessage};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -55,9 +56,19 @@ where
                 }
                 let mut event = SqsEvent::default();
                 event.records = messages.iter().map(|m| to_record(m, &source_arn)).collect();
-                let Ok(response) = tokio::time::timeout(timeout, consume(event)).await else {
-                    tracing::error!(source_arn, "batch timed out; its messages will be redelivered");
-                    continue;
+                // A consumer that panics loses its batch (it comes back after the visibility
+                // timeout), not this worker: Lambda too starts the next invocation afresh.
+                let consumed = std::panic::AssertUnwindSafe(consume(event)).catch_unwind();
+                let response = match tokio::time::timeout(timeout, consumed).await {
+                    Ok(Ok(response)) => response,
+                    Ok(Err(_)) => {
+                        tracing::error!(source_arn, "batch panicked; its messages will be redelivered");
+                        continue;
+                    }
+                    Err(_) => {
+                        tracing::error!(source_arn, "batch timed out; its messages will be redelivered");
+                        continue;
+                    }
                 };
                 let failed: HashSet<String> =
                     response.batch_item_failures.into_iter().map(|f: BatchItemFailure| f.item_identifier).collect();

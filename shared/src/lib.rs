@@ -17,6 +17,7 @@ pub mod idempotency;
 pub mod lambda;
 pub mod icare;
 pub mod metrics;
+pub mod parse_problem;
 pub mod program;
 pub mod queue;
 pub mod store;

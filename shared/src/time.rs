@@ -1,4 +1,5 @@
-//! "Today" in the time zones the upstreams reason in. Lambda runs in UTC; NZ and NSW do not.
+//! "Today" in the time zones the upstreams reason in (Lambda runs in UTC; NZ and NSW do not),
+//! and the jitter every retry schedule here uses.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -44,5 +45,30 @@ mod tests {
         let now = Utc.with_ymd_and_hms(2026, 11, 23, 12, 30, 0).single().expect("valid instant");
         assert_eq!(today_in(NEW_ZEALAND, now), NaiveDate::from_ymd_opt(2026, 11, 24).expect("valid date"));
         assert_eq!(now.date_naive(), NaiveDate::from_ymd_opt(2026, 11, 23).expect("valid date"));
+    }
+}
+
+/// "Equal jitter" (AWS Architecture Blog, "Exponential Backoff And Jitter"): half the delay, plus a
+/// random part of the other half, so callers that failed together do not come back together, and
+/// none comes back sooner than half the schedule.
+pub fn jittered(delay: std::time::Duration) -> std::time::Duration {
+    let half = delay / 2;
+    let spread = u64::try_from(half.as_millis()).unwrap_or(u64::MAX);
+    half + std::time::Duration::from_millis(fastrand::u64(0..=spread))
+}
+
+#[cfg(test)]
+mod jitter_tests {
+    use super::jittered;
+    use std::time::Duration;
+
+    #[test]
+    fn jitter_stays_between_half_and_the_whole_delay() {
+        for _ in 0..1000 {
+            let delay = jittered(Duration::from_millis(1000));
+            assert!((Duration::from_millis(500)..=Duration::from_millis(1000)).contains(&delay), "{delay:?}");
+        }
+        assert_eq!(jittered(Duration::ZERO), Duration::ZERO);
+        let _ = jittered(Duration::MAX);
     }
 }

@@ -5,13 +5,14 @@ use crate::{Failure, Poster};
 use serde::Deserialize;
 use serde_json::{Map, json};
 use shared::hicaps::{
-    ClaimState, ClaimStatus, InvoiceLevelState, InvoiceStatusUpdate, Links, MemberState, MemberStatusUpdate, PaymentInvoices,
+    ClaimState, InvalidParam, ClaimStatus, InvoiceLevelState, InvoiceStatusUpdate, Links, MemberState, MemberStatusUpdate, PaymentInvoices,
     PredeterminationStatusUpdate, Webhook, WebhookEnvelope, WebhookEvent,
 };
 use shared::program::adjudication::{MemberStanding, Schedule, adjudicate, member_standing};
 use shared::program::reference::member_key;
 use shared::program::records::{self, ClaimRecord, InvoiceRecord};
 use shared::program::work::Work;
+use shared::idempotency::Lock;
 use shared::store::{Condition, Item, Key, MAX_GET_MANY, StoreError};
 use std::collections::HashMap;
 use std::time::Instant;
@@ -19,10 +20,24 @@ use std::time::Instant;
 /// Time kept after the last possible moment a callback returns, to record completion.
 const COMPLETION_MARGIN_SECONDS: i64 = 3;
 
-/// The poster during one invocation: its clients and the invocation's deadline.
+/// The poster while it processes one record: its clients, the invocation's deadline and the
+/// record's idempotency lock, which notes the post as soon as it happened.
 struct Context<'a> {
     poster: &'a Poster,
     deadline: i64,
+    lock: tokio::sync::Mutex<Lock>,
+}
+
+impl Context<'_> {
+    /// The note that this attempt's post happened, to ride in the next batch of record writes.
+    async fn pending_note(&self) -> Option<Item> {
+        self.poster.idempotency.pending_note(&*self.lock.lock().await)
+    }
+
+    /// A batch carrying the pending note has landed.
+    async fn noted(&self) {
+        self.lock.lock().await.note_pending = false;
+    }
 }
 
 impl std::ops::Deref for Context<'_> {
@@ -50,7 +65,10 @@ pub(crate) fn webhook_error_href(body: &str) -> Option<String> {
 
 /// Keeps an item for operators (`flagged#<reason>`), e.g. an overpaid invoice or a changed payload.
 pub(crate) async fn flag(poster: &Poster, id: &str, reason: &str) -> Result<(), Failure> {
-    let mut attrs = Map::new();
+    flag_with(poster, id, reason, Map::new()).await
+}
+
+async fn flag_with(poster: &Poster, id: &str, reason: &str, mut attrs: Map<String, serde_json::Value>) -> Result<(), Failure> {
     attrs.insert("reason".into(), json!(reason));
     attrs.insert("at".into(), json!(chrono::Utc::now().to_rfc3339()));
     let item = Item::new(Key::new(format!("flagged#{reason}"), id), attrs).expiring_at(poster.record_expiry());
@@ -58,25 +76,33 @@ pub(crate) async fn flag(poster: &Poster, id: &str, reason: &str) -> Result<(), 
     Ok(())
 }
 
-pub(crate) async fn process(poster: &Poster, work: &Work, deadline: i64) -> Result<&'static str, Failure> {
-    let poster = &Context { poster, deadline };
+/// Does the work; gives the lock back with what it learnt (whether the post happened).
+pub(crate) async fn process(poster: &Poster, work: &Work, deadline: i64, lock: Lock) -> (Result<&'static str, Failure>, Lock) {
+    let context = Context { poster, deadline, lock: tokio::sync::Mutex::new(lock) };
+    let result = process_with(&context, work).await;
+    (result, context.lock.into_inner())
+}
+
+async fn process_with(poster: &Context<'_>, work: &Work) -> Result<&'static str, Failure> {
     match work {
         Work::Webhook { body, .. } => {
             let envelope: WebhookEnvelope =
-                serde_json::from_str(body).map_err(|e| Failure::permanent(format!("webhook envelope: {e}")))?;
-            if envelope.webhook_type().is_none() {
-                let id = envelope.id.to_string();
-                tracing::warn!(webhook_id = %id, webhook_type = %envelope.kind, "unhandled webhook type kept for operators");
-                flag(poster, &id, "unhandledType").await?;
+                shared::parse_problem::from_str(body).map_err(|problem| Failure::unreadable("webhook envelope", problem))?;
+            let Some(kind) = envelope.webhook_type() else {
+                let id = envelope.id.clone();
+                tracing::warn!(webhook_id = %id, "unhandled webhook type kept for operators");
+                let mut attrs = Map::new();
+                attrs.insert("type".into(), json!(envelope.kind));
+                flag_with(poster, &id, "unhandledType", attrs).await?;
                 return Ok("unhandledType");
-            }
-            let webhook = envelope.into_webhook().map_err(|e| Failure::permanent(format!("webhook data: {e}")))?;
+            };
+            let webhook = envelope.into_typed(kind).map_err(|problem| Failure::unreadable("webhook", problem))?;
             handle_webhook(poster, &webhook).await
         }
         Work::Decision { decision_id, invoice_id, update } => {
             let invoice = records::load_invoice(poster.table.as_ref(), invoice_id)
                 .await?
-                .ok_or_else(|| Failure::permanent(format!("invoice {invoice_id} is not known")))?;
+                .ok_or_else(|| Failure::permanent("the decision's invoice is not known"))?;
             let href = invoice.status_href.clone().ok_or_else(|| Failure::permanent("invoice has no status link"))?;
             post(poster, &href, update, "invoice-status-updated").await?;
             apply_update(poster, &invoice, update).await?;
@@ -91,19 +117,35 @@ async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<&'sta
     match &webhook.event {
         WebhookEvent::InvoiceSubmitted(invoice) => {
             let invoice_id = invoice.invoice_id.to_string();
-            let (known, schedule, standing) = adjudication_inputs(poster, invoice, Some(&invoice_id)).await?;
-            if known.as_ref().is_some_and(|record| record.cancelled_before_submission) {
+            let inputs = adjudication_inputs(poster, invoice, Some(&invoice_id)).await?;
+            if inputs.known.as_ref().is_some_and(|record| record.cancelled_before_submission) {
                 tracing::info!(%webhook_id, %invoice_id, "invoice was cancelled before it arrived; disregarded");
                 return Ok("disregarded");
             }
             let href = required_link(webhook.links.invoice_status_updated_href(), "lp:invoice-status-updated")?;
-            let statuses = adjudicate(invoice, &schedule, standing.as_ref());
+            let mut statuses = adjudicate(invoice, &inputs.schedule, inputs.standing.as_ref());
+            // A resubmission (a new webhook id for a known invoice) never moves a stored claim
+            // against the state machine: a paid claim stays paid, and is left out of the answer.
+            let before = statuses.len();
+            statuses.retain(|status| {
+                let stored = inputs.claims.iter().find(|claim| claim.claim_id == status.claim_id.to_string());
+                match (stored, status.state) {
+                    (Some(stored), Some(next)) => stored.state == next || stored.state.can_transition_to(next),
+                    _ => true,
+                }
+            });
+            if statuses.len() < before {
+                tracing::warn!(%webhook_id, %invoice_id, kept = before - statuses.len(), "resubmission would move claims back; their states are kept");
+            }
+            if statuses.is_empty() && before > 0 {
+                return Ok("resubmissionUnchanged");
+            }
             let update = InvoiceStatusUpdate { claim_statuses: statuses, ..Default::default() };
             let answered = post(poster, href, &update, "invoice-status-updated").await;
             // Recorded once, after the post, header and claims together: with the decided
             // claims when the answer went; when it did not, as it stood before any answer (a new
             // invoice's claims pending), so a later decision by the program can still reach it.
-            let claims: Vec<ClaimRecord> = match (&answered, &known) {
+            let claims: Vec<ClaimRecord> = match (&answered, &inputs.known) {
                 (Ok(()), _) => update
                     .claim_statuses
                     .iter()
@@ -128,7 +170,11 @@ async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<&'sta
                 cancelled_before_submission: false,
                 claims,
             };
-            let saved = records::save_invoice(poster.table.as_ref(), &record, poster.record_expiry()).await;
+            let note = poster.pending_note().await;
+            let saved = records::save_invoice(poster.table.as_ref(), &record, poster.record_expiry(), note).await;
+            if saved.is_ok() {
+                poster.noted().await;
+            }
             // A failed post decides the retry or the dead letter, whatever the write did.
             answered?;
             saved?;
@@ -164,8 +210,8 @@ async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<&'sta
         WebhookEvent::PredeterminationSubmitted(invoice) => {
             let href =
                 required_link(webhook.links.predetermination_status_updated_href(), "lp:predetermination-status-updated")?;
-            let (_, schedule, standing) = adjudication_inputs(poster, invoice, None).await?;
-            let statuses = adjudicate(invoice, &schedule, standing.as_ref());
+            let inputs = adjudication_inputs(poster, invoice, None).await?;
+            let statuses = adjudicate(invoice, &inputs.schedule, inputs.standing.as_ref());
             let update = PredeterminationStatusUpdate { claim_statuses: statuses, ..Default::default() };
             post(poster, href, &update, "predetermination-status-updated").await?;
             tracing::info!(%webhook_id, "predetermination answered");
@@ -173,22 +219,40 @@ async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<&'sta
         }
         WebhookEvent::MemberCheck(member) => {
             let href = required_link(webhook.links.update_member_state_href(), "lp:update-member-state")?;
-            let program = member.program.as_ref().map(|p| p.as_str().to_owned()).unwrap_or_default();
-            let standing = member_standing(poster.table.as_ref(), &program, &member.member_number).await?;
-            let (state, title, description) = match standing {
-                Some(standing) if standing.active => (MemberState::Approved, "Member found".to_owned(), "The member is covered by this program.".to_owned()),
-                Some(standing) => (
-                    MemberState::Rejected,
-                    standing.status_title.unwrap_or_else(|| "Not covered".into()),
-                    standing.status_description.unwrap_or_else(|| "The membership does not cover claims.".into()),
-                ),
-                None => (MemberState::Rejected, "Member not found".into(), "No member with this number in this program.".into()),
-            };
-            let update = MemberStatusUpdate {
-                member_number: member.member_number.clone(),
-                set_state: Some(state),
-                status_title: Some(title.chars().take(20).collect()),
-                status_description: Some(description),
+            let update = match &member.program {
+                // Never looked up under an empty program: the check is answered for its own data.
+                None => MemberStatusUpdate {
+                    member_number: member.member_number.clone(),
+                    set_state: Some(MemberState::Rejected),
+                    status_title: Some("Program missing".to_owned()),
+                    status_description: Some("The member check does not say which program it is for.".to_owned()),
+                    invalid_params: vec![InvalidParam::new("program", "'program' must not be empty.")],
+                },
+                Some(program) => {
+                    let key = member_key(program.as_str(), &member.member_number);
+                    let standing = match key.check() {
+                        Ok(()) => member_standing(poster.table.as_ref(), program.as_str(), &member.member_number).await?,
+                        Err(_) => None,
+                    };
+                    let (state, title, description) = match standing {
+                        Some(standing) if standing.active => {
+                            (MemberState::Approved, "Member found".to_owned(), "The member is covered by this program.".to_owned())
+                        }
+                        Some(standing) => (
+                            MemberState::Rejected,
+                            standing.status_title.unwrap_or_else(|| "Not covered".into()),
+                            standing.status_description.unwrap_or_else(|| "The membership does not cover claims.".into()),
+                        ),
+                        None => (MemberState::Rejected, "Member not found".into(), "No member with this number in this program.".into()),
+                    };
+                    MemberStatusUpdate {
+                        member_number: member.member_number.clone(),
+                        set_state: Some(state),
+                        status_title: Some(title.chars().take(20).collect()),
+                        status_description: Some(description),
+                        invalid_params: Vec::new(),
+                    }
+                }
             };
             post(poster, href, &update, "update-member-state").await?;
             tracing::info!(%webhook_id, "member check answered");
@@ -241,31 +305,47 @@ fn required_link<'a>(href: Option<&'a str>, rel: &str) -> Result<&'a str, Failur
     href.ok_or_else(|| Failure::permanent(format!("the webhook has no {rel} link")))
 }
 
-/// What an invoice is adjudicated on, read by key in one request (one per 100 keys): the
-/// schedule's rules for its item codes, the member's standing and, for a submission, the
-/// invoice's stored header (`header_of`), if it is known.
+/// What an invoice is adjudicated on.
+struct AdjudicationInputs {
+    /// The invoice's stored header, for a submission, if the invoice is known.
+    known: Option<InvoiceRecord>,
+    /// The invoice's claims as stored, for a submission.
+    claims: Vec<ClaimRecord>,
+    schedule: Schedule,
+    standing: Option<MemberStanding>,
+}
+
+/// Reads what an invoice is adjudicated on by key, in one request (one per 100 keys): the
+/// schedule's rules for its item codes, the member's standing and, for a submission
+/// (`header_of`), the invoice's stored header and claims. A key DynamoDB would refuse (an item
+/// code or member number over its key limits) is not read: that claim is then rejected as an
+/// unknown item, or the invoice's claims as from an unknown member.
 async fn adjudication_inputs(
     poster: &Context<'_>,
     invoice: &shared::hicaps::Invoice,
     header_of: Option<&str>,
-) -> Result<(Option<InvoiceRecord>, Schedule, Option<MemberStanding>), StoreError> {
+) -> Result<AdjudicationInputs, StoreError> {
     let program = invoice.program.as_str();
     let header = header_of.map(records::header_key);
-    let member = invoice.member.as_ref().map(|member| member_key(program, &member.member_number));
+    let member = invoice.member.as_ref().map(|member| member_key(program, &member.member_number)).filter(|key| key.check().is_ok());
     let mut keys: Vec<Key> = header.iter().chain(member.iter()).cloned().collect();
     for claim in &invoice.claims {
         let rule = Schedule::rule_key(program, &claim.item_code);
-        if !keys.contains(&rule) {
-            keys.push(rule);
+        let stored = header_of.map(|id| records::claim_key(id, &claim.claim_id.to_string()));
+        for key in std::iter::once(rule).chain(stored) {
+            if key.check().is_ok() && !keys.contains(&key) {
+                keys.push(key);
+            }
         }
     }
     let mut found: HashMap<Key, Item> = HashMap::with_capacity(keys.len());
     for chunk in keys.chunks(MAX_GET_MANY) {
         found.extend(poster.table.get_many(chunk).await?.into_iter().flatten().map(|item| (item.key.clone(), item)));
     }
-    let known = header.and_then(|key| found.get(&key)).zip(header_of).map(|(item, id)| records::header_from_item(id, item));
+    let known = header.as_ref().and_then(|key| found.get(key)).zip(header_of).map(|(item, id)| records::header_from_item(id, item));
+    let claims = found.values().filter(|item| item.key.pk.starts_with("invoice#")).filter_map(records::claim_from_item).collect();
     let standing = member.and_then(|key| found.get(&key)).map(MemberStanding::from_item);
-    Ok((known, Schedule::from_items(found.values()), standing))
+    Ok(AdjudicationInputs { known, claims, schedule: Schedule::from_items(found.values()), standing })
 }
 
 /// The answer to a cancellation of a known invoice: each claim `cancelled`, or `cancelPending`
@@ -308,7 +388,9 @@ async fn apply_update(poster: &Context<'_>, invoice: &InvoiceRecord, update: &In
             Some(ClaimRecord { claim_id: claim.claim_id.clone(), state, benefit })
         })
         .collect();
-    records::save_claims(poster.table.as_ref(), &invoice.invoice_id, &updated, expires).await?;
+    let note = poster.pending_note().await;
+    records::save_claims(poster.table.as_ref(), &invoice.invoice_id, &updated, expires, note).await?;
+    poster.noted().await;
     Ok(())
 }
 
@@ -320,22 +402,35 @@ async fn record_event(poster: &Context<'_>, pk: &str, webhook_id: &str, kind: &s
     Ok(())
 }
 
+/// Posts the work's one callback, unless an earlier attempt already did (then it resumes after
+/// it), and marks on the lock that it happened.
 async fn post(poster: &Context<'_>, href: &str, body: &impl serde::Serialize, rel: &str) -> Result<(), Failure> {
-    // Post only when the call and the completion record fit before the invocation's deadline:
-    // a post cut off by the timeout would leave its lock to expire and be posted again.
-    let latest_start = poster.deadline - poster.hicaps.timeout().as_secs() as i64 - COMPLETION_MARGIN_SECONDS;
+    if poster.lock.lock().await.posted {
+        tracing::info!(rel, "posted by an earlier attempt; resuming after it");
+        return Ok(());
+    }
+    // Post only when the call (token fetch and refresh included) and the completion record fit
+    // before the invocation's deadline: a post cut off by the timeout would leave its lock to
+    // expire and be posted again.
+    let timeout = i64::try_from(poster.hicaps.timeout().as_secs()).unwrap_or(i64::MAX);
+    let latest_start = poster.deadline.saturating_sub(timeout).saturating_sub(COMPLETION_MARGIN_SECONDS);
     if chrono::Utc::now().timestamp() > latest_start {
-        return Err(Failure::Transient("too little time left in this invocation to post safely".into()));
+        return Err(Failure::transient("too little time left in this invocation to post safely"));
     }
     let body = serde_json::to_vec(body).map_err(|e| Failure::permanent(e.to_string()))?;
     let started = Instant::now();
     let result = poster.hicaps.post_json(href, body).await;
-    let elapsed = started.elapsed().as_millis() as u64;
+    let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     shared::metrics::millis("CallbackLatency", elapsed, ("Rel", rel));
     shared::metrics::millis("UpstreamLatency", elapsed, ("Connector", "hicaps"));
     match result {
         Ok(_) => {
             shared::metrics::count("CallbackOutcome", ("Outcome", "posted"));
+            // Noted by the next write, which costs no request of its own: the records' batch, or
+            // the completion itself. A failure before either notes it alone (`lib.rs`).
+            let mut lock = poster.lock.lock().await;
+            lock.posted = true;
+            lock.note_pending = true;
             Ok(())
         }
         Err(error) => {

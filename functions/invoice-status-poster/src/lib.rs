@@ -3,10 +3,19 @@
 //! program's answers back to HICAPS.
 //!
 //! Per record: resolve the claim check, take the idempotency lock on the webhook `id`, act,
-//! record completion. A transient failure (HICAPS 5xx, timeout, our store) releases the lock and
-//! reports the record as a batch item failure with backoff; a permanent one (HICAPS 4xx, a
-//! message that can never be processed) or the last allowed attempt dead-letters it with the
-//! reason and asks HICAPS to redeliver through `lp:webhook-error`.
+//! record completion. Each record succeeds or fails alone, a panic included.
+//!
+//! - A transient failure (HICAPS 408, 425, 429, 5xx or timeout, our store) releases the lock and
+//!   reports the record as a batch item failure, back after a jittered backoff or HICAPS's
+//!   `Retry-After`. The one outbound post is recorded on the lock as soon as HICAPS took it, so a
+//!   retry after a later step failed resumes after the post instead of posting again.
+//! - The last allowed attempt of a transient failure dead-letters the message with the reason and
+//!   asks HICAPS to redeliver through `lp:webhook-error`, at most once per webhook id.
+//! - A permanent failure (HICAPS 400, 403, 404, 409, 422; data that cannot be read; a link
+//!   outside `HICAPS_CALLBACK_HOSTS`) is dead-lettered with the reason for a person and the id
+//!   is recorded as finished: HICAPS's redelivery could only fail the same way, so none is
+//!   asked for, and one that comes anyway is a duplicate. A replay from the dead-letter queue
+//!   processes it again.
 
 pub mod callback;
 mod handlers;
@@ -16,10 +25,12 @@ use callback::{CallbackError, HicapsClient, HicapsCredentials};
 use shared::config::{ConfigError, Vars};
 use shared::handoff;
 use shared::http_client::SharedHttp;
-use shared::idempotency::{Begin, Idempotency, payload_hash};
+use futures::FutureExt;
+use shared::idempotency::{Idempotency, Lock, LockOutcome, payload_hash};
 use shared::program::work::Work;
 use shared::queue::{MessageSender, MessageVisibility};
 use shared::store::{SharedTable, StoreError, now_epoch_seconds};
+use shared::time::jittered;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +38,7 @@ pub struct Config {
     /// Moved into the HICAPS client at construction.
     pub credentials: HicapsCredentials,
     pub callback_hosts: Vec<String>,
-    /// How long a completed webhook id is remembered (at least 7 days).
+    /// How long a completed webhook id is remembered (at least 1 day).
     pub idempotency_days: u32,
     /// How long invoice records are kept.
     pub record_days: u32,
@@ -76,12 +87,13 @@ pub struct Poster {
     dead_letters: Arc<dyn MessageSender>,
 }
 
-/// Why processing did not complete. Reasons are logged; `detail` (HICAPS's answer, which may
-/// echo personal data) goes only into the dead letter.
+/// Why processing did not complete. Reasons are kinds and statuses, safe to log; `detail`
+/// (HICAPS's answer, or serde's message, either of which may quote personal data) goes only into
+/// the dead letter.
 #[derive(Debug, thiserror::Error)]
 pub enum Failure {
-    #[error("transient: {0}")]
-    Transient(String),
+    #[error("transient: {reason}")]
+    Transient { reason: String, retry_after: Option<Duration> },
     #[error("permanent: {reason}")]
     Permanent { reason: String, detail: Option<String> },
 }
@@ -90,18 +102,31 @@ impl Failure {
     pub fn permanent(reason: impl Into<String>) -> Self {
         Failure::Permanent { reason: reason.into(), detail: None }
     }
+
+    pub fn transient(reason: impl Into<String>) -> Self {
+        Failure::Transient { reason: reason.into(), retry_after: None }
+    }
+
+    /// Data that cannot be read: where and what for the log, serde's message for the letter.
+    pub fn unreadable(what: &str, problem: shared::parse_problem::ParseProblem) -> Self {
+        Failure::Permanent { reason: format!("{what}: {problem}"), detail: Some(problem.message) }
+    }
 }
 
 impl From<StoreError> for Failure {
     fn from(error: StoreError) -> Self {
-        Failure::Transient(error.to_string())
+        match error {
+            // A key or item the table refuses is refused again on every retry.
+            StoreError::Invalid(reason) => Failure::permanent(format!("the table refused the item: {reason}")),
+            other => Failure::transient(other.to_string()),
+        }
     }
 }
 
 impl From<CallbackError> for Failure {
     fn from(error: CallbackError) -> Self {
         match error {
-            CallbackError::Transient(reason) => Failure::Transient(reason),
+            CallbackError::Transient { reason, retry_after } => Failure::Transient { reason, retry_after },
             CallbackError::Refused => Failure::permanent("callback link is not on an allowed HICAPS host"),
             CallbackError::Rejected { status, body } => {
                 Failure::Permanent { reason: format!("HICAPS answered {status}"), detail: Some(body) }
@@ -114,6 +139,13 @@ enum Disposition {
     Done,
     Retry,
 }
+
+/// The longest a record waits before its next attempt, whatever the backoff or `Retry-After`
+/// asks: SQS would allow 12 hours, but a webhook's effect should not wait longer than this.
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(900);
+
+/// Times a record tries to note that its post happened before carrying on without the note.
+const MARK_POSTED_ATTEMPTS: u32 = 3;
 
 impl Poster {
     pub fn new(
@@ -140,8 +172,7 @@ impl Poster {
     /// One SQS batch. `deadline` is when this invocation must be done (epoch seconds): the
     /// idempotency locks expire then, so a crash frees them for the redelivery.
     pub async fn handle(&self, event: SqsEvent, deadline: i64) -> SqsBatchResponse {
-        let outcomes =
-            futures::future::join_all(event.records.iter().map(|record| self.process_record(record, deadline))).await;
+        let outcomes = futures::future::join_all(event.records.iter().map(|record| self.process_isolated(record, deadline))).await;
         let mut response = SqsBatchResponse::default();
         for (record, disposition) in event.records.iter().zip(outcomes) {
             if let Disposition::Retry = disposition {
@@ -153,88 +184,159 @@ impl Poster {
         response
     }
 
+    /// A record that panics fails alone: it is reported as a batch item failure (and comes back
+    /// until the queue dead-letters it), while the rest of the batch is answered. The release
+    /// profile unwinds for this reason (README, "Build and package").
+    async fn process_isolated(&self, record: &SqsMessage, deadline: i64) -> Disposition {
+        match std::panic::AssertUnwindSafe(self.process_record(record, deadline)).catch_unwind().await {
+            Ok(disposition) => disposition,
+            Err(_) => {
+                tracing::error!(message_id = record.message_id.as_deref().unwrap_or("-"), "processing panicked; the record is retried alone");
+                shared::metrics::count("RecordPanicked", ("Function", "invoice-status-poster"));
+                Disposition::Retry
+            }
+        }
+    }
+
     async fn process_record(&self, record: &SqsMessage, deadline: i64) -> Disposition {
         let message_id = record.message_id.as_deref().unwrap_or_default();
         let receive_count: u32 =
             record.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1);
         let raw = record.body.as_deref().unwrap_or_default();
-        let body = match handoff::resolve(raw, self.table.as_ref()).await {
-            Ok(body) => body,
+        let message = match handoff::resolve(raw, self.table.as_ref()).await {
+            Ok(message) => message,
             Err(error) => {
                 tracing::warn!(message_id, %error, "claim check not readable yet");
-                return self.retry(record, receive_count, None, &error.to_string()).await;
+                return self.retry(record, receive_count, None, &error.to_string(), None).await;
             }
         };
-        let work = match Work::parse(&body) {
+        let work = match Work::parse(&message) {
             Ok(work) => work,
-            Err(error) => return self.dead_letter(raw, None, &Failure::permanent(error.to_string())).await,
+            Err(error) => return self.dead_letter(raw, &Failure::permanent(error.to_string())).await,
         };
-        let (id, webhook_error) = match &work {
-            Work::Webhook { body, .. } => (handlers::webhook_id(body), handlers::webhook_error_href(body)),
-            Work::Decision { decision_id, .. } => (Some(decision_id.clone()), None),
+        let id = match &work {
+            Work::Webhook { body, .. } => handlers::webhook_id(body),
+            Work::Decision { decision_id, .. } => Some(decision_id.clone()),
         };
         let Some(id) = id else {
-            return self.dead_letter(raw, None, &Failure::permanent("work without an id")).await;
+            return self.dead_letter(raw, &Failure::permanent("work without an id")).await;
         };
         // The payload is the webhook as HICAPS sent it: the receiver's `receivedAt` differs on
         // every redelivery and must not make a repeat look like a changed payload.
         let payload = match &work {
             Work::Webhook { body, .. } => body.as_str(),
-            Work::Decision { .. } => body.as_str(),
+            Work::Decision { .. } => message.as_str(),
         };
         let hash = payload_hash(payload.as_bytes());
-        match self.idempotency.begin(&id, &hash, deadline).await {
-            Ok(Begin::Acquired) => {}
-            Ok(Begin::AlreadyCompleted) => {
+        let replay = shared::program::work::is_replay(&message);
+        let lock = match self.idempotency.begin(&id, &hash, deadline, replay).await {
+            Ok(LockOutcome::Acquired(lock)) => lock,
+            Ok(LockOutcome::AlreadyCompleted | LockOutcome::DeadLettered) => {
                 tracing::info!(work_id = %id, "duplicate delivery; already processed");
                 shared::metrics::count("DuplicateDelivery", ("Kind", work.describe()));
                 return Disposition::Done;
             }
-            Ok(Begin::InProgress { lock_expires_at }) => {
+            Ok(LockOutcome::InProgress { lock_expires_at }) => {
                 // Back no sooner than the holder's lock lapses: asking earlier only adds load
                 // (a burst of copies retrying every backoff step swamped the store in tests) and
                 // spends the copy's receives towards the dead-letter queue.
-                let lapse = u64::try_from(lock_expires_at - now_epoch_seconds()).unwrap_or(0) + 1;
-                let delay = backoff(self.retry_base, receive_count).max(Duration::from_secs(lapse));
+                let lapse = u64::try_from(lock_expires_at.saturating_sub(now_epoch_seconds())).unwrap_or(0).saturating_add(1);
+                let delay = self.backoff(receive_count).max(Duration::from_secs(lapse)).min(MAX_RETRY_DELAY);
                 return self.retry_in(record, receive_count, delay, Some(&id), "in progress elsewhere").await;
             }
-            Ok(Begin::PayloadChanged) => {
+            Ok(LockOutcome::PayloadChanged) => {
                 tracing::warn!(work_id = %id, "payload changed under a known id; flagged, not processed");
                 shared::metrics::count("PayloadChanged", ("Kind", work.describe()));
                 return match handlers::flag(self, &id, "payloadChanged").await {
                     Ok(()) => Disposition::Done,
-                    Err(error) => self.retry(record, receive_count, Some(&id), &error.to_string()).await,
+                    Err(error) => self.retry(record, receive_count, Some(&id), &error.to_string(), None).await,
                 };
             }
-            Err(error) => return self.retry(record, receive_count, Some(&id), &error.to_string()).await,
+            Err(error) => return self.retry(record, receive_count, Some(&id), &error.to_string(), None).await,
         };
-        match handlers::process(self, &work, deadline).await {
-            Ok(outcome) => match self.idempotency.complete(&id, &hash, outcome).await {
+        let (result, mut lock) = handlers::process(self, &work, deadline, lock).await;
+        match result {
+            Ok(outcome) => match self.idempotency.complete(&lock, outcome).await {
                 Ok(()) => Disposition::Done,
-                // The effect happened; a redelivery after the lock lapses repeats the same outcome.
-                Err(error) => self.retry(record, receive_count, Some(&id), &error.to_string()).await,
+                // The effect happened: once the post is noted, a redelivery after the lock lapses
+                // resumes after it.
+                Err(error) => {
+                    self.note_post(&mut lock).await;
+                    self.retry(record, receive_count, Some(&id), &error.to_string(), None).await
+                }
             },
-            Err(failure) => {
-                if let Err(error) = self.idempotency.release(&id).await {
-                    tracing::warn!(work_id = %id, %error, "could not release the lock; it expires by itself");
+            Err(Failure::Transient { reason, retry_after }) if receive_count < self.max_receive_count => {
+                // The released lock carries the post's note, if there was a post.
+                if let Err(error) = self.idempotency.release(&lock).await {
+                    tracing::warn!(work_id = %id, %error, "could not release the lock; it lapses by itself");
+                    self.note_post(&mut lock).await;
                 }
-                match failure {
-                    Failure::Transient(reason) if receive_count < self.max_receive_count => {
-                        self.retry(record, receive_count, Some(&id), &reason).await
-                    }
-                    failure => self.dead_letter(raw, webhook_error.as_deref(), &failure).await,
+                self.retry(record, receive_count, Some(&id), &reason, retry_after).await
+            }
+            Err(failure @ Failure::Transient { .. }) => {
+                let disposition = self.dead_letter(raw, &failure).await;
+                if let Disposition::Done = disposition {
+                    self.ask_for_redelivery(&work, lock).await;
                 }
+                disposition
+            }
+            Err(failure @ Failure::Permanent { .. }) => {
+                let disposition = self.dead_letter(raw, &failure).await;
+                if let (Disposition::Done, Failure::Permanent { reason, .. }) = (&disposition, &failure)
+                    && let Err(error) = self.idempotency.dead_letter(&lock, reason).await
+                {
+                    tracing::warn!(work_id = %id, %error, "could not record the dead letter; the lock lapses by itself");
+                }
+                disposition
             }
         }
     }
 
-    async fn retry(&self, record: &SqsMessage, receive_count: u32, id: Option<&str>, reason: &str) -> Disposition {
-        self.retry_in(record, receive_count, backoff(self.retry_base, receive_count), id, reason).await
+    /// After the last transient failure: free the id for HICAPS's redelivery and ask for it
+    /// through `lp:webhook-error`, once per id. The call is recorded before it is made, so a
+    /// crash or a failed call never leads to a second one.
+    async fn ask_for_redelivery(&self, work: &Work, mut lock: Lock) {
+        let href = match work {
+            Work::Webhook { body, .. } => handlers::webhook_error_href(body),
+            Work::Decision { .. } => None,
+        };
+        let ask = href.filter(|_| !lock.webhook_error_called);
+        lock.webhook_error_called |= ask.is_some();
+        if let Err(error) = self.idempotency.release(&lock).await {
+            tracing::warn!(work_id = %lock.id, %error, "could not release the lock; not asking HICAPS to redeliver");
+            return;
+        }
+        let Some(href) = ask else {
+            return;
+        };
+        match self.hicaps.post_empty(&href).await {
+            Ok(_) => tracing::info!(work_id = %lock.id, "asked HICAPS to redeliver through lp:webhook-error"),
+            Err(error) => tracing::error!(work_id = %lock.id, %error, "lp:webhook-error call failed"),
+        }
+        shared::metrics::count("CallbackOutcome", ("Outcome", "webhookErrorCalled"));
+    }
+
+    /// The jittered backoff for the `receive_count`-th attempt.
+    fn backoff(&self, receive_count: u32) -> Duration {
+        jittered(backoff(self.retry_base, receive_count))
+    }
+
+    async fn retry(
+        &self,
+        record: &SqsMessage,
+        receive_count: u32,
+        id: Option<&str>,
+        reason: &str,
+        retry_after: Option<Duration>,
+    ) -> Disposition {
+        let delay = self.backoff(receive_count).max(retry_after.unwrap_or_default()).min(MAX_RETRY_DELAY);
+        self.retry_in(record, receive_count, delay, id, reason).await
     }
 
     /// Reports the record as failed and makes it visible again after `delay`.
     async fn retry_in(&self, record: &SqsMessage, receive_count: u32, delay: Duration, id: Option<&str>, reason: &str) -> Disposition {
-        tracing::warn!(work_id = id.unwrap_or("-"), receive_count, delay_ms = delay.as_millis() as u64, reason, "will retry");
+        let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        tracing::warn!(work_id = id.unwrap_or("-"), receive_count, delay_ms, reason, "will retry");
         shared::metrics::count("CallbackOutcome", ("Outcome", "retried"));
         if let Some(receipt) = record.receipt_handle.as_deref()
             && let Err(error) = self.visibility.change_visibility(receipt, delay).await
@@ -244,10 +346,11 @@ impl Poster {
         Disposition::Retry
     }
 
-    /// Moves the message to the dead-letter queue with the reason, then asks HICAPS to redeliver.
-    async fn dead_letter(&self, raw: &str, webhook_error: Option<&str>, failure: &Failure) -> Disposition {
+    /// Moves the message to the dead-letter queue with the reason (and, in the letter only, the
+    /// detail).
+    async fn dead_letter(&self, raw: &str, failure: &Failure) -> Disposition {
         let (reason, kept) = match failure {
-            Failure::Transient(reason) => (reason.as_str(), format!("gave up after retries: {reason}")),
+            Failure::Transient { reason, .. } => (reason.as_str(), format!("gave up after retries: {reason}")),
             Failure::Permanent { reason, detail: None } => (reason.as_str(), reason.clone()),
             Failure::Permanent { reason, detail: Some(detail) } => (reason.as_str(), format!("{reason}: {detail}")),
         };
@@ -258,13 +361,25 @@ impl Poster {
         }
         tracing::error!(reason, "dead-lettered");
         shared::metrics::count("CallbackOutcome", ("Outcome", "deadLettered"));
-        if let Some(href) = webhook_error {
-            match self.hicaps.post_empty(href).await {
-                Ok(_) => tracing::info!("asked HICAPS to redeliver through lp:webhook-error"),
-                Err(error) => tracing::error!(%error, "lp:webhook-error call failed"),
+        Disposition::Done
+    }
+
+    /// Notes on its own that this attempt's post happened, when no write has yet, retrying
+    /// briefly: without the note a retry after a later failure would post again (the same body).
+    async fn note_post(&self, lock: &mut Lock) {
+        if !lock.note_pending {
+            return;
+        }
+        for attempt in 1..=MARK_POSTED_ATTEMPTS {
+            match self.idempotency.mark_posted(lock).await {
+                Ok(()) => return,
+                Err(error) if attempt < MARK_POSTED_ATTEMPTS => {
+                    tracing::warn!(work_id = %lock.id, %error, attempt, "could not note the post; trying again");
+                    tokio::time::sleep(jittered(Duration::from_millis(100) * attempt)).await;
+                }
+                Err(error) => tracing::error!(work_id = %lock.id, %error, "could not note the post; a retry would post again"),
             }
         }
-        Disposition::Done
     }
 
     pub(crate) fn record_expiry(&self) -> i64 {
@@ -275,5 +390,5 @@ impl Poster {
 /// Exponential backoff by receive count: base, 2x base, 4x base..., at most 15 minutes.
 pub fn backoff(base: Duration, receive_count: u32) -> Duration {
     let factor = 1u32.checked_shl(receive_count.saturating_sub(1).min(16)).unwrap_or(u32::MAX);
-    base.saturating_mul(factor).min(Duration::from_secs(900))
+    base.saturating_mul(factor).min(MAX_RETRY_DELAY)
 }

@@ -14,7 +14,7 @@ use shared::queue::{MessageSource, MessageVisibility, QueueError};
 use shared::store::embedded::EmbeddedTable;
 use shared::store::{Condition, Item, ItemDelete, ItemGet, ItemGetMany, ItemPut, ItemPutMany, ItemQuery, Key, StoreError, Table};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -130,22 +130,125 @@ async fn hicaps_500_twice_then_200_gives_one_effective_post() {
 }
 
 #[tokio::test]
-async fn hicaps_400_dead_letters_with_the_reason_and_calls_webhook_error_once() {
+async fn hicaps_400_dead_letters_once_without_webhook_error_and_a_redelivery_is_a_duplicate() {
     let h = harness(Arc::new(EmbeddedTable::new())).await;
-    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(400).set_body_json(json!({"title": "bad"}))).mount(&h.hicaps).await;
-    Mock::given(method("POST")).and(path("/webhook-error/1")).respond_with(ResponseTemplate::new(202)).expect(1).mount(&h.hicaps).await;
+    Mock::given(method("POST"))
+        .and(path("/invoices/1/status"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"title": "bad"})))
+        .mount(&h.hicaps)
+        .await;
+    Mock::given(method("POST")).and(path("/webhook-error/1")).respond_with(ResponseTemplate::new(202)).expect(0).mount(&h.hicaps).await;
     let message = webhook_message(&webhook_to(&h.hicaps), 0);
     assert!(h.poster.handle(event(&message, 1), deadline()).await.batch_item_failures.is_empty(), "not retried");
+    // HICAPS delivers the same webhook again (a new SQS message): acknowledged, not processed.
+    assert!(h.poster.handle(event(&webhook_message(&webhook_to(&h.hicaps), 9), 1), deadline()).await.batch_item_failures.is_empty());
+    assert_eq!(status_posts(&h.hicaps).await.len(), 1, "the refused request is not made again");
     let letters = h.dlq.receive(10, Duration::from_secs(1)).await.expect("dlq");
     assert_eq!(letters.len(), 1);
     let letter: Value = serde_json::from_str(&letters[0].body).expect("letter");
     assert!(letter["reason"].as_str().is_some_and(|r| r.contains("400")), "{letter}");
-    assert_eq!(shared::program::work::replayable(&letters[0].body), message, "replay restores the original");
+    assert_eq!(shared::program::work::unwrap_dead_letter(&letters[0].body), message, "the letter keeps the original");
+    // An operator's replay processes it again.
+    let replay = shared::program::work::replayable(&letters[0].body);
+    assert!(h.poster.handle(event(&replay, 1), deadline()).await.batch_item_failures.is_empty());
+    assert_eq!(status_posts(&h.hicaps).await.len(), 2, "the replay posted");
+    assert_eq!(h.dlq.len(), 2, "the first letter (in flight here) and the replay's, refused again");
     h.hicaps.verify().await;
 }
 
 #[tokio::test]
-async fn the_last_transient_failure_dead_letters_instead_of_retrying_forever() {
+async fn hicaps_429_is_retried_after_its_retry_after_not_dead_lettered() {
+    let h = harness(Arc::new(EmbeddedTable::new())).await;
+    Mock::given(method("POST"))
+        .and(path("/invoices/1/status"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "7"))
+        .up_to_n_times(1)
+        .mount(&h.hicaps)
+        .await;
+    for status in [408, 425, 503] {
+        Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(status)).up_to_n_times(1).mount(&h.hicaps).await;
+    }
+    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+    Mock::given(method("POST")).and(path("/webhook-error/1")).respond_with(ResponseTemplate::new(202)).expect(0).mount(&h.hicaps).await;
+    let message = webhook_message(&webhook_to(&h.hicaps), 0);
+    for attempt in 1..=4 {
+        assert_eq!(h.poster.handle(event(&message, attempt), deadline()).await.batch_item_failures.len(), 1, "attempt {attempt}");
+    }
+    let delays = h.retry_delays.0.lock().expect("delays").clone();
+    assert!(delays[0] >= Duration::from_secs(7), "{delays:?}: Retry-After honoured");
+    assert!(h.poster.handle(event(&message, 5), deadline()).await.batch_item_failures.is_empty());
+    assert!(h.dlq.is_empty());
+    h.hicaps.verify().await;
+}
+
+/// A table that refuses writes to the invoice's records a number of times, as DynamoDB
+/// throttling right after HICAPS answered 200.
+struct ThrottledRecords {
+    inner: EmbeddedTable,
+    refusals: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait]
+impl ItemGet for ThrottledRecords {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        self.inner.get(key).await
+    }
+}
+#[async_trait]
+impl ItemPut for ThrottledRecords {
+    async fn put(&self, item: &Item, condition: Condition) -> Result<u64, StoreError> {
+        self.inner.put(item, condition).await
+    }
+}
+#[async_trait]
+impl ItemDelete for ThrottledRecords {
+    async fn delete(&self, key: &Key) -> Result<(), StoreError> {
+        self.inner.delete(key).await
+    }
+}
+#[async_trait]
+impl ItemQuery for ThrottledRecords {
+    async fn query(&self, pk: &str, prefix: &str) -> Result<Vec<Item>, StoreError> {
+        self.inner.query(pk, prefix).await
+    }
+}
+#[async_trait]
+impl ItemGetMany for ThrottledRecords {
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        self.inner.get_many(keys).await
+    }
+}
+#[async_trait]
+impl ItemPutMany for ThrottledRecords {
+    async fn put_many(&self, items: &[Item]) -> Result<(), StoreError> {
+        let refused = self.refusals.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+        if refused {
+            return Err(StoreError::Unavailable("ProvisionedThroughputExceededException".into()));
+        }
+        self.inner.put_many(items).await
+    }
+}
+
+#[tokio::test]
+async fn a_store_failure_after_the_post_resumes_after_it_instead_of_posting_again() {
+    let table = Arc::new(ThrottledRecords { inner: EmbeddedTable::new(), refusals: 2.into() });
+    let h = harness(table.clone()).await;
+    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+    let message = webhook_message(&webhook_to(&h.hicaps), 0);
+    for attempt in 1..=2 {
+        assert_eq!(h.poster.handle(event(&message, attempt), deadline()).await.batch_item_failures.len(), 1, "attempt {attempt}");
+    }
+    assert!(h.poster.handle(event(&message, 3), deadline()).await.batch_item_failures.is_empty());
+    assert_eq!(status_posts(&h.hicaps).await.len(), 1, "posted once; the retries resumed after the post");
+    let invoice = shared::program::records::load_invoice(&table.inner, "9a15ad10-dbf0-4ab6-83f1-e42019f188b5")
+        .await
+        .expect("load")
+        .expect("recorded by the resumed attempt");
+    assert!(invoice.claims.iter().all(|c| c.state == shared::hicaps::ClaimState::Approved), "{invoice:?}");
+}
+
+#[tokio::test]
+async fn the_last_transient_failure_dead_letters_and_asks_for_redelivery_once_per_id() {
     let h = harness(Arc::new(EmbeddedTable::new())).await;
     Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(503)).mount(&h.hicaps).await;
     Mock::given(method("POST")).and(path("/webhook-error/1")).respond_with(ResponseTemplate::new(202)).expect(1).mount(&h.hicaps).await;
@@ -153,6 +256,10 @@ async fn the_last_transient_failure_dead_letters_instead_of_retrying_forever() {
     assert_eq!(h.poster.handle(event(&message, 4), deadline()).await.batch_item_failures.len(), 1);
     assert!(h.poster.handle(event(&message, 5), deadline()).await.batch_item_failures.is_empty());
     assert_eq!(h.dlq.len(), 1);
+    // HICAPS redelivers; the outage goes on to the last attempt again: no second request.
+    let redelivered = webhook_message(&webhook_to(&h.hicaps), 5);
+    assert!(h.poster.handle(event(&redelivered, 5), deadline()).await.batch_item_failures.is_empty());
+    assert_eq!(h.dlq.len(), 2);
     h.hicaps.verify().await;
 }
 
@@ -172,10 +279,33 @@ async fn links_to_other_hosts_are_refused_and_no_token_is_sent() {
     assert!(!invoice.claims.is_empty() && invoice.claims.iter().all(|c| c.state == shared::hicaps::ClaimState::Pending));
 }
 
-/// A table that fails the first completion record, as if the function died right after posting.
+/// A table that dies at the first write of one step of the idempotency record (`completed`, or
+/// the note that the post happened), and stays dead for the rest of that invocation, as if the
+/// function had crashed there.
 struct CrashBeforeCompletion {
     inner: EmbeddedTable,
-    crashed: AtomicBool,
+    crashed_at: std::sync::Mutex<Option<std::time::Instant>>,
+    target: &'static str,
+}
+
+impl CrashBeforeCompletion {
+    /// Whether the write of `item` is lost: the target write and, until the dead invocation's
+    /// lock lapses, everything it writes to the record.
+    fn refuses(&self, item: &Item) -> bool {
+        let mut crashed_at = self.crashed_at.lock().expect("crash clock");
+        if crashed_at.is_none() && self.is_target(item) {
+            *crashed_at = Some(std::time::Instant::now());
+        }
+        crashed_at.is_some_and(|at| at.elapsed() < Duration::from_secs(5)) && item.key.pk.starts_with("idempotency#")
+    }
+
+    fn is_target(&self, item: &Item) -> bool {
+        item.key.pk.starts_with("idempotency#")
+            && match self.target {
+                "posted" => item.attrs.get("posted") == Some(&json!(true)) && item.str_attr("status") == Some("inProgress"),
+                status => item.str_attr("status") == Some(status),
+            }
+    }
 }
 
 #[async_trait]
@@ -187,8 +317,7 @@ impl ItemGet for CrashBeforeCompletion {
 #[async_trait]
 impl ItemPut for CrashBeforeCompletion {
     async fn put(&self, item: &Item, condition: Condition) -> Result<u64, StoreError> {
-        let completing = item.key.pk.starts_with("idempotency#") && item.str_attr("status") == Some("completed");
-        if completing && !self.crashed.swap(true, Ordering::SeqCst) {
+        if self.refuses(item) {
             return Err(StoreError::Unavailable("crashed".into()));
         }
         self.inner.put(item, condition).await
@@ -216,13 +345,16 @@ impl ItemGetMany for CrashBeforeCompletion {
 #[async_trait]
 impl ItemPutMany for CrashBeforeCompletion {
     async fn put_many(&self, items: &[Item]) -> Result<(), StoreError> {
+        if items.iter().any(|item| self.refuses(item)) {
+            return Err(StoreError::Unavailable("crashed".into()));
+        }
         self.inner.put_many(items).await
     }
 }
 
 #[tokio::test]
-async fn a_crash_after_posting_repeats_the_same_outcome_only() {
-    let table = Arc::new(CrashBeforeCompletion { inner: EmbeddedTable::new(), crashed: AtomicBool::new(false) });
+async fn a_failed_completion_record_resumes_after_the_post() {
+    let table = Arc::new(CrashBeforeCompletion { inner: EmbeddedTable::new(), crashed_at: Default::default(), target: "completed" });
     let h = harness(table).await;
     Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
     let message = webhook_message(&webhook_to(&h.hicaps), 0);
@@ -234,9 +366,22 @@ async fn a_crash_after_posting_repeats_the_same_outcome_only() {
     tokio::time::sleep(Duration::from_millis(6100)).await;
     assert!(h.poster.handle(event(&message, 3), deadline()).await.batch_item_failures.is_empty());
     assert!(h.poster.handle(event(&message, 4), deadline()).await.batch_item_failures.is_empty());
+    assert_eq!(status_posts(&h.hicaps).await.len(), 1, "the post was noted, so the retry resumed after it");
+}
+
+#[tokio::test]
+async fn a_crash_between_the_post_and_its_note_repeats_the_same_body_only() {
+    let table = Arc::new(CrashBeforeCompletion { inner: EmbeddedTable::new(), crashed_at: Default::default(), target: "posted" });
+    let h = harness(table).await;
+    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+    let message = webhook_message(&webhook_to(&h.hicaps), 0);
+    let short_deadline = chrono::Utc::now().timestamp() + 6;
+    assert_eq!(h.poster.handle(event(&message, 1), short_deadline).await.batch_item_failures.len(), 1);
+    tokio::time::sleep(Duration::from_millis(6100)).await;
+    assert!(h.poster.handle(event(&message, 2), deadline()).await.batch_item_failures.is_empty());
     let posts = status_posts(&h.hicaps).await;
-    assert_eq!(posts.len(), 2, "posted before the crash and once more after the lock expired");
-    assert_eq!(posts[0], posts[1], "the same outcome both times");
+    assert_eq!(posts.len(), 2, "the one window for a repeat");
+    assert_eq!(posts[0], posts[1], "the same body both times");
 }
 
 #[tokio::test]
@@ -297,4 +442,166 @@ async fn no_post_starts_too_close_to_the_deadline() {
     assert!(status_posts(&h.hicaps).await.is_empty(), "nothing posted that the timeout could cut off");
     assert!(h.poster.handle(event(&message, 2), deadline()).await.batch_item_failures.is_empty());
     assert_eq!(status_posts(&h.hicaps).await.len(), 1);
+}
+
+/// Log lines written while a test runs, for checking what they carry.
+#[derive(Clone, Default)]
+struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("logs").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn values_from_malformed_webhooks_and_refusals_never_reach_the_log() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_max_level(tracing::Level::TRACE).finish();
+    // Global, not scoped: tracing caches each call site's interest process-wide, and a call site
+    // first reached by a test on another thread without a subscriber would stay silent here.
+    // The other tests' log lines land in the buffer too, and are held to the same rule.
+    tracing::subscriber::set_global_default(subscriber).expect("the only test that sets a subscriber");
+    let h = harness(Arc::new(EmbeddedTable::new())).await;
+    Mock::given(method("POST"))
+        .and(path("/invoices/1/status"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"title": "Member Sandy Cheeks 555000111 unknown"})))
+        .mount(&h.hicaps)
+        .await;
+    let original: Value = serde_json::from_str(&webhook_to(&h.hicaps)).expect("json");
+    let malformed: [(&str, Value); 6] = [
+        ("/data/claims/0/quantity", json!("Zebediah-77")),
+        ("/data/claims/0/claimId", json!("Spongebob-Squarepants")),
+        ("/created", json!("Patrick Star 789456123")),
+        ("/data/member/memberNumber", json!({"name": "Pearl Krabs 1990-04-01"})),
+        ("/data/claims/0/serviceDateTime", json!("Squidward Tentacles")),
+        ("/data/invoiceId", json!(null)),
+    ];
+    for (index, (pointer, value)) in malformed.iter().enumerate() {
+        let mut webhook = original.clone();
+        webhook["id"] = json!(format!("00000000-0000-4000-8000-00000000000{index}"));
+        *webhook.pointer_mut(pointer).expect("field") = value.clone();
+        h.poster.handle(event(&webhook_message(&webhook.to_string(), 0), 1), deadline()).await;
+    }
+    let text = String::from_utf8(logs.0.lock().expect("logs").clone()).expect("utf-8");
+    assert!(text.contains("data.claims[0].claimId: invalid"), "the path and kind are logged:\n{text}");
+    for secret in ["Zebediah", "Spongebob", "Patrick", "789456123", "Pearl", "1990-04-01", "Squidward", "Sandy", "555000111"] {
+        assert!(!text.contains(secret), "{secret} reached the log:\n{text}");
+    }
+    // The dead letters keep the whole story for a person.
+    let letters = h.dlq.receive(10, Duration::from_secs(1)).await.expect("dlq");
+    assert!(letters.iter().any(|letter| letter.body.contains("Sandy Cheeks")), "HICAPS's answer is in the letter");
+}
+
+/// A table that panics when an invoice with a marked id is read, standing in for any bug that
+/// input might still reach.
+struct PanicsOnMarkedInvoice(EmbeddedTable);
+
+const MARKED_INVOICE: &str = "00000000-dead-4bad-8bad-000000000000";
+
+#[async_trait]
+impl ItemGet for PanicsOnMarkedInvoice {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        self.0.get(key).await
+    }
+}
+#[async_trait]
+impl ItemPut for PanicsOnMarkedInvoice {
+    async fn put(&self, item: &Item, condition: Condition) -> Result<u64, StoreError> {
+        self.0.put(item, condition).await
+    }
+}
+#[async_trait]
+impl ItemDelete for PanicsOnMarkedInvoice {
+    async fn delete(&self, key: &Key) -> Result<(), StoreError> {
+        self.0.delete(key).await
+    }
+}
+#[async_trait]
+impl ItemQuery for PanicsOnMarkedInvoice {
+    async fn query(&self, pk: &str, prefix: &str) -> Result<Vec<Item>, StoreError> {
+        self.0.query(pk, prefix).await
+    }
+}
+#[async_trait]
+impl ItemGetMany for PanicsOnMarkedInvoice {
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        assert!(!keys.iter().any(|key| key.pk.contains(MARKED_INVOICE)), "a bug input reached");
+        self.0.get_many(keys).await
+    }
+}
+#[async_trait]
+impl ItemPutMany for PanicsOnMarkedInvoice {
+    async fn put_many(&self, items: &[Item]) -> Result<(), StoreError> {
+        self.0.put_many(items).await
+    }
+}
+
+#[tokio::test]
+async fn a_record_that_panics_fails_alone_and_the_batch_is_answered() {
+    let h = harness(Arc::new(PanicsOnMarkedInvoice(EmbeddedTable::new()))).await;
+    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+    let good = webhook_message(&webhook_to(&h.hicaps), 0);
+    let mut poison: Value = serde_json::from_str(&webhook_to(&h.hicaps)).expect("json");
+    poison["id"] = json!("poison-1");
+    poison["data"]["invoiceId"] = json!(MARKED_INVOICE);
+    let mut batch = event(&good, 1);
+    let mut poisoned = event(&webhook_message(&poison.to_string(), 0), 1).records.remove(0);
+    poisoned.message_id = Some("m-poison".into());
+    batch.records.insert(0, poisoned);
+    let response = h.poster.handle(batch, deadline()).await;
+    let failed: Vec<String> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
+    assert_eq!(failed, ["m-poison"], "only the record that panicked");
+    assert_eq!(status_posts(&h.hicaps).await.len(), 1, "the other record was processed");
+}
+
+#[tokio::test]
+async fn a_member_check_without_program_is_rejected_naming_it() {
+    let h = harness(Arc::new(EmbeddedTable::new())).await;
+    Mock::given(method("POST")).and(path("/members/1/state")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+    let check = json!({
+        "id": "member-check-1",
+        "type": "admin.member.check",
+        "data": {"memberNumber": "789456123"},
+        "_links": {"lp:update-member-state": {"href": format!("{}/members/1/state", h.hicaps.uri())}},
+    });
+    assert!(h.poster.handle(event(&webhook_message(&check.to_string(), 0), 1), deadline()).await.batch_item_failures.is_empty());
+    let posts: Vec<Value> = h
+        .hicaps
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path() == "/members/1/state")
+        .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+        .collect();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0]["setState"], "rejected");
+    assert_eq!(posts[0]["invalidParams"][0]["name"], "program", "{}", posts[0]);
+}
+
+#[tokio::test]
+async fn a_resubmitted_invoice_never_moves_a_paid_claim_back() {
+    let table: Arc<dyn Table> = Arc::new(EmbeddedTable::new());
+    let h = harness(table.clone()).await;
+    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+    let webhook: Value = serde_json::from_str(&webhook_to(&h.hicaps)).expect("json");
+    assert!(h.poster.handle(event(&webhook_message(&webhook.to_string(), 0), 1), deadline()).await.batch_item_failures.is_empty());
+    let invoice_id = webhook["data"]["invoiceId"].as_str().expect("invoiceId");
+    let load = || shared::program::records::load_invoice(table.as_ref(), invoice_id);
+    let mut claim = load().await.expect("load").expect("invoice").claims.remove(0);
+    claim.state = shared::hicaps::ClaimState::Paid;
+    shared::program::records::save_claim(table.as_ref(), invoice_id, &claim, chrono::Utc::now().timestamp() + 3600)
+        .await
+        .expect("paid");
+    let mut resubmitted = webhook.clone();
+    resubmitted["id"] = json!("resubmission-1");
+    assert!(h.poster.handle(event(&webhook_message(&resubmitted.to_string(), 0), 1), deadline()).await.batch_item_failures.is_empty());
+    assert_eq!(status_posts(&h.hicaps).await.len(), 1, "nothing to answer: the only claim is paid");
+    assert_eq!(load().await.expect("load").expect("invoice").claims[0].state, shared::hicaps::ClaimState::Paid);
 }

@@ -8,6 +8,9 @@
 //! | `GET /sim/hicaps/deliveries/{id}` | the delivery attempts of one webhook |
 //! | `GET /sim/hicaps/posts` | every callback received (`?invoiceId=` filters) |
 //! | `POST /sim/hicaps/faults` | `{"status": 500, "times": 2}`: the next callbacks answer that status |
+//!
+//! An accepted `lp:webhook-error` call restarts that webhook's delivery, as HICAPS does (up to
+//! [`MAX_REDELIVERIES`] times per webhook).
 //! | `POST /sim/hicaps/oauth/token` | client-credentials token endpoint |
 
 use axum::extract::{Path, Query, State};
@@ -93,7 +96,13 @@ struct Inner {
     invoices: Mutex<HashMap<String, Vec<String>>>,
     /// paymentId -> the Payment Invoices response.
     payments: Mutex<HashMap<String, Value>>,
+    /// webhook id -> the webhook, for redelivery when `lp:webhook-error` is called.
+    sent: Mutex<HashMap<String, Value>>,
 }
+
+/// Most redeliveries `lp:webhook-error` starts for one webhook: HICAPS sets no limit, but a
+/// gateway that asked without end must not make the simulator loop with it.
+pub const MAX_REDELIVERIES: usize = 100;
 
 #[derive(Clone)]
 pub struct Simulator {
@@ -183,6 +192,7 @@ impl Simulator {
                 faults: Mutex::default(),
                 invoices: Mutex::default(),
                 payments: Mutex::default(),
+                sent: Mutex::default(),
             }),
         })
     }
@@ -204,9 +214,16 @@ impl Simulator {
         lock(&self.inner.deliveries).get(webhook_id).cloned()
     }
 
-    /// The next `times` callbacks answer `status`.
+    /// The next `times` callbacks answer `status` (at most 10,000 queued).
     pub fn fail_next(&self, status: u16, times: usize) {
-        lock(&self.inner.faults).extend(std::iter::repeat_n(status, times));
+        let mut faults = lock(&self.inner.faults);
+        let room = 10_000usize.saturating_sub(faults.len());
+        faults.extend(std::iter::repeat_n(status, times.min(room)));
+    }
+
+    /// How many times `lp:webhook-error` restarted the delivery of `webhook_id`.
+    pub fn redeliveries(&self, webhook_id: &str) -> usize {
+        lock(&self.inner.posts).iter().filter(|post| post.kind == "webhook-error" && post.reference == webhook_id).count()
     }
 
     /// A webhook from the spec's example with a fresh `id`, links to this simulator, and
@@ -292,6 +309,7 @@ impl Simulator {
     pub async fn deliver(&self, webhook: &Value) -> Delivery {
         let webhook_id = webhook["id"].as_str().unwrap_or_default().to_owned();
         let body = webhook.to_string().into_bytes();
+        lock(&self.inner.sent).insert(webhook_id.clone(), webhook.clone());
         lock(&self.inner.deliveries).insert(webhook_id.clone(), Delivery { webhook_id: webhook_id.clone(), ..Default::default() });
         for attempt in 1..=DELIVERY_ATTEMPTS {
             tokio::time::sleep(retry_delay(attempt)).await;
@@ -354,7 +372,15 @@ async fn callback(
     }
     let status = lock(&sim.inner.faults).pop_front().unwrap_or(200);
     let body = if body.is_empty() { Value::Null } else { serde_json::from_str(&body).unwrap_or(Value::String(body)) };
+    // As HICAPS does: an accepted `lp:webhook-error` restarts the webhook's delivery.
+    let redeliver = (kind == "webhook-error" && (200..300).contains(&status) && sim.redeliveries(&reference) < MAX_REDELIVERIES)
+        .then(|| lock(&sim.inner.sent).get(&reference).cloned())
+        .flatten();
     lock(&sim.inner.posts).push(RecordedPost { kind, reference, body, status });
+    if let Some(webhook) = redeliver {
+        let delivering = sim.clone();
+        tokio::spawn(async move { delivering.deliver(&webhook).await });
+    }
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
     if status.is_client_error() {
         return (status, Json(json!({"title": "Simulated rejection."}))).into_response();
@@ -405,7 +431,7 @@ async fn posts(State(sim): State<Simulator>, Query(query): Query<HashMap<String,
 
 async fn faults(State(sim): State<Simulator>, Json(body): Json<Value>) -> Response {
     let status = body["status"].as_u64().and_then(|s| u16::try_from(s).ok()).unwrap_or(500);
-    let times = body["times"].as_u64().unwrap_or(1) as usize;
+    let times = body["times"].as_u64().and_then(|t| usize::try_from(t).ok()).unwrap_or(1);
     sim.fail_next(status, times);
     StatusCode::NO_CONTENT.into_response()
 }

@@ -281,19 +281,11 @@ pub struct Claim {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consent_authority: Option<String>,
     /// Up to 4 dp; the unit is defined by the program per item.
-    #[serde(
-        default,
-        with = "rust_decimal::serde::arbitrary_precision_option",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub quantity: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<LineAmount>,
     /// Up to 4 dp.
-    #[serde(
-        default,
-        with = "rust_decimal::serde::arbitrary_precision_option",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub unit_price: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_price: Option<LineAmount>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tax_code: Option<TaxCode>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -305,9 +297,59 @@ pub struct Claim {
 }
 
 impl Claim {
-    /// `quantity * unitPrice` when both are given (exact; `None` on overflow).
+    /// `quantity * unitPrice` when both are given and readable (exact; `None` on overflow).
     pub fn line_total(&self) -> Option<Decimal> {
-        self.quantity?.checked_mul(self.unit_price?)
+        self.quantity.as_ref()?.number()?.checked_mul(self.unit_price.as_ref()?.number()?)
+    }
+}
+
+/// A claim's `quantity` or `unitPrice` as HICAPS sent it: a decimal number, or something that is
+/// not one (a string, a boolean, an object, a number beyond 28 digits). An unreadable amount is
+/// kept rather than refused, so that line is answered `rejected` naming its field while the
+/// invoice's other claims are adjudicated as usual. It is never logged: it could be anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineAmount {
+    Number(Decimal),
+    Unreadable,
+}
+
+impl LineAmount {
+    pub fn number(&self) -> Option<Decimal> {
+        match self {
+            LineAmount::Number(number) => Some(*number),
+            LineAmount::Unreadable => None,
+        }
+    }
+}
+
+impl From<Decimal> for LineAmount {
+    fn from(number: Decimal) -> Self {
+        LineAmount::Number(number)
+    }
+}
+
+impl Serialize for LineAmount {
+    /// As the number was written (`1.5000` stays `1.5000`); an unreadable amount as `null`.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            LineAmount::Number(number) => rust_decimal::serde::arbitrary_precision::serialize(number, serializer),
+            LineAmount::Unreadable => serializer.serialize_none(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for LineAmount {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Any JSON value is accepted here; only a number that fits a Decimal is a Number.
+        Ok(match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::Number(number) => {
+                let text = number.to_string();
+                text.parse::<Decimal>()
+                    .or_else(|_| Decimal::from_scientific(&text))
+                    .map_or(LineAmount::Unreadable, LineAmount::Number)
+            }
+            _ => LineAmount::Unreadable,
+        })
     }
 }
 

@@ -31,7 +31,7 @@ pub use common::{
 };
 pub use invoice::{
     Address, AmbulanceFields, Biller, BillerAddress, CancellationRequest, Claim, ContactPoint, DentalFields,
-    Disability, Extra, GeneralMedicalFields, Invoice, InvoiceCustomFields, ItemCustomFields, Jaw, Location,
+    Disability, Extra, GeneralMedicalFields, Invoice, InvoiceCustomFields, ItemCustomFields, Jaw, LineAmount, Location,
     LocationType, MedicareDva, MedicareInvoiceFields, MedicareItemFields, MedicareReferral, Member, MemberCustomFields,
     NdisCancellationReason, NdisClaimType, NdisExemptionReason, NdisInvoiceFields, NdisItemFields, NdisPayee,
     Organization, PathologistFields, Patient, PatientCustomFields, Period, Person, PharmacyFields, Position,

@@ -136,8 +136,10 @@ impl ClaimState {
 
     /// Whether the program may set this state in a status update. `awaitingResponse` and
     /// `awaitingCancelResponse` describe HICAPS waiting for the program, so only HICAPS sets them.
+    /// `paid` and `paymentFailed` come only from HICAPS's payment webhooks: a program's later
+    /// decision that set them would record a payment that never happened.
     pub fn is_program_settable(self) -> bool {
-        !matches!(self, AwaitingResponse | AwaitingCancelResponse)
+        !matches!(self, AwaitingResponse | AwaitingCancelResponse | Paid | PaymentFailed)
     }
 
     /// Approving states, for which the spec requires a `benefit` per claim.
@@ -352,6 +354,7 @@ mod tests {
     fn program_settable() {
         assert!(!AwaitingResponse.is_program_settable());
         assert!(!AwaitingCancelResponse.is_program_settable());
+        assert!(!Paid.is_program_settable() && !PaymentFailed.is_program_settable(), "only payment webhooks set them");
         assert!(Approved.is_program_settable());
         assert!(CancelPending.is_program_settable());
     }

@@ -12,7 +12,6 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
-use uuid::Uuid;
 
 /// Link relation names used by the Program API.
 pub mod rel {
@@ -343,10 +342,14 @@ impl fmt::Display for WebhookType {
 
 /// A webhook with its `data` still untyped: enough to acknowledge and de-duplicate on `id`
 /// whatever the `type`, including types this version does not know.
+///
+/// `id` is any non-empty string and `created` is optional: the spec's webhook examples carry a
+/// UUID and a time, but its member-check table lists neither, and de-duplication needs only an id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebhookEnvelope {
-    pub id: Uuid,
-    pub created: WebhookCreated,
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<WebhookCreated>,
     pub data: Value,
     #[serde(rename = "type")]
     pub kind: String,
@@ -370,6 +373,13 @@ impl WebhookEnvelope {
             ))
         })?;
         let event = WebhookEvent::from_data(kind, self.data)?;
+        Ok(Webhook { id: self.id, created: self.created, event, links: self.links })
+    }
+
+    /// [`Self::into_webhook`] for a known type, failing with where `data` does not fit
+    /// (`data.claims[0].claimId: invalid type`) rather than serde's message, which quotes values.
+    pub fn into_typed(self, kind: WebhookType) -> Result<Webhook, crate::parse_problem::ParseProblem> {
+        let event = WebhookEvent::typed(kind, self.data).map_err(|problem| problem.under("data"))?;
         Ok(Webhook { id: self.id, created: self.created, event, links: self.links })
     }
 }
@@ -412,21 +422,23 @@ impl WebhookEvent {
 
     /// Reads `data` as the schema of `kind`.
     pub fn from_data(kind: WebhookType, data: Value) -> Result<Self, serde_json::Error> {
-        let typed = match kind {
-            WebhookType::InvoiceSubmitted => serde_json::from_value(data).map(WebhookEvent::InvoiceSubmitted),
-            WebhookType::InvoiceCancellationRequested => {
-                serde_json::from_value(data).map(WebhookEvent::InvoiceCancellationRequested)
-            }
-            WebhookType::PredeterminationSubmitted => {
-                serde_json::from_value(data).map(WebhookEvent::PredeterminationSubmitted)
-            }
-            WebhookType::MemberCheck => serde_json::from_value(data).map(WebhookEvent::MemberCheck),
-            WebhookType::PaymentScheduled => serde_json::from_value(data).map(WebhookEvent::PaymentScheduled),
-            WebhookType::PaymentFailed => serde_json::from_value(data).map(WebhookEvent::PaymentFailed),
-            WebhookType::PaymentHeld => serde_json::from_value(data).map(WebhookEvent::PaymentHeld),
-            WebhookType::InvoiceOverpaid => serde_json::from_value(data).map(WebhookEvent::InvoiceOverpaid),
-        };
-        typed.map_err(|e| serde_json::Error::custom(format!("invalid `data` of a {kind} webhook: {e}")))
+        Self::typed(kind, data)
+            .map_err(|problem| serde_json::Error::custom(format!("invalid `data` of a {kind} webhook: {}", problem.message)))
+    }
+
+    /// Reads `data` as the schema of `kind`, saying where it does not fit.
+    pub fn typed(kind: WebhookType, data: Value) -> Result<Self, crate::parse_problem::ParseProblem> {
+        use crate::parse_problem::from_value;
+        match kind {
+            WebhookType::InvoiceSubmitted => from_value(data).map(WebhookEvent::InvoiceSubmitted),
+            WebhookType::InvoiceCancellationRequested => from_value(data).map(WebhookEvent::InvoiceCancellationRequested),
+            WebhookType::PredeterminationSubmitted => from_value(data).map(WebhookEvent::PredeterminationSubmitted),
+            WebhookType::MemberCheck => from_value(data).map(WebhookEvent::MemberCheck),
+            WebhookType::PaymentScheduled => from_value(data).map(WebhookEvent::PaymentScheduled),
+            WebhookType::PaymentFailed => from_value(data).map(WebhookEvent::PaymentFailed),
+            WebhookType::PaymentHeld => from_value(data).map(WebhookEvent::PaymentHeld),
+            WebhookType::InvoiceOverpaid => from_value(data).map(WebhookEvent::InvoiceOverpaid),
+        }
     }
 }
 
@@ -434,8 +446,8 @@ impl WebhookEvent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Webhook {
     /// Unique per event and repeated on every retry: de-duplicate on it.
-    pub id: Uuid,
-    pub created: WebhookCreated,
+    pub id: String,
+    pub created: Option<WebhookCreated>,
     pub event: WebhookEvent,
     pub links: Links,
 }
@@ -458,8 +470,9 @@ impl Webhook {
 
 #[derive(Serialize)]
 struct WebhookOut<'a> {
-    id: &'a Uuid,
-    created: &'a WebhookCreated,
+    id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created: &'a Option<WebhookCreated>,
     data: &'a WebhookEvent,
     #[serde(rename = "type")]
     kind: WebhookType,

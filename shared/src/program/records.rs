@@ -96,13 +96,26 @@ fn header_item(record: &InvoiceRecord, expires_at: i64) -> Item {
     Item::new(header_key(&record.invoice_id), attrs).expiring_at(expires_at)
 }
 
+/// The key of one claim's item.
+pub fn claim_key(invoice_id: &str, claim_id: &str) -> Key {
+    Key::new(invoice_pk(invoice_id), format!("{CLAIM_PREFIX}{claim_id}"))
+}
+
+/// A claim as its item records it; `None` for an item that is not a claim or has no state.
+pub fn claim_from_item(item: &Item) -> Option<ClaimRecord> {
+    let claim_id = item.key.sk.strip_prefix(CLAIM_PREFIX)?;
+    let state = item.attrs.get("state").and_then(|s| serde_json::from_value::<ClaimState>(s.clone()).ok())?;
+    let benefit = item.str_attr("benefit").and_then(|b| b.parse::<Decimal>().ok());
+    Some(ClaimRecord { claim_id: claim_id.to_owned(), state, benefit })
+}
+
 fn claim_item(invoice_id: &str, claim: &ClaimRecord, expires_at: i64) -> Item {
     let mut attrs = Map::new();
     attrs.insert("state".into(), state_text(claim.state));
     if let Some(benefit) = claim.benefit {
         attrs.insert("benefit".into(), json!(benefit.to_string()));
     }
-    Item::new(Key::new(invoice_pk(invoice_id), format!("{CLAIM_PREFIX}{}", claim.claim_id)), attrs).expiring_at(expires_at)
+    Item::new(claim_key(invoice_id, &claim.claim_id), attrs).expiring_at(expires_at)
 }
 
 /// Writes the header; idempotent (the same record written twice is the same state).
@@ -115,15 +128,25 @@ pub async fn save_claim(store: &dyn ItemPut, invoice_id: &str, claim: &ClaimReco
     store.put(&claim_item(invoice_id, claim, expires_at), Condition::Always).await.map(drop)
 }
 
-/// Sets the states of `claims`, 25 to a request; idempotent.
-pub async fn save_claims(store: &dyn ItemPutMany, invoice_id: &str, claims: &[ClaimRecord], expires_at: i64) -> Result<(), StoreError> {
-    let items: Vec<Item> = claims.iter().map(|claim| claim_item(invoice_id, claim, expires_at)).collect();
+/// Sets the states of `claims`, 25 to a request, with `also` (an item that belongs in the same
+/// batch, such as the idempotency note that the post happened) first; idempotent.
+pub async fn save_claims(
+    store: &dyn ItemPutMany,
+    invoice_id: &str,
+    claims: &[ClaimRecord],
+    expires_at: i64,
+    also: Option<Item>,
+) -> Result<(), StoreError> {
+    let items: Vec<Item> = also.into_iter().chain(claims.iter().map(|claim| claim_item(invoice_id, claim, expires_at))).collect();
     store.put_many(&items).await
 }
 
-/// Writes the header and every claim of `record` together (one request up to 24 claims); idempotent.
-pub async fn save_invoice(store: &dyn ItemPutMany, record: &InvoiceRecord, expires_at: i64) -> Result<(), StoreError> {
-    let items: Vec<Item> = std::iter::once(header_item(record, expires_at))
+/// Writes the header and every claim of `record` together (one request up to 24 claims), with
+/// `also` as [`save_claims`] does; idempotent.
+pub async fn save_invoice(store: &dyn ItemPutMany, record: &InvoiceRecord, expires_at: i64, also: Option<Item>) -> Result<(), StoreError> {
+    let items: Vec<Item> = also
+        .into_iter()
+        .chain(std::iter::once(header_item(record, expires_at)))
         .chain(record.claims.iter().map(|claim| claim_item(&record.invoice_id, claim, expires_at)))
         .collect();
     store.put_many(&items).await

@@ -87,8 +87,33 @@ pub fn dead_letter(message: &str, reason: &str) -> String {
 }
 
 /// The message to send back to the work queue on replay: the original of a dead letter, or the
-/// message itself when SQS's redrive policy moved it (it carries no wrapper).
+/// message itself when SQS's redrive policy moved it (it carries no wrapper), marked as a replay
+/// so the poster processes it even where the id is recorded as refused for good. The webhook's
+/// own bytes are untouched, so its payload hash is the same.
 pub fn replayable(dead_letter_body: &str) -> String {
+    let original = unwrap_dead_letter(dead_letter_body);
+    if is_replay(&original) || Work::parse(&original).is_err() {
+        return original;
+    }
+    // A work message is an object we wrote, starting `{"kind":...`: the mark goes in front.
+    match original.strip_prefix('{') {
+        Some(rest) => format!(r#"{{"replay":true,{rest}"#),
+        None => original,
+    }
+}
+
+/// Whether a work message was sent back from the dead-letter queue by an operator.
+pub fn is_replay(message: &str) -> bool {
+    #[derive(Deserialize)]
+    struct Replay {
+        #[serde(default)]
+        replay: bool,
+    }
+    serde_json::from_str::<Replay>(message).is_ok_and(|m| m.replay)
+}
+
+/// The original message of a dead letter, unmarked: what was on the work queue.
+pub fn unwrap_dead_letter(dead_letter_body: &str) -> String {
     #[derive(Deserialize)]
     struct DeadLetter {
         kind: String,
@@ -106,9 +131,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn replay_unwraps_dead_letters_and_keeps_redriven_messages() {
+    fn replay_unwraps_dead_letters_and_marks_them() {
         let original = r#"{"kind":"webhook","receivedAt":1,"webhook":{"id":"a"}}"#;
-        assert_eq!(replayable(&dead_letter(original, "HICAPS answered 400")), original);
-        assert_eq!(replayable(original), original);
+        let replayed = replayable(&dead_letter(original, "HICAPS answered 400"));
+        assert_eq!(replayed, r#"{"replay":true,"kind":"webhook","receivedAt":1,"webhook":{"id":"a"}}"#);
+        assert!(is_replay(&replayed) && !is_replay(original));
+        assert_eq!(replayable(original), replayed, "a redriven message, without a wrapper");
+        assert_eq!(replayable(&replayed), replayed, "marked once");
+        assert_eq!(unwrap_dead_letter(&dead_letter(original, "x")), original);
+        match Work::parse(&replayed) {
+            Ok(Work::Webhook { body, .. }) => assert_eq!(body, r#"{"id":"a"}"#, "the webhook's bytes are untouched"),
+            other => panic!("{other:?}"),
+        }
     }
 }

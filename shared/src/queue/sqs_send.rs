@@ -127,7 +127,7 @@ impl MessageSender for SqsSender {
                 Ok(message_id) => return Ok(message_id),
                 Err(Attempt::Retry(reason)) if attempt < ATTEMPTS => {
                     tracing::warn!(attempt, %reason, "SendMessage failed; retrying");
-                    tokio::time::sleep(backoff).await;
+                    tokio::time::sleep(crate::time::jittered(backoff)).await;
                     backoff *= 2;
                     attempt += 1;
                 }
