@@ -398,3 +398,82 @@ fn the_release_profile_unwinds_as_the_tested_one_does() {
     let panic = release.lines().find(|line| line.trim_start().starts_with("panic")).expect("a panic strategy");
     assert_eq!(panic.split('=').nth(1).map(|v| v.trim().trim_matches('"')), Some("unwind"), "{panic}");
 }
+
+#[tokio::test]
+async fn decisions_are_the_programs_alone_idempotent_and_never_contradict() {
+    for backend in BOTH {
+        let stack = start(backend, &[]).await;
+        let claim = json!({"claimId": uuid::Uuid::new_v4(), "itemCode": "507", "quantity": 1, "unitPrice": 120.00});
+        let (invoice_id, claim_id) = submit_invoice_with(&stack, json!({"claims": [claim]})).await;
+        let url = format!("{}/invoices/{invoice_id}/status", stack.base_url);
+        let approve = json!({"claimStatuses": [{"claimId": claim_id, "state": "approved", "benefit": 100}]});
+        let reject = json!({"claimStatuses": [{"claimId": claim_id, "state": "rejected", "benefit": 0}]});
+        let post = |key: &'static str, body: &Value, idempotency: Option<&str>| {
+            let mut request = client().post(&url).bearer_auth(key).json(body);
+            if let Some(idempotency) = idempotency {
+                request = request.header("Idempotency-Key", idempotency);
+            }
+            request.send()
+        };
+        // A partner that is not the program: 403 in the API Error Payload, nothing queued.
+        let partner = post("partner-key", &approve, None).await.expect("post");
+        assert_eq!(partner.status(), 403, "{backend:?}");
+        assert!(partner.json::<Value>().await.expect("json")["title"].as_str().is_some_and(|t| !t.is_empty()));
+        // The same key and body twice: one decision, one post.
+        let first = post(gateway_tests::API_KEY, &approve, Some("decide-1")).await.expect("post");
+        assert_eq!(first.status(), 202);
+        let first: Value = first.json().await.expect("json");
+        let again = post(gateway_tests::API_KEY, &approve, Some("decide-1")).await.expect("post");
+        assert_eq!(again.status(), 202);
+        assert_eq!(again.headers()["idempotent-replayed"], "true");
+        assert_eq!(again.json::<Value>().await.expect("json")["decisionId"], first["decisionId"], "{backend:?}");
+        // The same key with another body: 422.
+        let changed = post(gateway_tests::API_KEY, &reject, Some("decide-1")).await.expect("post");
+        assert_eq!(changed.status(), 422, "{backend:?}");
+        assert!(eventually(SETTLE, || posts_for(&stack, &invoice_id, "invoice-status").len() == 2).await, "{backend:?}");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(posts_for(&stack, &invoice_id, "invoice-status").len(), 2, "{backend:?}: the repeat was not posted");
+        stack.stop();
+    }
+}
+
+#[tokio::test]
+async fn two_contradicting_decisions_accepted_together_post_once() {
+    for backend in BOTH {
+        let stack = start(backend, &[]).await;
+        let claim = json!({"claimId": uuid::Uuid::new_v4(), "itemCode": "507", "quantity": 1, "unitPrice": 120.00});
+        let (invoice_id, claim_id) = submit_invoice_with(&stack, json!({"claims": [claim]})).await;
+        let url = format!("{}/invoices/{invoice_id}/status", stack.base_url);
+        let approve = json!({"claimStatuses": [{"claimId": claim_id, "state": "approved", "benefit": 100}]});
+        let reject = json!({"claimStatuses": [{"claimId": claim_id, "state": "rejected", "benefit": 0}]});
+        let (a, b) = futures::join!(
+            client().post(&url).bearer_auth(gateway_tests::API_KEY).json(&approve).send(),
+            client().post(&url).bearer_auth(gateway_tests::API_KEY).json(&reject).send(),
+        );
+        assert_eq!((a.expect("a").status().as_u16(), b.expect("b").status().as_u16()), (202, 202), "both valid against the pending claim");
+        let dead_lettered = || async { queue_depths(&stack).await["workDlq"]["messages"].as_u64() == Some(1) };
+        let deadline = tokio::time::Instant::now() + SETTLE;
+        while !dead_lettered().await && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(dead_lettered().await, "{backend:?}: the stale one is dead-lettered with its reason");
+        assert_eq!(posts_for(&stack, &invoice_id, "invoice-status").len(), 2, "{backend:?}: the adjudication and one decision");
+        stack.stop();
+    }
+}
+
+#[tokio::test]
+async fn in_jwt_mode_only_hicaps_may_deliver_webhooks() {
+    let stack = start(gateway_tests::Backend::Embedded, &[("WEBHOOK_AUTH_MODE", "jwt"), ("WEBHOOK_JWT_CALLERS", "test-caller")]).await;
+    let webhook = stack.hicaps.webhook(Example::InvoiceSubmitted, &json!({})).expect("webhook");
+    let url = format!("{}/hicaps/webhooks", stack.base_url);
+    let partner = client().post(&url).bearer_auth("partner-key").json(&webhook).send().await.expect("post");
+    assert_eq!(partner.status(), 403);
+    let hicaps = client().post(&url).bearer_auth(gateway_tests::API_KEY).json(&webhook).send().await.expect("post");
+    assert_eq!(hicaps.status(), 202);
+    stack.stop();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let vars = shared::config::Vars::default().with("WEBHOOK_AUTH_MODE", "jwt");
+    let error = local::start(vars, listener).await.err().expect("jwt mode without WEBHOOK_JWT_CALLERS does not start");
+    assert!(format!("{error:#}").contains("WEBHOOK_JWT_CALLERS"), "{error:#}");
+}

@@ -15,7 +15,11 @@ pub const BOTH: [Backend; 2] = [Backend::Embedded, Backend::Moto];
 
 /// Starts the stack. On moto each stack gets its own table and queues.
 pub async fn start(backend: Backend, extra: &[(&str, &str)]) -> local::Stack {
-    let mut vars = Vars::default().with("RETRY_BASE_MILLIS", "200").with("LOCAL_API_KEYS", "test-key=test-caller");
+    let mut vars = Vars::default()
+        .with("RETRY_BASE_MILLIS", "200")
+        .with("LOCAL_API_KEYS", "test-key=test-caller,partner-key=partner")
+        .with("DECISION_CALLERS", "test-caller")
+        .with("ECF_LOCATION_GRANTS", "test-caller=*");
     if backend == Backend::Moto {
         let endpoint = std::env::var("AWS_ENDPOINT_URL").expect(
             "AWS_ENDPOINT_URL is not set: these tests run against moto; run `cargo xtask test`, which starts it",

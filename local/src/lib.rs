@@ -213,7 +213,13 @@ pub fn local_defaults(vars: Vars, base_url: &str, port: u16) -> Vars {
         .with_default("WEBHOOK_AUTH_HEADER", webhook_receiver::DEFAULT_AUTH_HEADER)
         .with_default("WEBHOOK_AUTH_VALUE", sim::hicaps::LOCAL_WEBHOOK_SECRET)
         .with_default("HICAPS_CALLBACK_HOSTS", format!("127.0.0.1:{port}"))
-        .with_default("RETRY_BASE_MILLIS", "1000");
+        .with_default("RETRY_BASE_MILLIS", "1000")
+        // The generated local caller is the program's staff: it may post decisions and check
+        // any location's eligibility.
+        .with_default("DECISION_CALLERS", LOCAL_CALLER)
+        .with_default("ECF_LOCATION_GRANTS", format!("{LOCAL_CALLER}=*"))
+        // A fresh key per start: audit hashes from one run are not comparable with the next.
+        .with_default("ICP_AUDIT_HMAC_KEY", format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple()));
     let simulator_defaults = sim::hicaps::defaults(base_url)
         .into_iter()
         .chain(sim::acc::defaults(base_url))
@@ -225,6 +231,9 @@ pub fn local_defaults(vars: Vars, base_url: &str, port: u16) -> Vars {
     vars
 }
 
+/// The caller of the generated local API key.
+pub const LOCAL_CALLER: &str = "local";
+
 /// `LOCAL_API_KEYS` as key -> caller; without it, one generated key for caller `local`.
 pub fn api_keys(vars: &Vars) -> HashMap<String, String> {
     let keys: HashMap<String, String> = vars
@@ -233,7 +242,7 @@ pub fn api_keys(vars: &Vars) -> HashMap<String, String> {
         .filter_map(|pair| pair.split_once('=').map(|(key, caller)| (key.trim().to_owned(), caller.trim().to_owned())))
         .collect();
     if keys.is_empty() {
-        HashMap::from([(format!("local-{}", uuid::Uuid::new_v4().simple()), "local".to_owned())])
+        HashMap::from([(format!("local-{}", uuid::Uuid::new_v4().simple()), LOCAL_CALLER.to_owned())])
     } else {
         keys
     }

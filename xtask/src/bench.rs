@@ -1851,6 +1851,7 @@ fn lambda_environment(function: &str, runtime_api: u16, moto: &Moto, simulator_p
             ("ACC_API_KEY", "local-acc-api-key".into()),
             ("ACC_API_KEY_HEADER", "x-api-key".into()),
             ("ICP_VENDOR_GRANTS", "local=VEND01".into()),
+            ("ICP_AUDIT_HMAC_KEY", "local-icp-audit-hmac-key-for-the-bench".into()),
             ("ACC_TIMEOUT_SECONDS", "20".into()),
             ("ICP_AUDIT_TTL_DAYS", "90".into()),
         ],
@@ -1858,6 +1859,7 @@ fn lambda_environment(function: &str, runtime_api: u16, moto: &Moto, simulator_p
             ("CLAIMING_BASE_URL", format!("{simulators}/sim/claiming")),
             ("CLAIMING_CLIENT_ID", "local-claiming-client".into()),
             ("CLAIMING_CLIENT_SECRET", "local-claiming-secret".into()),
+            ("ECF_LOCATION_GRANTS", "local=*".into()),
         ],
         "icare-sender" => vec![
             ("ICARE_BASE_URL", format!("{simulators}/sim/icare")),

@@ -1,4 +1,5 @@
-//! The record kept of each eligibility check that was sent to Claiming.com.au, so operators can
+//! The record kept of each eligibility check that was sent to Claiming.com.au (and of each refused
+//! for its location), so operators can
 //! answer "what did the fund say for transaction X": ids, status, codes, latency; never patient
 //! names, dates of birth or member numbers.
 //!
@@ -30,6 +31,8 @@ pub enum Outcome {
     TokenError,
     Unreachable,
     Timeout,
+    /// The caller is not granted the location (`ECF_LOCATION_GRANTS`): nothing was sent.
+    Forbidden,
 }
 
 impl Outcome {
@@ -42,6 +45,7 @@ impl Outcome {
             Outcome::TokenError => "tokenError",
             Outcome::Unreachable => "unreachable",
             Outcome::Timeout => "timeout",
+            Outcome::Forbidden => "forbidden",
         }
     }
 }

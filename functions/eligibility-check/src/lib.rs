@@ -2,7 +2,9 @@
 //!
 //! `POST /eligibility?location={locationId}` with the ECF body of the spec:
 //!
-//! 1. no authenticated caller -> 401; a body over [`MAX_BODY_BYTES`] -> 413;
+//! 1. no authenticated caller -> 401; a body over [`MAX_BODY_BYTES`] -> 413; a location the
+//!    caller is not granted in `ECF_LOCATION_GRANTS` -> 403 (audited), so no partner can look
+//!    up fund membership for another's patients;
 //! 2. the query parameter and the body are validated (`shared::claiming::validate_check`), "today"
 //!    being the date in Sydney -> 400 with the API Error Payload listing every problem;
 //! 3. the check goes to `POST {CLAIMING_BASE_URL}/v2/eligibility?location=...` with the cached
@@ -24,6 +26,7 @@ use http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, RequestExt};
 use serde_json::Value;
 use shared::api_error::ApiError;
+use shared::caller::Grants;
 use shared::claiming::{
     CheckError, CheckSummary, ClaimingSettings, EcfRequest, EligibilityClient, LocationId, Reply, TokenError,
 };
@@ -50,6 +53,9 @@ pub struct Config {
     pub claiming: ClaimingSettings,
     /// Days an audit record is kept.
     pub audit_ttl_days: u32,
+    /// Which locations each caller may check (`ECF_LOCATION_GRANTS`: `caller=25|26`, `*` for
+    /// all; empty refuses everyone).
+    pub grants: Grants<String>,
 }
 
 impl Config {
@@ -59,12 +65,20 @@ impl Config {
         if !(1..=3650).contains(&audit_ttl_days) {
             return Err(ConfigError::new(AUDIT_TTL_VARIABLE, "must be 1 to 3650 days"));
         }
-        Ok(Self { claiming, audit_ttl_days })
+        let grants = Grants::parse(vars.get("ECF_LOCATION_GRANTS").unwrap_or_default(), |location| {
+            LocationId::parse(location).map(|id| id.as_str().to_owned()).ok_or_else(|| "is not a location id".to_owned())
+        })
+        .map_err(|reason| ConfigError::new("ECF_LOCATION_GRANTS", reason))?;
+        if grants.is_empty() {
+            tracing::warn!("ECF_LOCATION_GRANTS is empty: every eligibility check will be refused with 403");
+        }
+        Ok(Self { claiming, audit_ttl_days, grants })
     }
 }
 
 pub struct App {
     client: EligibilityClient,
+    grants: Grants<String>,
     table: SharedTable,
     clock: Arc<dyn Clock>,
     audit_ttl_days: u32,
@@ -81,7 +95,7 @@ struct Check<'a> {
 impl App {
     pub fn new(config: Config, table: SharedTable, http: SharedHttp, clock: Arc<dyn Clock>) -> Self {
         let client = EligibilityClient::new(http, Arc::clone(&clock), config.claiming);
-        Self { client, table, clock, audit_ttl_days: config.audit_ttl_days }
+        Self { client, grants: config.grants, table, clock, audit_ttl_days: config.audit_ttl_days }
     }
 
     /// The client, for tests and diagnostics (its token manager).
@@ -112,6 +126,11 @@ impl App {
         }
         let query = request.query_string_parameters_ref();
         let location = query.and_then(|q| q.first("location"));
+        if let Some(location) = location.and_then(LocationId::parse)
+            && !self.grants.allows(&caller, &location.as_str().to_owned())
+        {
+            return self.refuse_location(check_id, &caller, &location).await;
+        }
         let today = today_in(NEW_SOUTH_WALES, self.clock.now());
         let (location, ecf) = match shared::claiming::validate_check(location, body, today) {
             Ok(valid) => valid,
@@ -178,6 +197,29 @@ impl App {
         shared::metrics::millis("ClaimingLatency", latency_ms, METRIC_DIMENSION);
         self.write_audit(&record).await;
         response
+    }
+
+    /// A location the caller is not granted: 403, audited with ids only.
+    async fn refuse_location(&self, check_id: Uuid, caller: &str, location: &LocationId) -> HttpResponse {
+        let record = AuditRecord {
+            check_id,
+            checked_at: self.clock.now(),
+            caller: caller.to_owned(),
+            location: location.as_str().to_owned(),
+            provider: String::new(),
+            fund_eclipse_id: String::new(),
+            item_count: 0,
+            outcome: Outcome::Forbidden,
+            http_status: StatusCode::FORBIDDEN.as_u16(),
+            upstream_status: None,
+            retried_with_new_token: false,
+            latency_ms: 0,
+            summary: CheckSummary::default(),
+        };
+        tracing::warn!(%check_id, caller, location = %location, "eligibility check refused: location not granted");
+        shared::metrics::count("EligibilityCheck", ("Outcome", Outcome::Forbidden.as_str()));
+        self.write_audit(&record).await;
+        web::api_error(StatusCode::FORBIDDEN, &ApiError::titled("This caller may not check eligibility at this location."))
     }
 
     /// Claiming.com.au's answer, as the caller gets it.

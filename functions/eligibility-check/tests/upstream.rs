@@ -484,3 +484,24 @@ async fn configuration_errors_name_the_variable() {
     assert_eq!(config.claiming.token_url(), "https://sandbox.claiming.com.au/v2/oauth/token");
     assert_eq!(config.audit_ttl_days, 90);
 }
+
+#[tokio::test]
+async fn a_location_the_caller_is_not_granted_is_refused_and_audited_without_calling_the_fund() {
+    let server = MockServer::start().await;
+    eligibility().respond_with(answer("ecf-mandatory-response.json")).expect(0).mount(&server).await;
+    let clock = SteppingClock::new(Utc::now());
+    let body = mandatory(support::today(clock.as_ref()));
+    let (app, table) = app(&server.uri(), clock.clone()).await;
+    let response = app.handle(request(Some(OTHER_CALLER), Some(LOCATION), &body.to_string())).await;
+    assert_eq!(response.status(), 403);
+    let check_id = response.headers()[eligibility_check::CHECK_ID_HEADER].to_str().expect("id").parse().expect("uuid");
+    let audit = table.get(&eligibility_check::audit::check_key(check_id)).await.expect("get").expect("audited");
+    assert_eq!(audit.str_attr("outcome"), Some("forbidden"));
+    assert_eq!(audit.str_attr("caller"), Some(OTHER_CALLER));
+    let stored = serde_json::to_string(&audit.attrs).expect("json");
+    let member = body["patient"]["fund"]["number"].as_str().unwrap_or("none").to_owned();
+    for personal in ["familyName", "dateOfBirth", member.as_str()] {
+        assert!(!stored.contains(personal), "{personal} in the audit record: {stored}");
+    }
+    server.verify().await;
+}

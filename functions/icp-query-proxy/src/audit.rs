@@ -3,10 +3,11 @@
 //! - key: pk `icp-audit#<YYYY-MM-DD>` (the UTC date of the request), sk `<RFC 3339 instant>#<correlation id>`,
 //!   so a day's queries read back in order with one `query`;
 //! - attributes: `at`, `correlationId`, `caller`, `vendorId`, `providerId` (each only when valid),
-//!   `claimNumberSha256` (hex SHA-256 of the claim number as given; the number itself is never
-//!   stored), `outcome` (the HTTP status we answered), `result` (what happened: `answered` (ACC
+//!   `claimNumberHmac` (hex HMAC-SHA256 of the claim number as given, keyed with
+//!   `ICP_AUDIT_HMAC_KEY`: without the key it cannot be reversed by enumerating the few ACC45
+//!   formats; the number itself is never stored), `outcome` (the HTTP status we answered), `result` (what happened: `answered` (ACC
 //!   2xx), `rejected` (ACC 4xx, passed on), `invalid`, `unauthenticated`, `forbidden`,
-//!   `method_not_allowed`, `upstream_timeout`, `upstream_unreachable`, `upstream_error` (ACC 5xx),
+//!   `method_not_allowed`, `dob_guess_limited` (too many date-of-birth mismatches; ACC not called), `upstream_timeout`, `upstream_unreachable`, `upstream_error` (ACC 5xx),
 //!   `upstream_refused_credentials` (ACC 401/403), `upstream_unexpected`, `upstream_failed`),
 //!   `upstreamStatus` and `upstreamLatencyMs` (when ACC was called);
 //! - expiry: `ICP_AUDIT_TTL_DAYS` after the request.
@@ -15,7 +16,9 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
+use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::Sha256;
 use shared::store::{Item, Key};
 use uuid::Uuid;
 
@@ -28,7 +31,7 @@ pub struct AuditRecord {
     pub caller: Option<String>,
     pub vendor_id: Option<String>,
     pub provider_id: Option<String>,
-    pub claim_number_sha256: Option<String>,
+    pub claim_number_hmac: Option<String>,
     pub outcome: u16,
     pub result: &'static str,
     pub upstream_status: Option<u16>,
@@ -43,7 +46,7 @@ impl AuditRecord {
             caller: None,
             vendor_id: None,
             provider_id: None,
-            claim_number_sha256: None,
+            claim_number_hmac: None,
             outcome: 0,
             result: "",
             upstream_status: None,
@@ -66,7 +69,7 @@ impl AuditRecord {
         put("caller", json!(self.caller));
         put("vendorId", json!(self.vendor_id));
         put("providerId", json!(self.provider_id));
-        put("claimNumberSha256", json!(self.claim_number_sha256));
+        put("claimNumberHmac", json!(self.claim_number_hmac));
         put("outcome", json!(self.outcome));
         put("result", json!(self.result));
         put("upstreamStatus", json!(self.upstream_status));
@@ -76,7 +79,22 @@ impl AuditRecord {
     }
 }
 
-/// Hex SHA-256 of a claim number as given (equal to `ClaimNumber::sha256_hex` for a valid one).
-pub fn hash_claim_number(raw: &str) -> String {
-    hex::encode(Sha256::digest(raw.as_bytes()))
+/// Hex HMAC-SHA256 of a claim number as given, keyed with `ICP_AUDIT_HMAC_KEY`.
+pub fn hash_claim_number(key: &SecretString, raw: &str) -> String {
+    // HMAC takes a key of any length (RFC 2104, §2); `new_from_slice` cannot fail for it.
+    match Hmac::<Sha256>::new_from_slice(key.expose_secret().as_bytes()) {
+        Ok(mut mac) => {
+            mac.update(raw.as_bytes());
+            hex::encode(mac.finalize().into_bytes())
+        }
+        Err(_) => String::new(),
+    }
+}
+
+/// Key prefix of the date-of-birth mismatch counters: `icp-dob#<caller>#<claim HMAC>` / `#`.
+pub const DOB_COUNTER_PREFIX: &str = "icp-dob#";
+
+/// The counter of date-of-birth mismatches for one claim (by HMAC) from one caller.
+pub fn dob_counter_key(caller: &str, claim_hmac: &str) -> Key {
+    Key::new(format!("{DOB_COUNTER_PREFIX}{caller}#{claim_hmac}"), "#")
 }

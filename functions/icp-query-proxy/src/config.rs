@@ -8,11 +8,13 @@
 //! | `ICP_VENDOR_GRANTS` | none (all refused) | `caller=VENDOR1\|VENDOR2,caller2=*` |
 //! | `ACC_TIMEOUT_SECONDS` | `20` | upstream timeout, 1-28 (API Gateway gives up at 29 s) |
 //! | `ICP_AUDIT_TTL_DAYS` | `90` | how long audit records live, 1-3650 days |
+//! | `ICP_AUDIT_HMAC_KEY` / `ICP_AUDIT_HMAC_KEY_SECRET_ARN` | required | keys the audit's HMAC-SHA256 of claim numbers (secret) |
+//! | `ICP_DOB_MISMATCH_LIMIT` | `5` | date-of-birth mismatches per claim and caller in a day before 429, 1-100 |
 
 use secrecy::SecretString;
 use shared::acc::VendorId;
+use shared::caller::Grants;
 use shared::config::{ConfigError, Vars};
-use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 use url::Url;
 
@@ -22,6 +24,7 @@ pub const DEFAULT_TIMEOUT_SECONDS: u64 = 20;
 pub const MAX_TIMEOUT_SECONDS: u64 = 28;
 pub const DEFAULT_AUDIT_TTL_DAYS: u32 = 90;
 pub const MAX_AUDIT_TTL_DAYS: u32 = 3650;
+pub const DEFAULT_DOB_MISMATCH_LIMIT: u32 = 5;
 
 #[derive(Debug)]
 pub struct Config {
@@ -31,6 +34,11 @@ pub struct Config {
     pub(crate) grants: VendorGrants,
     pub(crate) acc_timeout: Duration,
     pub(crate) audit_ttl_days: u32,
+    /// Keys the HMAC that stands in for claim numbers in audit records and counters: a plain
+    /// hash of a 7-character ACC45 number is reversed by enumeration in about a minute.
+    pub(crate) audit_hmac_key: SecretString,
+    /// Date-of-birth mismatches per claim and caller in a day before further queries get 429.
+    pub(crate) dob_mismatch_limit: u32,
 }
 
 impl Config {
@@ -40,7 +48,7 @@ impl Config {
         let header = vars.get("ACC_API_KEY_HEADER").unwrap_or(DEFAULT_API_KEY_HEADER).trim();
         let acc_api_key_header = http::HeaderName::from_bytes(header.as_bytes())
             .map_err(|_| ConfigError::new("ACC_API_KEY_HEADER", format!("{header:?} is not a valid header name")))?;
-        let grants = VendorGrants::parse(vars.get("ICP_VENDOR_GRANTS").unwrap_or_default())
+        let grants = vendor_grants(vars.get("ICP_VENDOR_GRANTS").unwrap_or_default())
             .map_err(|reason| ConfigError::new("ICP_VENDOR_GRANTS", reason))?;
         if grants.is_empty() {
             tracing::warn!("ICP_VENDOR_GRANTS is empty: every ICP query will be refused with 403");
@@ -53,7 +61,17 @@ impl Config {
         if !(1..=MAX_AUDIT_TTL_DAYS).contains(&audit_ttl_days) {
             return Err(ConfigError::new("ICP_AUDIT_TTL_DAYS", format!("must be 1 to {MAX_AUDIT_TTL_DAYS} days")));
         }
+        let audit_hmac_key = vars.required_secret("ICP_AUDIT_HMAC_KEY").await?;
+        if secrecy::ExposeSecret::expose_secret(&audit_hmac_key).len() < 32 {
+            return Err(ConfigError::new("ICP_AUDIT_HMAC_KEY", "must be at least 32 characters"));
+        }
+        let dob_mismatch_limit = vars.parse_or("ICP_DOB_MISMATCH_LIMIT", DEFAULT_DOB_MISMATCH_LIMIT)?;
+        if !(1..=100).contains(&dob_mismatch_limit) {
+            return Err(ConfigError::new("ICP_DOB_MISMATCH_LIMIT", "must be 1 to 100"));
+        }
         Ok(Self {
+            audit_hmac_key,
+            dob_mismatch_limit,
             acc_base_url,
             acc_api_key,
             acc_api_key_header,
@@ -86,68 +104,12 @@ fn parse_base_url(variable: &str, text: &str) -> Result<Url, ConfigError> {
     Ok(url)
 }
 
-/// Which vendor IDs each caller may query with (`ICP_VENDOR_GRANTS`):
-/// `caller=VENDOR1|VENDOR2` pairs separated by commas; `*` grants every vendor ID. Vendor IDs
-/// compare exactly (case-sensitive); a caller listed twice gets the union. Unlisted callers get
-/// nothing.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct VendorGrants(HashMap<String, Grant>);
+/// Which vendor IDs each caller may query with (`ICP_VENDOR_GRANTS`, `caller=VENDOR1|VENDOR2`).
+pub type VendorGrants = Grants<VendorId>;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Grant {
-    Every,
-    Only(BTreeSet<VendorId>),
-}
-
-impl VendorGrants {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let mut grants: HashMap<String, Grant> = HashMap::new();
-        for (index, entry) in text.split(',').map(str::trim).enumerate().filter(|(_, e)| !e.is_empty()) {
-            let position = index + 1;
-            let (caller, vendors) = entry
-                .split_once('=')
-                .ok_or_else(|| format!("entry {position} is not `caller=VENDOR1|VENDOR2` or `caller=*`"))?;
-            let caller = caller.trim();
-            if caller.is_empty() {
-                return Err(format!("entry {position} names no caller"));
-            }
-            let mut grant = Grant::Only(BTreeSet::new());
-            for vendor in vendors.split('|').map(str::trim) {
-                if vendor == "*" {
-                    grant = Grant::Every;
-                } else if let Grant::Only(set) = &mut grant {
-                    let vendor = VendorId::parse(vendor)
-                        .map_err(|e| format!("entry {position} (caller {caller}): {vendor:?}: {}", e.message))?;
-                    set.insert(vendor);
-                } else {
-                    VendorId::parse(vendor)
-                        .map_err(|e| format!("entry {position} (caller {caller}): {vendor:?}: {}", e.message))?;
-                }
-            }
-            let merged = match (grants.remove(caller), grant) {
-                (Some(Grant::Every), _) | (_, Grant::Every) => Grant::Every,
-                (Some(Grant::Only(mut old)), Grant::Only(new)) => {
-                    old.extend(new);
-                    Grant::Only(old)
-                }
-                (None, grant) => grant,
-            };
-            grants.insert(caller.to_owned(), merged);
-        }
-        Ok(Self(grants))
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn allows(&self, caller: &str, vendor: &VendorId) -> bool {
-        match self.0.get(caller) {
-            Some(Grant::Every) => true,
-            Some(Grant::Only(vendors)) => vendors.contains(vendor),
-            None => false,
-        }
-    }
+/// Reads `ICP_VENDOR_GRANTS`; each vendor ID must be one ACC would accept.
+pub fn vendor_grants(text: &str) -> Result<VendorGrants, String> {
+    Grants::parse(text, |vendor| VendorId::parse(vendor).map_err(|e| e.message.to_string()))
 }
 
 #[cfg(test)]
@@ -160,7 +122,7 @@ mod tests {
 
     #[test]
     fn grants_parse_pairs_stars_and_unions() {
-        let grants = VendorGrants::parse(" physio-app = V1|AB/2 , admin=*, physio-app=V3,").expect("parses");
+        let grants = vendor_grants(" physio-app = V1|AB/2 , admin=*, physio-app=V3,").expect("parses");
         assert!(grants.allows("physio-app", &vendor("V1")));
         assert!(grants.allows("physio-app", &vendor("AB/2")));
         assert!(grants.allows("physio-app", &vendor("V3")));
@@ -168,15 +130,15 @@ mod tests {
         assert!(!grants.allows("physio-app", &vendor("V2")));
         assert!(grants.allows("admin", &vendor("ANYTHING")));
         assert!(!grants.allows("stranger", &vendor("V1")));
-        assert!(VendorGrants::parse("").expect("empty parses").is_empty());
+        assert!(vendor_grants("").expect("empty parses").is_empty());
     }
 
     #[test]
     fn bad_grants_are_refused() {
-        assert!(VendorGrants::parse("physio-app").is_err());
-        assert!(VendorGrants::parse("=V1").is_err());
-        assert!(VendorGrants::parse("a=").is_err());
-        assert!(VendorGrants::parse("a=V1||V2").is_err());
-        assert!(VendorGrants::parse("a=THIRTEENCHARS").is_err());
+        assert!(vendor_grants("physio-app").is_err());
+        assert!(vendor_grants("=V1").is_err());
+        assert!(vendor_grants("a=").is_err());
+        assert!(vendor_grants("a=V1||V2").is_err());
+        assert!(vendor_grants("a=THIRTEENCHARS").is_err());
     }
 }

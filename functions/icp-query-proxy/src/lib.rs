@@ -5,7 +5,9 @@
 //! 1. no authenticated caller -> 401 `{"code": 401, "message": ...}`;
 //! 2. the four parameters are validated as section 2 of the spec says (`shared::acc`), "today"
 //!    being the date in Pacific/Auckland -> 400 `{"code": 400, "message", "errors": [...]}`;
-//! 3. a valid vendor ID not granted to the caller (`ICP_VENDOR_GRANTS`) -> 403;
+//! 3. a valid vendor ID not granted to the caller (`ICP_VENDOR_GRANTS`) -> 403; a claim for which
+//!    this caller's dates of birth did not match `ICP_DOB_MISMATCH_LIMIT` times within a day ->
+//!    429, without calling ACC, so the proxy cannot be used to guess a date of birth;
 //! 4. the query goes to ACC with our API key and a fresh `ACC-CorrelationId`; ACC's 2xx and 4xx
 //!    answers pass through unchanged (but 401/403, which are about our credentials, -> 502);
 //!    ACC 5xx or no connection -> 502; no answer within `ACC_TIMEOUT_SECONDS` -> 504.
@@ -26,9 +28,9 @@ pub use config::{Config, VendorGrants};
 use audit::AuditRecord;
 use http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, RequestExt};
-use shared::acc::{AccError, IcpQuery, ProviderId, RawIcpQuery, VendorId};
+use shared::acc::{AccError, IcpQuery, IcpRejection, ProviderId, RawIcpQuery, VendorId};
 use shared::http_client::SharedHttp;
-use shared::store::{Condition, SharedTable};
+use shared::store::{Condition, Item, Key, SharedTable, StoreError};
 use shared::time::{Clock, NEW_ZEALAND, today_in};
 use shared::web::{self, HttpResponse};
 use std::sync::Arc;
@@ -104,7 +106,8 @@ impl App {
             vendor_id: vendor_id.as_deref(),
             provider_id: provider_id.as_deref(),
         };
-        record.claim_number_sha256 = claim_number.filter(|c| !c.trim().is_empty()).map(audit::hash_claim_number);
+        let key = &self.config.audit_hmac_key;
+        record.claim_number_hmac = claim_number.filter(|c| !c.trim().is_empty()).map(|c| audit::hash_claim_number(key, c));
         record.vendor_id = raw.vendor_id.and_then(|v| VendorId::parse(v).ok()).map(|v| v.as_str().to_owned());
         record.provider_id = raw.provider_id.and_then(|p| ProviderId::parse(p).ok()).map(|p| p.as_str().to_owned());
 
@@ -123,7 +126,67 @@ impl App {
                 "This caller is not authorised to query ACC with this vendor ID; ask the gateway operator to grant it.",
             ));
         }
-        self.forward(&query, record).await
+        let claim_hmac = audit::hash_claim_number(key, query.claim_number.as_str());
+        let counter = audit::dob_counter_key(&caller, &claim_hmac);
+        if self.dob_mismatches(&counter).await >= self.config.dob_mismatch_limit {
+            record.result = "dob_guess_limited";
+            shared::metrics::count("IcpDobGuessLimited", METRIC_DIMENSION);
+            return acc_error(&AccError::new(
+                429,
+                "Too many queries for this claim did not match the date of birth; try again in a day.",
+            ));
+        }
+        let response = self.forward(&query, record).await;
+        if response.status() == StatusCode::BAD_REQUEST && is_dob_mismatch(&response) {
+            self.count_dob_mismatch(&counter).await;
+        }
+        response
+    }
+
+    /// Date-of-birth mismatches counted under `counter` in its day (0 when unreadable: the
+    /// counter limits guessing, it must not stop honest queries when the table hiccups).
+    async fn dob_mismatches(&self, counter: &Key) -> u32 {
+        match self.table.get(counter).await {
+            Ok(item) => item.and_then(|item| item.attrs.get("count")?.as_u64()).and_then(|n| u32::try_from(n).ok()).unwrap_or(0),
+            Err(error) => {
+                tracing::warn!(%error, "could not read the date-of-birth mismatch counter");
+                0
+            }
+        }
+    }
+
+    /// Adds one mismatch. The counter lives a day from its first mismatch (the table's TTL).
+    async fn count_dob_mismatch(&self, counter: &Key) {
+        for _ in 0..3 {
+            let current = match self.table.get(counter).await {
+                Ok(current) => current,
+                Err(error) => {
+                    tracing::warn!(%error, "could not read the date-of-birth mismatch counter");
+                    return;
+                }
+            };
+            let count = current.as_ref().and_then(|item| item.attrs.get("count")?.as_u64()).unwrap_or(0);
+            // The table expires items by its own clock, so the day is counted on it too.
+            let expires_at = current.as_ref().and_then(|item| item.expires_at).unwrap_or_else(|| shared::store::now_epoch_seconds() + 86_400);
+            let mut attrs = serde_json::Map::new();
+            attrs.insert("count".into(), serde_json::json!(count.saturating_add(1)));
+            let mut item = Item::new(counter.clone(), attrs).expiring_at(expires_at);
+            let condition = match &current {
+                Some(current) => {
+                    item.version = current.version;
+                    Condition::Version(current.version)
+                }
+                None => Condition::Absent,
+            };
+            match self.table.put(&item, condition).await {
+                Ok(_) => return,
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(error) => {
+                    tracing::warn!(%error, "could not count a date-of-birth mismatch");
+                    return;
+                }
+            }
+        }
     }
 
     async fn forward(&self, query: &IcpQuery, record: &mut AuditRecord) -> HttpResponse {
@@ -186,6 +249,15 @@ impl App {
             tracing::error!(correlation_id = %record.correlation_id, %error, "could not write the ICP audit record");
         }
     }
+}
+
+/// Whether ACC's 400 is section 3's "The Claim and specified Patient DOB do not match."
+fn is_dob_mismatch(response: &HttpResponse) -> bool {
+    let Body::Text(text) = response.body() else {
+        return false;
+    };
+    serde_json::from_str::<serde_json::Value>(text)
+        .is_ok_and(|body| body["message"].as_str() == Some(IcpRejection::DateOfBirthMismatch.message()))
 }
 
 /// Our own error answers, in ACC's `{code, message[, errors]}` form, with `code` as the status.

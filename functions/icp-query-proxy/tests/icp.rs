@@ -24,6 +24,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 const CALLER: &str = "physio-app";
 const CLAIM: &str = "P4865824770";
 const DOB: &str = "1985-03-14";
+const HMAC_KEY: &str = "a-test-key-for-the-audit-hmac-of-claim-numbers";
 
 fn instant(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, mo, d, h, mi, s).single().expect("valid instant")
@@ -43,7 +44,8 @@ async fn harness(base_url: &str, now: DateTime<Utc>, extra: &[(&str, &str)]) -> 
     let mut vars = Vars::default()
         .with("ACC_BASE_URL", base_url)
         .with("ACC_API_KEY", "test-key")
-        .with("ICP_VENDOR_GRANTS", "physio-app=VEND01|AB/12|ABCDEFGHIJKL,admin=*");
+        .with("ICP_VENDOR_GRANTS", "physio-app=VEND01|AB/12|ABCDEFGHIJKL,admin=*")
+        .with("ICP_AUDIT_HMAC_KEY", HMAC_KEY);
     for (name, value) in extra {
         vars = vars.with(name, *value);
     }
@@ -463,11 +465,13 @@ async fn every_query_is_audited_without_the_claim_number_or_date_of_birth() {
     let pk = format!("icp-audit#{}", now.format("%Y-%m-%d"));
     let items = h.table.query(&pk, "").await.expect("query");
     assert_eq!(items.len(), 3);
-    let digest = shared::acc::ClaimNumber::parse(CLAIM).expect("valid").sha256_hex();
+    let digest = icp_query_proxy::audit::hash_claim_number(&secrecy::SecretString::from(HMAC_KEY), CLAIM);
+    let plain = shared::acc::ClaimNumber::parse(CLAIM).expect("valid").sha256_hex();
+    assert_ne!(digest, plain, "keyed, not a plain hash anyone can recompute");
     for item in &items {
         let text = serde_json::to_string(&item.attrs).expect("serialises");
         assert!(!text.contains(CLAIM) && !text.contains(DOB) && !text.contains("1985"), "{text}");
-        assert_eq!(item.attrs["claimNumberSha256"], json!(digest));
+        assert_eq!(item.attrs["claimNumberHmac"], json!(digest));
         assert_eq!(item.attrs["caller"], json!(CALLER));
         assert_eq!(item.expires_at, Some(now.timestamp() + 7 * 86_400));
         let at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -490,7 +494,10 @@ async fn every_query_is_audited_without_the_claim_number_or_date_of_birth() {
 
 #[tokio::test]
 async fn configuration_errors_name_the_variable() {
-    let base = Vars::default().with("ACC_BASE_URL", "https://acc.example/api").with("ACC_API_KEY", "k");
+    let base = Vars::default()
+        .with("ACC_BASE_URL", "https://acc.example/api")
+        .with("ACC_API_KEY", "k")
+        .with("ICP_AUDIT_HMAC_KEY", HMAC_KEY);
     let error_variable = |vars: Vars| async move { Config::from_vars(&vars).await.err().map(|e| e.variable) };
     assert!(Config::from_vars(&base).await.is_ok());
     let config = Config::from_vars(&base).await.expect("config");
@@ -511,4 +518,28 @@ async fn configuration_errors_name_the_variable() {
     for (vars, variable) in cases {
         assert_eq!(error_variable(vars).await.as_deref(), Some(variable));
     }
+}
+
+#[tokio::test]
+async fn a_guessed_date_of_birth_gets_429_after_the_limit_without_calling_acc() {
+    let acc = MockServer::start().await;
+    let mismatch = json!({"code": 400, "message": "The Claim and specified Patient DOB do not match."});
+    Mock::given(method("GET")).respond_with(ResponseTemplate::new(400).set_body_json(mismatch)).expect(4).mount(&acc).await;
+    let h = harness(&acc.uri(), default_now(), &[("ICP_DOB_MISMATCH_LIMIT", "3")]).await;
+    for guess in ["1985-03-15", "1985-03-16", "1985-03-17"] {
+        let query = format!("dateOfBirth={guess}&vendorId=VEND01&providerId=PROV01");
+        assert_eq!(h.app.handle(request(CLAIM, &query)).await.status(), 400, "{guess}: ACC's answer");
+    }
+    let query = format!("dateOfBirth={DOB}&vendorId=VEND01&providerId=PROV01");
+    let response = h.app.handle(request(CLAIM, &query)).await;
+    assert_eq!(response.status(), 429, "even the right date: the claim is locked for this caller for a day");
+    let body: Value = match response.body() {
+        lambda_http::Body::Text(text) => serde_json::from_str(text).expect("json"),
+        _ => Value::Null,
+    };
+    assert_eq!(body["code"], 429, "ACC's error form: {body}");
+    // Another caller is not affected.
+    let other = request_with("GET", Some("admin"), Some(CLAIM), "dateOfBirth=1985-03-18&vendorId=VEND01&providerId=PROV01");
+    assert_eq!(h.app.handle(other).await.status(), 400);
+    acc.verify().await;
 }

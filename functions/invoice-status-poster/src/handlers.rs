@@ -100,16 +100,55 @@ async fn process_with(poster: &Context<'_>, work: &Work) -> Result<&'static str,
             handle_webhook(poster, &webhook).await
         }
         Work::Decision { decision_id, invoice_id, update } => {
-            let invoice = records::load_invoice(poster.table.as_ref(), invoice_id)
-                .await?
-                .ok_or_else(|| Failure::permanent("the decision's invoice is not known"))?;
-            let href = invoice.status_href.clone().ok_or_else(|| Failure::permanent("invoice has no status link"))?;
-            post(poster, &href, update, "invoice-status-updated").await?;
-            apply_update(poster, &invoice, update).await?;
-            tracing::info!(%decision_id, %invoice_id, "decision posted");
-            Ok("decisionPosted")
+            // One decision per invoice at a time, checked against the state the previous one
+            // left: two contradicting decisions accepted together cannot both reach HICAPS.
+            let lock = decision_lock(invoice_id, decision_id, poster.deadline);
+            match poster.table.put(&lock, Condition::Absent).await {
+                Ok(_) => {}
+                // Back after the usual backoff: the holder frees the lock as soon as it has posted.
+                Err(StoreError::Conflict { current: Some(current) }) if current.str_attr("decisionId") != Some(decision_id) => {
+                    return Err(Failure::transient("another decision on this invoice is being posted"));
+                }
+                Err(StoreError::Conflict { .. }) => {}
+                Err(error) => return Err(error.into()),
+            }
+            let result = post_decision(poster, decision_id, invoice_id, update).await;
+            if let Err(error) = poster.table.delete(&lock.key).await {
+                tracing::warn!(%decision_id, %error, "could not free the invoice's decision lock; it lapses by itself");
+            }
+            result
         }
     }
+}
+
+/// The key under which one decision at a time holds an invoice.
+const DECISION_LOCK_SK: &str = "#decision-lock";
+
+fn decision_lock(invoice_id: &str, decision_id: &str, until: i64) -> Item {
+    let mut attrs = Map::new();
+    attrs.insert("decisionId".into(), json!(decision_id));
+    Item::new(Key::new(records::invoice_pk(invoice_id), DECISION_LOCK_SK), attrs).expiring_at(until)
+}
+
+async fn post_decision(poster: &Context<'_>, decision_id: &str, invoice_id: &str, update: &InvoiceStatusUpdate) -> Result<&'static str, Failure> {
+    let invoice = records::load_invoice(poster.table.as_ref(), invoice_id)
+        .await?
+        .ok_or_else(|| Failure::permanent("the decision's invoice is not known"))?;
+    let href = invoice.status_href.clone().ok_or_else(|| Failure::permanent("invoice has no status link"))?;
+    // Once posted (an earlier attempt), the stored states may already show it: resume instead.
+    if !poster.lock.lock().await.posted
+        && let Err(params) = shared::hicaps::validate_status_update(update, &invoice.claim_states())
+    {
+        let detail = serde_json::to_string(&params).unwrap_or_default();
+        return Err(Failure::Permanent {
+            reason: "stale decision: the invoice's claims moved since it was accepted".into(),
+            detail: Some(detail),
+        });
+    }
+    post(poster, &href, update, "invoice-status-updated").await?;
+    apply_update(poster, &invoice, update).await?;
+    tracing::info!(%decision_id, %invoice_id, "decision posted");
+    Ok("decisionPosted")
 }
 
 async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<&'static str, Failure> {

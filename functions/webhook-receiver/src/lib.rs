@@ -16,9 +16,8 @@ use shared::api_error::{ApiError, Problems};
 use shared::config::{ConfigError, Vars};
 use shared::handoff::Handoff;
 use shared::metrics::Metric;
-use shared::store::ItemQuery;
+use shared::store::SharedTable;
 use shared::web::{self, HttpResponse};
-use std::sync::Arc;
 use std::time::Instant;
 use subtle::ConstantTimeEq;
 
@@ -41,20 +40,33 @@ pub enum WebhookAuth {
     /// A custom header whose value must be one of these (several, so a secret can be rotated
     /// without downtime), compared in constant time.
     Header { name: http::HeaderName, values: Vec<SecretString> },
-    /// OAuth 2.0: API Gateway's JWT authorizer has verified HICAPS's token; we only require that
-    /// a verified caller is present.
-    Jwt,
+    /// OAuth 2.0: API Gateway's JWT authorizer has verified the token, and the caller must be
+    /// one of these: the caller ids that are HICAPS (`WEBHOOK_JWT_CALLERS`). The authorizer admits
+    /// every partner of the program, so a verified token alone proves nothing about HICAPS.
+    Jwt { callers: Vec<String> },
 }
 
 pub struct Config {
     auth: WebhookAuth,
+    /// The callers that may post later decisions (`DECISION_CALLERS`); empty refuses everyone.
+    decision_callers: Vec<String>,
 }
 
 impl Config {
     pub async fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
+        let decision_callers = vars.list("DECISION_CALLERS");
         match vars.get("WEBHOOK_AUTH_MODE").unwrap_or("header") {
             "header" => {}
-            "jwt" => return Ok(Self { auth: WebhookAuth::Jwt }),
+            "jwt" => {
+                let callers = vars.list("WEBHOOK_JWT_CALLERS");
+                if callers.is_empty() {
+                    return Err(ConfigError::new(
+                        "WEBHOOK_JWT_CALLERS",
+                        "is required in jwt mode: the caller ids (token client ids) that are HICAPS",
+                    ));
+                }
+                return Ok(Self { auth: WebhookAuth::Jwt { callers }, decision_callers });
+            }
             _ => return Err(ConfigError::new("WEBHOOK_AUTH_MODE", "must be `header` or `jwt`")),
         }
         let header = vars.get("WEBHOOK_AUTH_HEADER").unwrap_or(DEFAULT_AUTH_HEADER);
@@ -71,14 +83,15 @@ impl Config {
         if auth_values.is_empty() {
             return Err(ConfigError::new("WEBHOOK_AUTH_VALUE", "has no value"));
         }
-        Ok(Self { auth: WebhookAuth::Header { name: auth_header, values: auth_values } })
+        Ok(Self { auth: WebhookAuth::Header { name: auth_header, values: auth_values }, decision_callers })
     }
 }
 
 pub struct Receiver {
     config: Config,
     handoff: Handoff,
-    invoices: Arc<dyn ItemQuery>,
+    /// Reads invoices for decisions and keeps decisions' idempotency keys.
+    table: SharedTable,
 }
 
 /// The envelope fields the receiver checks; `data` and `_links` stay unparsed.
@@ -96,10 +109,18 @@ struct Envelope<'a> {
 #[derive(Debug)]
 pub enum Rejection {
     Unauthorized,
+    /// An authenticated caller this route does not admit.
+    Forbidden(String),
     TooLarge,
     Invalid(ApiError),
     NotFound(String),
+    /// The same `Idempotency-Key` with another request.
+    Unprocessable(String),
+    /// The first request with this `Idempotency-Key` is still being processed.
+    Conflict(String),
     HandoffFailed,
+    /// The table could not be read or written for a decision: nothing was queued.
+    StoreUnavailable,
 }
 
 impl Rejection {
@@ -113,8 +134,15 @@ impl Rejection {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 &ApiError::titled(format!("The body is larger than {MAX_BODY_BYTES} bytes.")),
             ),
+            Rejection::Forbidden(title) => web::api_error(StatusCode::FORBIDDEN, &ApiError::titled(title)),
             Rejection::Invalid(error) => web::api_error(StatusCode::BAD_REQUEST, &error),
             Rejection::NotFound(title) => web::api_error(StatusCode::NOT_FOUND, &ApiError::titled(title)),
+            Rejection::Unprocessable(title) => web::api_error(StatusCode::UNPROCESSABLE_ENTITY, &ApiError::titled(title)),
+            Rejection::Conflict(title) => web::api_error(StatusCode::CONFLICT, &ApiError::titled(title)),
+            Rejection::StoreUnavailable => web::api_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &ApiError::titled("The decision could not be checked against the invoice; please retry."),
+            ),
             // 503 tells HICAPS to retry: nothing was accepted.
             Rejection::HandoffFailed => web::api_error(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -125,8 +153,13 @@ impl Rejection {
 }
 
 impl Receiver {
-    pub fn new(config: Config, handoff: Handoff, invoices: Arc<dyn ItemQuery>) -> Self {
-        Self { config, handoff, invoices }
+    pub fn new(config: Config, handoff: Handoff, table: SharedTable) -> Self {
+        Self { config, handoff, table }
+    }
+
+    /// Whether `caller` may post later decisions.
+    pub(crate) fn may_decide(&self, caller: &str) -> bool {
+        self.config.decision_callers.iter().any(|allowed| allowed == caller)
     }
 
     pub async fn handle(&self, request: Request) -> HttpResponse {
@@ -170,8 +203,12 @@ impl Receiver {
 
     fn authenticate(&self, request: &Request) -> Result<(), Rejection> {
         let (name, values) = match &self.config.auth {
-            WebhookAuth::Jwt => {
-                return shared::caller::caller_id(request).map(drop).ok_or(Rejection::Unauthorized);
+            WebhookAuth::Jwt { callers } => {
+                let caller = shared::caller::caller_id(request).ok_or(Rejection::Unauthorized)?;
+                return match callers.iter().any(|hicaps| *hicaps == caller) {
+                    true => Ok(()),
+                    false => Err(Rejection::Forbidden("Only HICAPS may deliver webhooks.".into())),
+                };
             }
             WebhookAuth::Header { name, values } => (name, values),
         };

@@ -127,23 +127,30 @@ async fn answers_503_when_the_hand_off_fails_so_hicaps_retries() {
 }
 
 #[tokio::test]
-async fn jwt_mode_accepts_only_a_verified_caller() {
-    let vars = Vars::default().with("WEBHOOK_AUTH_MODE", "jwt");
+async fn jwt_mode_accepts_only_hicaps_among_verified_callers() {
+    assert!(Config::from_vars(&Vars::default().with("WEBHOOK_AUTH_MODE", "jwt")).await.is_err_and(|e| e.variable == "WEBHOOK_JWT_CALLERS"));
+    let vars = Vars::default().with("WEBHOOK_AUTH_MODE", "jwt").with("WEBHOOK_JWT_CALLERS", "hicaps, hicaps-dr");
     let table = Arc::new(EmbeddedTable::new());
     let queue = Arc::new(EmbeddedQueue::new(Duration::from_secs(30)));
     let receiver = Receiver::new(Config::from_vars(&vars).await.expect("config"), Handoff::new(queue, table.clone()), table);
     assert_eq!(answer(&receiver, webhook_request(None, EXAMPLE)).await.0, 401);
-    let mut context = aws_lambda_events::apigw::ApiGatewayV2httpRequestContext::default();
-    let mut jwt = aws_lambda_events::apigw::ApiGatewayRequestAuthorizerJwtDescription::default();
-    jwt.claims.insert("client_id".into(), "hicaps".into());
-    let mut authorizer = aws_lambda_events::apigw::ApiGatewayRequestAuthorizer::default();
-    authorizer.jwt = Some(jwt);
-    context.authorizer = Some(authorizer);
-    let request = lambda_http::RequestExt::with_request_context(
-        webhook_request(None, EXAMPLE),
-        lambda_http::request::RequestContext::ApiGatewayV2(context),
-    );
-    assert_eq!(answer(&receiver, request).await.0, 202);
+    let as_caller = |caller: &str| {
+        let mut context = aws_lambda_events::apigw::ApiGatewayV2httpRequestContext::default();
+        let mut jwt = aws_lambda_events::apigw::ApiGatewayRequestAuthorizerJwtDescription::default();
+        jwt.claims.insert("client_id".into(), caller.into());
+        let mut authorizer = aws_lambda_events::apigw::ApiGatewayRequestAuthorizer::default();
+        authorizer.jwt = Some(jwt);
+        context.authorizer = Some(authorizer);
+        lambda_http::RequestExt::with_request_context(
+            webhook_request(None, EXAMPLE),
+            lambda_http::request::RequestContext::ApiGatewayV2(context),
+        )
+    };
+    assert_eq!(answer(&receiver, as_caller("hicaps")).await.0, 202);
+    assert_eq!(answer(&receiver, as_caller("hicaps-dr")).await.0, 202);
+    let (status, body) = answer(&receiver, as_caller("clinic")).await;
+    assert_eq!(status, 403, "a verified partner that is not HICAPS");
+    assert!(body["title"].as_str().is_some_and(|t| !t.is_empty()));
 }
 
 #[tokio::test]

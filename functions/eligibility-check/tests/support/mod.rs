@@ -122,7 +122,11 @@ pub fn vars(base_url: &str) -> Vars {
         .with("CLAIMING_CLIENT_ID", CLIENT_ID)
         .with("CLAIMING_CLIENT_SECRET", CLIENT_SECRET)
         .with("CLAIMING_TIMEOUT_SECONDS", "1")
+        .with("ECF_LOCATION_GRANTS", format!("{CALLER}={LOCATION},{OTHER_CALLER}=99"))
 }
+
+/// A caller granted another location only.
+pub const OTHER_CALLER: &str = "other-hospital";
 
 pub async fn app_with(vars: Vars, clock: Arc<dyn Clock>) -> (App, Arc<EmbeddedTable>) {
     let config = Config::from_vars(&vars).await.expect("config");
