@@ -26,6 +26,18 @@ pub struct Vars {
     /// Reads `*_SECRET_ARN` secrets; set in Lambda by `shared::lambda::Init`.
     #[cfg(feature = "aws")]
     secrets_manager: Option<aws_sdk_secretsmanager::Client>,
+    /// Sources standing in for Secrets Manager, by variable name (tests, and the local stack).
+    pub(crate) secret_sources: SecretSources,
+}
+
+/// Secret sources by variable name.
+#[derive(Clone, Default)]
+pub(crate) struct SecretSources(pub(crate) HashMap<String, std::sync::Arc<dyn crate::secrets::SecretSource>>);
+
+impl std::fmt::Debug for SecretSources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
 }
 
 impl Vars {
@@ -37,6 +49,12 @@ impl Vars {
     #[cfg(feature = "aws")]
     pub fn with_secrets_manager(mut self, client: aws_sdk_secretsmanager::Client) -> Self {
         self.secrets_manager = Some(client);
+        self
+    }
+
+    /// Reads the secret `name` from `source`, kept fresh as one from Secrets Manager would be.
+    pub fn with_secret_source(mut self, name: &str, source: std::sync::Arc<dyn crate::secrets::SecretSource>) -> Self {
+        self.secret_sources.0.insert(name.to_owned(), source);
         self
     }
 
@@ -123,5 +141,42 @@ impl Vars {
     #[cfg(not(feature = "aws"))]
     async fn fetch_secret(&self, variable: &str, _arn: &str) -> Result<SecretString, ConfigError> {
         Err(ConfigError::new(variable, "secrets from Secrets Manager need the `aws` feature"))
+    }
+
+    /// Secrets Manager as the source of `arn`, for [`crate::secrets::Rotating`].
+    #[cfg(feature = "aws")]
+    pub(crate) fn secret_source(&self, variable: &str, arn: &str) -> Result<std::sync::Arc<dyn crate::secrets::SecretSource>, ConfigError> {
+        let client = self
+            .secrets_manager
+            .clone()
+            .ok_or_else(|| ConfigError::new(variable, "Secrets Manager is not available here; set the value itself"))?;
+        Ok(std::sync::Arc::new(SecretsManagerSource { client, arn: arn.to_owned() }))
+    }
+
+    #[cfg(not(feature = "aws"))]
+    pub(crate) fn secret_source(&self, variable: &str, _arn: &str) -> Result<std::sync::Arc<dyn crate::secrets::SecretSource>, ConfigError> {
+        Err(ConfigError::new(variable, "secrets from Secrets Manager need the `aws` feature"))
+    }
+}
+
+/// One secret in Secrets Manager, read with GetSecretValue (its current version).
+#[cfg(feature = "aws")]
+struct SecretsManagerSource {
+    client: aws_sdk_secretsmanager::Client,
+    arn: String,
+}
+
+#[cfg(feature = "aws")]
+#[async_trait::async_trait]
+impl crate::secrets::SecretSource for SecretsManagerSource {
+    async fn read(&self) -> Result<SecretString, String> {
+        let output = self
+            .client
+            .get_secret_value()
+            .secret_id(&self.arn)
+            .send()
+            .await
+            .map_err(|e| format!("cannot read the secret: {}", aws_sdk_secretsmanager::error::DisplayErrorContext(&e)))?;
+        output.secret_string.map(SecretString::from).ok_or_else(|| "the secret has no string value".to_owned())
     }
 }

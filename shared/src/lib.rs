@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod parse_problem;
 pub mod program;
 pub mod queue;
+pub mod secrets;
 pub mod store;
 pub mod telemetry;
 pub mod time;

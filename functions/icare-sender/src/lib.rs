@@ -25,6 +25,7 @@ use http::{HeaderValue, StatusCode, header::LOCATION};
 use lambda_http::{Request, RequestExt};
 use records::{RetryKind, RetryMessage};
 use secrecy::SecretString;
+use shared::secrets::Rotating;
 use shared::api_error::{ApiError, Problems};
 use shared::config::{ConfigError, Vars};
 use shared::http_client::SharedHttp;
@@ -54,7 +55,7 @@ pub const MAX_SMALL_BODY_BYTES: usize = 64 * 1024;
 
 pub struct Config {
     base_url: String,
-    api_key: SecretString,
+    api_key: Rotating<SecretString>,
     pub timeout: Duration,
     pub retry_timeout: Duration,
     pub max_attempts: u32,
@@ -76,7 +77,7 @@ impl Config {
         if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
             return Err(ConfigError::new("ICARE_BASE_URL", "must be an http(s) URL"));
         }
-        let api_key = vars.required_secret("ICARE_API_KEY").await?;
+        let api_key = vars.required_rotating_secret("ICARE_API_KEY", shared::secrets::as_is).await?;
         let timeout = in_range("ICARE_TIMEOUT_SECONDS", vars.parse_or("ICARE_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS)?, 1, 25)?;
         let retry_timeout = in_range(
             "ICARE_RETRY_TIMEOUT_SECONDS",

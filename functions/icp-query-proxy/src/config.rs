@@ -14,6 +14,7 @@
 use secrecy::SecretString;
 use shared::acc::VendorId;
 use shared::caller::Grants;
+use shared::secrets::Rotating;
 use shared::config::{ConfigError, Vars};
 use std::time::Duration;
 use url::Url;
@@ -26,10 +27,10 @@ pub const DEFAULT_AUDIT_TTL_DAYS: u32 = 90;
 pub const MAX_AUDIT_TTL_DAYS: u32 = 3650;
 pub const DEFAULT_DOB_MISMATCH_LIMIT: u32 = 5;
 
-#[derive(Debug)]
 pub struct Config {
     pub(crate) acc_base_url: Url,
-    pub(crate) acc_api_key: SecretString,
+    /// Re-read after `SECRETS_TTL_SECONDS`, and at once when ACC refuses it.
+    pub(crate) acc_api_key: Rotating<SecretString>,
     pub(crate) acc_api_key_header: http::HeaderName,
     pub(crate) grants: VendorGrants,
     pub(crate) acc_timeout: Duration,
@@ -44,7 +45,7 @@ pub struct Config {
 impl Config {
     pub async fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
         let acc_base_url = parse_base_url("ACC_BASE_URL", vars.required("ACC_BASE_URL")?)?;
-        let acc_api_key = vars.required_secret("ACC_API_KEY").await?;
+        let acc_api_key = vars.required_rotating_secret("ACC_API_KEY", shared::secrets::as_is).await?;
         let header = vars.get("ACC_API_KEY_HEADER").unwrap_or(DEFAULT_API_KEY_HEADER).trim();
         let acc_api_key_header = http::HeaderName::from_bytes(header.as_bytes())
             .map_err(|_| ConfigError::new("ACC_API_KEY_HEADER", format!("{header:?} is not a valid header name")))?;

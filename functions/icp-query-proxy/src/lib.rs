@@ -195,9 +195,14 @@ impl App {
             record.result = "upstream_failed";
             return acc_error(&AccError::new(502, "The query to ACC could not be built; please try again later."));
         };
-        let outbound = upstream::request(&self.config, &url, record.correlation_id);
+        let api_key = self.config.acc_api_key.current().await;
+        let outbound = upstream::request(&self.config, &api_key, &url, record.correlation_id);
         let started = Instant::now();
         let outcome = self.http.send(outbound).await;
+        if outcome.as_ref().is_ok_and(|response| matches!(response.status, 401 | 403)) {
+            // Perhaps rotated: the next query uses what Secrets Manager holds now.
+            self.config.acc_api_key.refused().await;
+        }
         record.upstream_latency_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
         record.upstream_status = outcome.as_ref().ok().map(|r| r.status);
         if let Err(error) = &outcome {

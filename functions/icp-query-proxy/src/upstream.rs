@@ -1,7 +1,7 @@
 //! The call to ACC and what its answer becomes for our caller.
 
 use crate::config::Config;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use shared::acc::{AccError, IcpClaimDetails, IcpQuery};
 use shared::http_client::{HttpError, Method, OutboundRequest, OutboundResponse};
 use url::Url;
@@ -22,9 +22,9 @@ pub fn query_url(base: &Url, query: &IcpQuery) -> Option<Url> {
     Some(url)
 }
 
-pub fn request(config: &Config, url: &Url, correlation_id: Uuid) -> OutboundRequest {
+pub fn request(config: &Config, api_key: &SecretString, url: &Url, correlation_id: Uuid) -> OutboundRequest {
     OutboundRequest::new(Method::Get, url.as_str())
-        .header(config.acc_api_key_header.as_str(), config.acc_api_key.expose_secret())
+        .header(config.acc_api_key_header.as_str(), api_key.expose_secret())
         .header(CORRELATION_HEADER, correlation_id.to_string())
         .header("accept", "application/json")
         .timeout(config.acc_timeout)

@@ -7,6 +7,7 @@
 //! `Retry-After`); any other 4xx is a refusal that the same request would meet again.
 
 use secrecy::{ExposeSecret, SecretString};
+use shared::secrets::Rotating;
 use serde::Deserialize;
 use shared::http_client::{HttpError, Method, OutboundRequest, OutboundResponse, SharedHttp};
 use std::time::{Duration, Instant};
@@ -32,7 +33,8 @@ pub enum CallbackError {
 pub struct HicapsCredentials {
     pub token_url: String,
     pub client_id: String,
-    pub client_secret: SecretString,
+    /// Re-read after its TTL, and at once when the token endpoint refuses it.
+    pub client_secret: Rotating<SecretString>,
 }
 
 pub struct HicapsClient {
@@ -187,16 +189,21 @@ impl HicapsClient {
         {
             return Ok(token.clone());
         }
+        let secret = self.credentials.client_secret.current().await;
         let form = form_urlencoded::Serializer::new(String::new())
             .append_pair("grant_type", "client_credentials")
             .append_pair("client_id", &self.credentials.client_id)
-            .append_pair("client_secret", self.credentials.client_secret.expose_secret())
+            .append_pair("client_secret", secret.expose_secret())
             .finish();
         let request = OutboundRequest::new(Method::Post, &self.credentials.token_url)
             .form(form)
             .timeout(self.timeout)
             .max_body(shared::http_client::MAX_TOKEN_BODY_BYTES);
         let response = self.http.send(request).await.map_err(transient)?;
+        if matches!(response.status, 400 | 401 | 403) {
+            // Perhaps rotated: the next attempt uses what Secrets Manager holds now.
+            self.credentials.client_secret.refused().await;
+        }
         if !(200..300).contains(&response.status) {
             // A refused token is an outage of ours or theirs, not a fault of this message: retry.
             return Err(CallbackError::Transient {
@@ -251,7 +258,11 @@ mod tests {
     }
 
     fn client(hosts: &[&str]) -> HicapsClient {
-        let credentials = HicapsCredentials { token_url: String::new(), client_id: String::new(), client_secret: SecretString::from("") };
+        let credentials = HicapsCredentials {
+            token_url: String::new(),
+            client_id: String::new(),
+            client_secret: Rotating::fixed(SecretString::from("")),
+        };
         let http: SharedHttp = std::sync::Arc::new(shared::http_client::ReqwestClient::new().expect("client"));
         HicapsClient::new(http, credentials, hosts.iter().map(|h| (*h).to_owned()).collect(), Duration::from_secs(1))
     }

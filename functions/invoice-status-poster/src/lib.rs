@@ -64,7 +64,7 @@ impl Config {
             credentials: HicapsCredentials {
                 token_url: vars.required("HICAPS_TOKEN_URL")?.to_owned(),
                 client_id: vars.required("HICAPS_CLIENT_ID")?.to_owned(),
-                client_secret: vars.required_secret("HICAPS_CLIENT_SECRET").await?,
+                client_secret: vars.required_rotating_secret("HICAPS_CLIENT_SECRET", shared::secrets::as_is).await?,
             },
             callback_hosts,
             idempotency_days,

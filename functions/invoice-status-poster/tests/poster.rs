@@ -605,3 +605,45 @@ async fn a_resubmitted_invoice_never_moves_a_paid_claim_back() {
     assert_eq!(status_posts(&h.hicaps).await.len(), 1, "nothing to answer: the only claim is paid");
     assert_eq!(load().await.expect("load").expect("invoice").claims[0].state, shared::hicaps::ClaimState::Paid);
 }
+
+#[tokio::test]
+async fn a_rotated_hicaps_secret_is_read_again_when_the_token_endpoint_refuses_it() {
+    let hicaps = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth/token"))
+        .and(wiremock::matchers::body_string_contains("client_secret=rotated"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"access_token": "t", "expires_in": 3600})))
+        .mount(&hicaps)
+        .await;
+    Mock::given(method("POST")).and(path("/oauth/token")).respond_with(ResponseTemplate::new(401)).mount(&hicaps).await;
+    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&hicaps).await;
+    let source = Arc::new(shared::secrets::FakeSource(std::sync::Mutex::new("before".into())));
+    let vars = Vars::default()
+        .with("HICAPS_TOKEN_URL", format!("{}/oauth/token", hicaps.uri()))
+        .with("HICAPS_CLIENT_ID", "program")
+        .with_secret_source("HICAPS_CLIENT_SECRET", source.clone())
+        .with("HICAPS_CALLBACK_HOSTS", format!("127.0.0.1:{}", hicaps.address().port()))
+        .with("HICAPS_TIMEOUT_SECONDS", "2")
+        .with("RETRY_BASE_MILLIS", "0");
+    let table: Arc<dyn Table> = Arc::new(EmbeddedTable::new());
+    for item in shared::program::reference::schedule_items(SCHEDULE)
+        .expect("schedule")
+        .into_iter()
+        .chain(shared::program::reference::member_items(MEMBERS).expect("members"))
+    {
+        table.put(&item, Condition::Always).await.expect("reference data");
+    }
+    let poster = Poster::new(
+        Config::from_vars(&vars).await.expect("config"),
+        table,
+        Arc::new(ReqwestClient::new().expect("client")),
+        Arc::new(RetryDelays::default()),
+        Arc::new(EmbeddedQueue::new(Duration::from_secs(30))),
+    );
+    // The operator rotates the secret in Secrets Manager; the function still holds the old one.
+    *source.0.lock().expect("lock") = "rotated".into();
+    let message = webhook_message(&webhook_to(&hicaps), 0);
+    assert_eq!(poster.handle(event(&message, 1), deadline()).await.batch_item_failures.len(), 1, "refused: retried");
+    assert!(poster.handle(event(&message, 2), deadline()).await.batch_item_failures.is_empty(), "the re-read secret works");
+    assert_eq!(status_posts(&hicaps).await.len(), 1);
+}

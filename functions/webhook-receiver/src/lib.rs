@@ -15,6 +15,7 @@ use serde_json::value::RawValue;
 use shared::api_error::{ApiError, Problems};
 use shared::config::{ConfigError, Vars};
 use shared::handoff::Handoff;
+use shared::secrets::Rotating;
 use shared::metrics::Metric;
 use shared::store::SharedTable;
 use shared::web::{self, HttpResponse};
@@ -38,8 +39,9 @@ pub const DEFAULT_AUTH_HEADER: &str = "x-hicaps-webhook-key";
 /// How HICAPS authenticates its webhooks (the spec's two modes).
 pub enum WebhookAuth {
     /// A custom header whose value must be one of these (several, so a secret can be rotated
-    /// without downtime), compared in constant time.
-    Header { name: http::HeaderName, values: Vec<SecretString> },
+    /// without downtime), compared in constant time. From Secrets Manager they are re-read
+    /// after `SECRETS_TTL_SECONDS` in the background, never on the acknowledgement path.
+    Header { name: http::HeaderName, values: Rotating<Vec<SecretString>> },
     /// OAuth 2.0: API Gateway's JWT authorizer has verified the token, and the caller must be
     /// one of these: the caller ids that are HICAPS (`WEBHOOK_JWT_CALLERS`). The authorizer admits
     /// every partner of the program, so a verified token alone proves nothing about HICAPS.
@@ -72,17 +74,7 @@ impl Config {
         let header = vars.get("WEBHOOK_AUTH_HEADER").unwrap_or(DEFAULT_AUTH_HEADER);
         let auth_header = http::HeaderName::try_from(header)
             .map_err(|_| ConfigError::new("WEBHOOK_AUTH_HEADER", "is not a valid HTTP header name"))?;
-        let values = vars.required_secret("WEBHOOK_AUTH_VALUE").await?;
-        let auth_values: Vec<SecretString> = values
-            .expose_secret()
-            .split(',')
-            .map(str::trim)
-            .filter(|value| !value.is_empty())
-            .map(|value| SecretString::from(value.to_owned()))
-            .collect();
-        if auth_values.is_empty() {
-            return Err(ConfigError::new("WEBHOOK_AUTH_VALUE", "has no value"));
-        }
+        let auth_values = vars.required_rotating_secret("WEBHOOK_AUTH_VALUE", auth_values).await?;
         Ok(Self { auth: WebhookAuth::Header { name: auth_header, values: auth_values }, decision_callers })
     }
 }
@@ -213,6 +205,7 @@ impl Receiver {
             WebhookAuth::Header { name, values } => (name, values),
         };
         let presented = request.headers().get(name).map(|v| v.as_bytes()).unwrap_or_default();
+        let values = values.cached();
         // Compare against every accepted value without stopping early.
         let matched = values
             .iter()
@@ -222,6 +215,18 @@ impl Receiver {
         }
         Ok(())
     }
+}
+
+/// The accepted values of `WEBHOOK_AUTH_VALUE`: comma-separated, blanks dropped, at least one.
+fn auth_values(text: SecretString) -> Result<Vec<SecretString>, String> {
+    let values: Vec<SecretString> = text
+        .expose_secret()
+        .split(',')
+        .map(str::trim)
+        .filter(|value| !value.is_empty())
+        .map(|value| SecretString::from(value.to_owned()))
+        .collect();
+    if values.is_empty() { Err("has no value".to_owned()) } else { Ok(values) }
 }
 
 fn invalid(name: &str, reason: &str) -> Rejection {

@@ -209,3 +209,34 @@ proptest::proptest! {
         });
     }
 }
+
+#[tokio::test]
+async fn the_rotation_steps_work_without_a_restart() {
+    let source = Arc::new(shared::secrets::FakeSource(std::sync::Mutex::new("old-secret".into())));
+    let vars = Vars::default()
+        .with("WEBHOOK_AUTH_HEADER", "X-Partner-Key")
+        .with("SECRETS_TTL_SECONDS", "1")
+        .with_secret_source("WEBHOOK_AUTH_VALUE", source.clone());
+    let table = Arc::new(EmbeddedTable::new());
+    let queue = Arc::new(EmbeddedQueue::new(Duration::from_secs(30)));
+    let receiver = Receiver::new(Config::from_vars(&vars).await.expect("config"), Handoff::new(queue, table.clone()), table);
+    let status = |key: &'static str| {
+        let receiver = &receiver;
+        async move { answer(receiver, webhook_request(Some(key), EXAMPLE)).await.0 }
+    };
+    assert_eq!(status("old-secret").await, 202);
+    // 1. put `new,old`; the functions pick it up after the TTL, in the background.
+    *source.0.lock().expect("lock") = "new-secret,old-secret".into();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(status("old-secret").await, 202, "the value in hand answers while the new one is read");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // 2. HICAPS moves to the new value.
+    assert_eq!(status("new-secret").await, 202);
+    // 3. put `new`: the old value stops working, still without a restart.
+    *source.0.lock().expect("lock") = "new-secret".into();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    status("new-secret").await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(status("old-secret").await, 401);
+    assert_eq!(status("new-secret").await, 202);
+}

@@ -6,6 +6,7 @@ use super::token::{AccessToken, TokenError, TokenManager};
 use crate::config::{ConfigError, Vars};
 use crate::http_client::{HttpError, Method, OutboundRequest, SharedHttp};
 use crate::time::Clock;
+use crate::secrets::Rotating;
 use secrecy::SecretString;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +26,8 @@ pub struct ClaimingSettings {
     /// Without the version and without a trailing `/`, e.g. `https://sandbox.claiming.com.au`.
     pub base_url: String,
     pub client_id: String,
-    pub client_secret: SecretString,
+    /// Re-read after `SECRETS_TTL_SECONDS`, and at once when the token endpoint refuses it.
+    pub client_secret: Rotating<SecretString>,
     /// Total time allowed for each call.
     pub timeout: Duration,
 }
@@ -42,7 +44,7 @@ impl ClaimingSettings {
             ));
         }
         let client_id = vars.required(CLIENT_ID_VARIABLE)?.trim().to_owned();
-        let client_secret = vars.required_secret(CLIENT_SECRET_VARIABLE).await?;
+        let client_secret = vars.required_rotating_secret(CLIENT_SECRET_VARIABLE, crate::secrets::as_is).await?;
         let seconds: u64 = vars.parse_or(TIMEOUT_VARIABLE, DEFAULT_TIMEOUT_SECONDS)?;
         if !(1..=MAX_TIMEOUT_SECONDS).contains(&seconds) {
             return Err(ConfigError::new(TIMEOUT_VARIABLE, format!("must be 1 to {MAX_TIMEOUT_SECONDS} seconds")));

@@ -14,6 +14,7 @@ use super::ClaimingSettings;
 use crate::http_client::{HttpError, Method, OutboundRequest, SharedHttp};
 use crate::time::Clock;
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
+use crate::secrets::Rotating;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::fmt;
@@ -94,7 +95,7 @@ pub struct TokenManager {
     clock: Arc<dyn Clock>,
     url: String,
     client_id: String,
-    client_secret: SecretString,
+    client_secret: Rotating<SecretString>,
     timeout: Duration,
     refresh_before: TimeDelta,
     cached: Mutex<Option<Cached>>,
@@ -185,9 +186,10 @@ impl TokenManager {
     }
 
     async fn request_token(&self) -> Result<Cached, TokenError> {
+        let secret = self.client_secret.current().await;
         let body = serde_json::json!({
             "client_id": self.client_id,
-            "client_secret": self.client_secret.expose_secret(),
+            "client_secret": secret.expose_secret(),
             "grant_type": "client_credentials",
         });
         let body = serde_json::to_vec(&body).map_err(|_| TokenError::Invalid)?;
@@ -203,7 +205,11 @@ impl TokenManager {
         })?;
         match response.status {
             200..=299 => {}
-            status @ (400 | 401 | 403) => return Err(TokenError::Refused { status }),
+            status @ (400 | 401 | 403) => {
+                // Perhaps rotated: the next attempt uses what Secrets Manager holds now.
+                self.client_secret.refused().await;
+                return Err(TokenError::Refused { status });
+            }
             status => return Err(TokenError::Status { status }),
         }
         let answer: TokenAnswer = serde_json::from_slice(&response.body).map_err(|_| TokenError::Invalid)?;

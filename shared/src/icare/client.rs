@@ -27,6 +27,7 @@
 
 use super::document::DocumentType;
 use super::notification::InitialNotification;
+use crate::secrets::Rotating;
 use crate::api_error::InvalidParam;
 use crate::http_client::{HttpError, Method, OutboundRequest, SharedHttp};
 use secrecy::{ExposeSecret, SecretString};
@@ -75,7 +76,8 @@ impl IcareError {
 pub struct IcareClient {
     http: SharedHttp,
     base_url: String,
-    api_key: SecretString,
+    /// Re-read after `SECRETS_TTL_SECONDS`, and at once when iCare refuses it.
+    api_key: Rotating<SecretString>,
 }
 
 #[derive(Deserialize)]
@@ -128,7 +130,7 @@ fn our_field(field: &str) -> String {
 }
 
 impl IcareClient {
-    pub fn new(http: SharedHttp, base_url: impl Into<String>, api_key: SecretString) -> Self {
+    pub fn new(http: SharedHttp, base_url: impl Into<String>, api_key: Rotating<SecretString>) -> Self {
         Self { http, base_url: base_url.into().trim_end_matches('/').to_owned(), api_key }
     }
 
@@ -208,8 +210,9 @@ impl IcareClient {
 
     async fn post(&self, url: String, idempotency_key: &str, body: &Value, timeout: Duration) -> Result<Vec<u8>, IcareError> {
         let bytes = serde_json::to_vec(body).map_err(|e| IcareError::Unavailable(format!("cannot encode: {e}")))?;
+        let api_key = self.api_key.current().await;
         let request = OutboundRequest::new(Method::Post, url)
-            .header("x-api-key", self.api_key.expose_secret())
+            .header("x-api-key", api_key.expose_secret())
             .header("Idempotency-Key", idempotency_key)
             .header("accept", "application/json")
             .json(bytes)
@@ -226,6 +229,8 @@ impl IcareClient {
             200..=299 => Ok(response.body),
             401 | 403 => {
                 tracing::error!(status = response.status, "iCare refused our API key: check ICARE_API_KEY");
+                // Perhaps rotated: the retry uses what Secrets Manager holds now.
+                self.api_key.refused().await;
                 Err(IcareError::Unavailable(format!("iCare refused our credentials ({})", response.status)))
             }
             400 | 404 | 413 | 422 => {
