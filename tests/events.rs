@@ -62,7 +62,9 @@ async fn every_sample_event_runs_through_its_handler() {
     let listed: BTreeSet<String> = EVENTS.iter().map(|(file, _)| (*file).to_owned()).collect();
     assert_eq!(event_files(&root), listed, "every file in events/ is listed here, and every listed file exists");
 
-    let stack = start(Backend::Embedded, &[("ICP_VENDOR_GRANTS", "local=VEND01")]).await;
+    // The sample events carry the caller `local`, as the cargo-lambda steps configure it.
+    let grants = [("ICP_VENDOR_GRANTS", "local=VEND01"), ("DECISION_CALLERS", "local"), ("ECF_LOCATION_GRANTS", "local=*")];
+    let stack = start(Backend::Embedded, &grants).await;
     for (file, expected) in EVENTS {
         let function = file.split('/').next().expect("function");
         if *expected == "sqs" {

@@ -15,6 +15,11 @@ pub const BOTH: [Backend; 2] = [Backend::Embedded, Backend::Moto];
 
 /// Starts the stack. On moto each stack gets its own table and queues.
 pub async fn start(backend: Backend, extra: &[(&str, &str)]) -> local::Stack {
+    // `RUST_LOG=warn cargo xtask test -p gateway-tests` shows the stack's own log lines.
+    if std::env::var_os("RUST_LOG").is_some() {
+        static LOGS: std::sync::Once = std::sync::Once::new();
+        LOGS.call_once(shared::telemetry::init);
+    }
     let mut vars = Vars::default()
         .with("RETRY_BASE_MILLIS", "200")
         .with("LOCAL_API_KEYS", "test-key=test-caller,partner-key=partner")
