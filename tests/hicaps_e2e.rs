@@ -280,10 +280,10 @@ async fn bad_input_over_http_gets_the_error_payload() {
 async fn hundreds_of_invoices_delivered_repeatedly_are_answered_exactly_once() {
     for backend in BOTH {
         // moto answers about fifteen requests a second on this machine once its queue holds a
-        // thousand copies waiting for their locks (its ReceiveMessage walks every message). At
-        // 500 invoices the poster's batches then outlive their 30 s invocation, which the local
-        // stack treats as Lambda does, as a crash: an identical repeat in the crash window,
-        // measured by the soak, not an exactly-once failure. 150 keep moto below that.
+        // thousand copies waiting for their locks (its ReceiveMessage walks every message), and
+        // the poster's batches can outlive their 30 s invocation, which the local stack treats as
+        // Lambda does, as a crash. 150 invoices on moto keep that rare and the run short; when it
+        // happens, the only repeat allowed is the crash window's, with the same body.
         let count = match backend {
             gateway_tests::Backend::Embedded => 500,
             gateway_tests::Backend::Moto => 150,
@@ -318,9 +318,19 @@ async fn hundreds_of_invoices_delivered_repeatedly_are_answered_exactly_once() {
         assert!(sent.iter().all(|status| *status == 202));
         tokio::time::sleep(Duration::from_secs(3)).await;
         let posts = stack.hicaps.posts();
+        let crashes = stack.abandoned_poster_batches.load(std::sync::atomic::Ordering::Relaxed);
+        let mut repeats = 0;
         for (invoice_id, _, cancelled_first) in &invoices {
             let mine: Vec<&RecordedPost> = posts.iter().filter(|p| &p.reference == invoice_id).collect();
-            assert_eq!(mine.len(), 1, "{backend:?}: invoice {invoice_id} got {:?}", mine.iter().map(|p| &p.body).collect::<Vec<_>>());
+            let bodies = || mine.iter().map(|p| &p.body).collect::<Vec<_>>();
+            assert!(!mine.is_empty(), "{backend:?}: invoice {invoice_id} was not answered");
+            // A repeat is allowed only in a crash's window between a post and its note, and then
+            // carries the same body: the stack must have abandoned a batch, as Lambda would.
+            if mine.len() > 1 {
+                repeats += mine.len() - 1;
+                assert!(crashes > 0, "{backend:?}: invoice {invoice_id} posted twice without a crash: {:?}", bodies());
+                assert!(mine.iter().all(|p| p.body == mine[0].body), "{backend:?}: different bodies: {:?}", bodies());
+            }
             if *cancelled_first {
                 assert_eq!(mine[0].body, json!({"state": "cancelled"}));
             } else {
@@ -329,6 +339,7 @@ async fn hundreds_of_invoices_delivered_repeatedly_are_answered_exactly_once() {
         }
         let dead = stack.backend.work_dlq.receive(10, Duration::from_millis(100)).await.expect("dlq");
         assert!(dead.is_empty(), "{backend:?}: the DLQ is not empty");
+        println!("{backend:?}: {count} invoices, {repeats} identical repeats after {crashes} abandoned batches");
         stack.stop();
     }
 }
@@ -488,4 +499,46 @@ async fn in_jwt_mode_only_hicaps_may_deliver_webhooks() {
     let vars = shared::config::Vars::default().with("WEBHOOK_AUTH_MODE", "jwt");
     let error = local::start(vars, listener).await.err().expect("jwt mode without WEBHOOK_JWT_CALLERS does not start");
     assert!(format!("{error:#}").contains("WEBHOOK_JWT_CALLERS"), "{error:#}");
+}
+
+#[tokio::test]
+async fn icp_date_of_birth_guesses_get_429_on_both_stores() {
+    for backend in BOTH {
+        let grants = [("ICP_VENDOR_GRANTS", "test-caller=VEND01"), ("ICP_DOB_MISMATCH_LIMIT", "2")];
+        let stack = start(backend, &grants).await;
+        let query = |date_of_birth: &str| {
+            client()
+                .get(format!("{}/claims/icp/P4865824770", stack.base_url))
+                .query(&[("dateOfBirth", date_of_birth), ("vendorId", "VEND01"), ("providerId", "PROV01")])
+                .bearer_auth(gateway_tests::API_KEY)
+                .send()
+        };
+        for guess in ["1985-03-15", "1985-03-16"] {
+            assert_eq!(query(guess).await.expect("query").status(), 400, "{backend:?}: ACC's mismatch");
+        }
+        let limited = query("1985-03-14").await.expect("query");
+        assert_eq!(limited.status(), 429, "{backend:?}");
+        assert_eq!(limited.json::<Value>().await.expect("json")["code"], 429, "ACC's error form");
+        stack.stop();
+    }
+}
+
+#[tokio::test]
+async fn an_ungranted_eligibility_location_is_refused_and_audited_on_both_stores() {
+    for backend in BOTH {
+        let stack = start(backend, &[("ECF_LOCATION_GRANTS", "test-caller=99")]).await;
+        let answer = client()
+            .post(format!("{}/eligibility?location=25", stack.base_url))
+            .bearer_auth(gateway_tests::API_KEY)
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(answer.status(), 403, "{backend:?}");
+        let check_id: uuid::Uuid = answer.headers()["x-eligibility-check-id"].to_str().expect("ascii").parse().expect("uuid");
+        let key = shared::store::Key::new(format!("eligibility-check#{check_id}"), "#");
+        let audit = stack.backend.table.get(&key).await.expect("get").expect("audited");
+        assert_eq!(audit.str_attr("outcome"), Some("forbidden"), "{backend:?}");
+        stack.stop();
+    }
 }

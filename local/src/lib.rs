@@ -99,6 +99,8 @@ pub struct Stack {
     pub backend: Arc<Backend>,
     pub api_keys: HashMap<String, String>,
     pub hicaps: sim::hicaps::Simulator,
+    /// Poster batches abandoned at their 30 s timeout (or to a panic): crashes, in Lambda's terms.
+    pub abandoned_poster_batches: Arc<std::sync::atomic::AtomicU64>,
     apps: Arc<Apps>,
     poster: Arc<invoice_status_poster::Poster>,
     tasks: tokio::task::JoinSet<()>,
@@ -320,20 +322,21 @@ pub async fn start(vars: Vars, listener: tokio::net::TcpListener) -> anyhow::Res
     let polling_poster = Arc::clone(&poster);
     let icare_source: Arc<dyn MessageSource> = backend.icare.clone();
     let polling_apps = Arc::clone(&apps);
+    let abandoned = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let consumers = Consumers::start(vec![
-        Box::pin(poller::run(work_source, "arn:local:sqs:work".into(), concurrency, POSTER_TIMEOUT, move |event: SqsEvent| {
+        Box::pin(poller::run(work_source, "arn:local:sqs:work".into(), concurrency, POSTER_TIMEOUT, abandoned.clone(), move |event: SqsEvent| {
             let poster = Arc::clone(&polling_poster);
             async move {
                 let deadline = chrono::Utc::now().timestamp() + POSTER_TIMEOUT.as_secs() as i64;
                 poster.handle(event, deadline).await
             }
         })),
-        Box::pin(poller::run(icare_source, "arn:local:sqs:icare".into(), 1, ICARE_TIMEOUT, move |event: SqsEvent| {
+        Box::pin(poller::run(icare_source, "arn:local:sqs:icare".into(), 1, ICARE_TIMEOUT, Arc::default(), move |event: SqsEvent| {
             let apps = Arc::clone(&polling_apps);
             async move { apps.icare.handle_retries(event).await }
         })),
     ])?;
-    Ok(Stack { base_url, backend, api_keys, hicaps, apps, poster, tasks, _consumers: consumers })
+    Ok(Stack { base_url, backend, api_keys, hicaps, apps, poster, tasks, abandoned_poster_batches: abandoned, _consumers: consumers })
 }
 
 /// The caller of a local API key (`Authorization: Bearer <key>`), standing in for the JWT

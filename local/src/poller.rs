@@ -8,6 +8,7 @@ use shared::queue::{MessageSource, ReceivedMessage};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub const BATCH_SIZE: usize = 10;
@@ -29,9 +30,16 @@ fn to_record(message: &ReceivedMessage, source_arn: &str) -> SqsMessage {
 
 /// Polls `source` until the task is dropped, running up to `concurrency` batches at once. A batch
 /// still running after `timeout` is abandoned, as Lambda ends an invocation at its timeout: none of
-/// its messages is deleted, and they come back after their visibility timeout.
-pub async fn run<F, Fut>(source: Arc<dyn MessageSource>, source_arn: String, concurrency: usize, timeout: Duration, consume: F)
-where
+/// its messages is deleted, and they come back after their visibility timeout. `abandoned`
+/// counts such batches: each is a crash in Lambda's terms.
+pub async fn run<F, Fut>(
+    source: Arc<dyn MessageSource>,
+    source_arn: String,
+    concurrency: usize,
+    timeout: Duration,
+    abandoned: Arc<AtomicU64>,
+    consume: F,
+) where
     F: Fn(SqsEvent) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = SqsBatchResponse> + Send + 'static,
 {
@@ -41,6 +49,7 @@ where
         let source = Arc::clone(&source);
         let consume = Arc::clone(&consume);
         let source_arn = source_arn.clone();
+        let abandoned = Arc::clone(&abandoned);
         workers.spawn(async move {
             loop {
                 let messages = match source.receive(BATCH_SIZE, Duration::from_secs(1)).await {
@@ -62,10 +71,12 @@ where
                 let response = match tokio::time::timeout(timeout, consumed).await {
                     Ok(Ok(response)) => response,
                     Ok(Err(_)) => {
+                        abandoned.fetch_add(1, Ordering::Relaxed);
                         tracing::error!(source_arn, "batch panicked; its messages will be redelivered");
                         continue;
                     }
                     Err(_) => {
+                        abandoned.fetch_add(1, Ordering::Relaxed);
                         tracing::error!(source_arn, "batch timed out; its messages will be redelivered");
                         continue;
                     }

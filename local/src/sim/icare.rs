@@ -326,7 +326,7 @@ mod tests {
             queue.clone(),
         ));
         let consumer = Arc::clone(&app);
-        tokio::spawn(crate::poller::run(queue, "arn:test:icare".into(), 1, std::time::Duration::from_secs(28), move |event| {
+        tokio::spawn(crate::poller::run(queue, "arn:test:icare".into(), 1, std::time::Duration::from_secs(28), Arc::default(), move |event| {
             let app = Arc::clone(&consumer);
             async move { app.handle_retries(event).await }
         }));
