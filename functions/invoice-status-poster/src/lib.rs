@@ -224,8 +224,8 @@ impl Poster {
         // The payload is the webhook as HICAPS sent it: the receiver's `receivedAt` differs on
         // every redelivery and must not make a repeat look like a changed payload.
         let payload = match &work {
-            Work::Webhook { body, .. } => body.as_str(),
-            Work::Decision { .. } => message.as_str(),
+            Work::Webhook { body, .. } => body.as_str().into(),
+            Work::Decision { .. } => shared::program::work::unmarked(&message),
         };
         let hash = payload_hash(payload.as_bytes());
         let replay = shared::program::work::is_replay(&message);

@@ -647,3 +647,42 @@ async fn a_rotated_hicaps_secret_is_read_again_when_the_token_endpoint_refuses_i
     assert!(poster.handle(event(&message, 2), deadline()).await.batch_item_failures.is_empty(), "the re-read secret works");
     assert_eq!(status_posts(&hicaps).await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_replayed_decision_is_processed_not_taken_for_a_changed_payload() {
+    let table: Arc<dyn Table> = Arc::new(EmbeddedTable::new());
+    let h = harness(table.clone()).await;
+    Mock::given(method("POST"))
+        .and(path("/invoices/1/status"))
+        .respond_with(ResponseTemplate::new(400))
+        .up_to_n_times(1)
+        .mount(&h.hicaps)
+        .await;
+    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+    let claim_id = uuid::Uuid::new_v4();
+    let record = shared::program::records::InvoiceRecord {
+        invoice_id: "inv-1".into(),
+        program: "mpl".into(),
+        status_href: Some(format!("{}/invoices/1/status", h.hicaps.uri())),
+        claims: vec![shared::program::records::ClaimRecord {
+            claim_id: claim_id.to_string(),
+            state: shared::hicaps::ClaimState::Pending,
+            benefit: None,
+        }],
+        ..Default::default()
+    };
+    shared::program::records::save_invoice(table.as_ref(), &record, chrono::Utc::now().timestamp() + 3600, None).await.expect("invoice");
+    let update = shared::hicaps::parse_status_update(
+        json!({"claimStatuses": [{"claimId": claim_id, "state": "rejected", "benefit": 0}]}).to_string().as_bytes(),
+    )
+    .expect("update");
+    let work = shared::program::work::Work::Decision { decision_id: "d-1".into(), invoice_id: "inv-1".into(), update };
+    assert!(h.poster.handle(event(&work.to_message(), 1), deadline()).await.batch_item_failures.is_empty());
+    let letters = h.dlq.receive(10, Duration::from_secs(1)).await.expect("dlq");
+    assert_eq!(letters.len(), 1, "HICAPS refused it: dead-lettered");
+    let replay = shared::program::work::replayable(&letters[0].body);
+    assert!(h.poster.handle(event(&replay, 1), deadline()).await.batch_item_failures.is_empty());
+    assert_eq!(status_posts(&h.hicaps).await.len(), 2, "the replay was posted");
+    let flag = table.get(&Key::new("flagged#payloadChanged", "d-1")).await.expect("get");
+    assert!(flag.is_none(), "a replay is not a changed payload");
+}

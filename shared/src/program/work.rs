@@ -97,10 +97,21 @@ pub fn replayable(dead_letter_body: &str) -> String {
     }
     // A work message is an object we wrote, starting `{"kind":...`: the mark goes in front.
     match original.strip_prefix('{') {
-        Some(rest) => format!(r#"{{"replay":true,{rest}"#),
+        Some(rest) => format!("{REPLAY_MARK}{rest}"),
         None => original,
     }
 }
+
+/// The message as it was before [`replayable`] marked it: what a decision's payload hash covers,
+/// so a replay is not taken for a changed payload.
+pub fn unmarked(message: &str) -> std::borrow::Cow<'_, str> {
+    match message.strip_prefix(REPLAY_MARK) {
+        Some(rest) => format!("{{{rest}").into(),
+        None => message.into(),
+    }
+}
+
+const REPLAY_MARK: &str = r#"{"replay":true,"#;
 
 /// Whether a work message was sent back from the dead-letter queue by an operator.
 pub fn is_replay(message: &str) -> bool {
@@ -138,6 +149,8 @@ mod tests {
         assert!(is_replay(&replayed) && !is_replay(original));
         assert_eq!(replayable(original), replayed, "a redriven message, without a wrapper");
         assert_eq!(replayable(&replayed), replayed, "marked once");
+        assert_eq!(unmarked(&replayed), original, "what a decision's hash covers");
+        assert_eq!(unmarked(original), original);
         assert_eq!(unwrap_dead_letter(&dead_letter(original, "x")), original);
         match Work::parse(&replayed) {
             Ok(Work::Webhook { body, .. }) => assert_eq!(body, r#"{"id":"a"}"#, "the webhook's bytes are untouched"),
