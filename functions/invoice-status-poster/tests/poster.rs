@@ -77,6 +77,72 @@ async fn harness(table: Arc<dyn Table>) -> Harness {
     Harness { hicaps, poster, dlq, retry_delays }
 }
 
+/// A store operation, as [`HookedTable`] shows it to its hook.
+enum Op<'a> {
+    Get,
+    Put(&'a Item),
+    Delete,
+    Query,
+    GetMany(&'a [Key]),
+    PutMany(&'a [Item]),
+}
+
+/// The embedded table with a hook before every operation: an error from the hook is the
+/// operation's answer (a throttle, a crash), and the hook may panic (a bug).
+struct HookedTable {
+    inner: EmbeddedTable,
+    hook: Box<dyn Fn(Op<'_>) -> Result<(), StoreError> + Send + Sync>,
+}
+
+impl HookedTable {
+    fn new(hook: impl Fn(Op<'_>) -> Result<(), StoreError> + Send + Sync + 'static) -> Self {
+        Self { inner: EmbeddedTable::new(), hook: Box::new(hook) }
+    }
+}
+
+#[async_trait]
+impl ItemGet for HookedTable {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        (self.hook)(Op::Get)?;
+        self.inner.get(key).await
+    }
+}
+#[async_trait]
+impl ItemPut for HookedTable {
+    async fn put(&self, item: &Item, condition: Condition) -> Result<u64, StoreError> {
+        (self.hook)(Op::Put(item))?;
+        self.inner.put(item, condition).await
+    }
+}
+#[async_trait]
+impl ItemDelete for HookedTable {
+    async fn delete(&self, key: &Key) -> Result<(), StoreError> {
+        (self.hook)(Op::Delete)?;
+        self.inner.delete(key).await
+    }
+}
+#[async_trait]
+impl ItemQuery for HookedTable {
+    async fn query(&self, pk: &str, prefix: &str) -> Result<Vec<Item>, StoreError> {
+        (self.hook)(Op::Query)?;
+        self.inner.query(pk, prefix).await
+    }
+}
+#[async_trait]
+impl ItemGetMany for HookedTable {
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        (self.hook)(Op::GetMany(keys))?;
+        self.inner.get_many(keys).await
+    }
+}
+#[async_trait]
+impl ItemPutMany for HookedTable {
+    async fn put_many(&self, items: &[Item]) -> Result<(), StoreError> {
+        (self.hook)(Op::PutMany(items))?;
+        self.inner.put_many(items).await
+    }
+}
+
 fn webhook_to(server: &MockServer) -> String {
     let mut webhook: Value = serde_json::from_str(EXAMPLE).expect("fixture");
     webhook["_links"] = json!({
@@ -181,57 +247,16 @@ async fn hicaps_429_is_retried_after_its_retry_after_not_dead_lettered() {
     h.hicaps.verify().await;
 }
 
-/// A table that refuses writes to the invoice's records a number of times, as DynamoDB
-/// throttling right after HICAPS answered 200.
-struct ThrottledRecords {
-    inner: EmbeddedTable,
-    refusals: std::sync::atomic::AtomicU32,
-}
-
-#[async_trait]
-impl ItemGet for ThrottledRecords {
-    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
-        self.inner.get(key).await
-    }
-}
-#[async_trait]
-impl ItemPut for ThrottledRecords {
-    async fn put(&self, item: &Item, condition: Condition) -> Result<u64, StoreError> {
-        self.inner.put(item, condition).await
-    }
-}
-#[async_trait]
-impl ItemDelete for ThrottledRecords {
-    async fn delete(&self, key: &Key) -> Result<(), StoreError> {
-        self.inner.delete(key).await
-    }
-}
-#[async_trait]
-impl ItemQuery for ThrottledRecords {
-    async fn query(&self, pk: &str, prefix: &str) -> Result<Vec<Item>, StoreError> {
-        self.inner.query(pk, prefix).await
-    }
-}
-#[async_trait]
-impl ItemGetMany for ThrottledRecords {
-    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
-        self.inner.get_many(keys).await
-    }
-}
-#[async_trait]
-impl ItemPutMany for ThrottledRecords {
-    async fn put_many(&self, items: &[Item]) -> Result<(), StoreError> {
-        let refused = self.refusals.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
-        if refused {
-            return Err(StoreError::Unavailable("ProvisionedThroughputExceededException".into()));
-        }
-        self.inner.put_many(items).await
-    }
-}
-
 #[tokio::test]
 async fn a_store_failure_after_the_post_resumes_after_it_instead_of_posting_again() {
-    let table = Arc::new(ThrottledRecords { inner: EmbeddedTable::new(), refusals: 2.into() });
+    // DynamoDB throttles the records' batch twice, right after HICAPS answered 200.
+    let refusals = std::sync::atomic::AtomicU32::new(2);
+    let table = Arc::new(HookedTable::new(move |op| match op {
+        Op::PutMany(_) if refusals.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() => {
+            Err(StoreError::Unavailable("ProvisionedThroughputExceededException".into()))
+        }
+        _ => Ok(()),
+    }));
     let h = harness(table.clone()).await;
     Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
     let message = webhook_message(&webhook_to(&h.hicaps), 0);
@@ -280,81 +305,37 @@ async fn links_to_other_hosts_are_refused_and_no_token_is_sent() {
 }
 
 /// A table that dies at the first write of one step of the idempotency record (`completed`, or
-/// the note that the post happened), and stays dead for the rest of that invocation, as if the
-/// function had crashed there.
-struct CrashBeforeCompletion {
-    inner: EmbeddedTable,
-    crashed_at: std::sync::Mutex<Option<std::time::Instant>>,
-    target: &'static str,
-}
-
-impl CrashBeforeCompletion {
-    /// Whether the write of `item` is lost: the target write and, until the dead invocation's
-    /// lock lapses, everything it writes to the record.
-    fn refuses(&self, item: &Item) -> bool {
-        let mut crashed_at = self.crashed_at.lock().expect("crash clock");
-        if crashed_at.is_none() && self.is_target(item) {
-            *crashed_at = Some(std::time::Instant::now());
-        }
-        crashed_at.is_some_and(|at| at.elapsed() < Duration::from_secs(5)) && item.key.pk.starts_with("idempotency#")
-    }
-
-    fn is_target(&self, item: &Item) -> bool {
+/// the note that the post happened, `posted`), and, until the dead invocation's lock lapses, loses
+/// everything it writes to the record, as if the function had crashed there.
+fn crash_at(target: &'static str) -> Arc<HookedTable> {
+    let crashed_at: std::sync::Mutex<Option<std::time::Instant>> = Default::default();
+    let is_target = move |item: &Item| {
         item.key.pk.starts_with("idempotency#")
-            && match self.target {
+            && match target {
                 "posted" => item.attrs.get("posted") == Some(&json!(true)) && item.str_attr("status") == Some("inProgress"),
                 status => item.str_attr("status") == Some(status),
             }
-    }
-}
-
-#[async_trait]
-impl ItemGet for CrashBeforeCompletion {
-    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
-        self.inner.get(key).await
-    }
-}
-#[async_trait]
-impl ItemPut for CrashBeforeCompletion {
-    async fn put(&self, item: &Item, condition: Condition) -> Result<u64, StoreError> {
-        if self.refuses(item) {
-            return Err(StoreError::Unavailable("crashed".into()));
+    };
+    let refuses = move |item: &Item| {
+        let mut crashed_at = crashed_at.lock().expect("crash clock");
+        if crashed_at.is_none() && is_target(item) {
+            *crashed_at = Some(std::time::Instant::now());
         }
-        self.inner.put(item, condition).await
-    }
-}
-#[async_trait]
-impl ItemDelete for CrashBeforeCompletion {
-    async fn delete(&self, key: &Key) -> Result<(), StoreError> {
-        self.inner.delete(key).await
-    }
-}
-#[async_trait]
-impl ItemQuery for CrashBeforeCompletion {
-    async fn query(&self, pk: &str, prefix: &str) -> Result<Vec<Item>, StoreError> {
-        self.inner.query(pk, prefix).await
-    }
-}
-
-#[async_trait]
-impl ItemGetMany for CrashBeforeCompletion {
-    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
-        self.inner.get_many(keys).await
-    }
-}
-#[async_trait]
-impl ItemPutMany for CrashBeforeCompletion {
-    async fn put_many(&self, items: &[Item]) -> Result<(), StoreError> {
-        if items.iter().any(|item| self.refuses(item)) {
-            return Err(StoreError::Unavailable("crashed".into()));
-        }
-        self.inner.put_many(items).await
-    }
+        crashed_at.is_some_and(|at| at.elapsed() < Duration::from_secs(5)) && item.key.pk.starts_with("idempotency#")
+    };
+    Arc::new(HookedTable::new(move |op| {
+        let lost = match op {
+            Op::Put(item) => refuses(item),
+            Op::PutMany(items) => items.iter().any(|item| refuses(item)),
+            _ => false,
+        };
+        if lost { Err(StoreError::Unavailable("crashed".into())) } else { Ok(()) }
+    }))
 }
 
 #[tokio::test]
 async fn a_failed_completion_record_resumes_after_the_post() {
-    let table = Arc::new(CrashBeforeCompletion { inner: EmbeddedTable::new(), crashed_at: Default::default(), target: "completed" });
+    let table = crash_at("completed");
     let h = harness(table).await;
     Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
     let message = webhook_message(&webhook_to(&h.hicaps), 0);
@@ -371,7 +352,7 @@ async fn a_failed_completion_record_resumes_after_the_post() {
 
 #[tokio::test]
 async fn a_crash_between_the_post_and_its_note_repeats_the_same_body_only() {
-    let table = Arc::new(CrashBeforeCompletion { inner: EmbeddedTable::new(), crashed_at: Default::default(), target: "posted" });
+    let table = crash_at("posted");
     let h = harness(table).await;
     Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
     let message = webhook_message(&webhook_to(&h.hicaps), 0);
@@ -498,53 +479,19 @@ async fn values_from_malformed_webhooks_and_refusals_never_reach_the_log() {
     assert!(letters.iter().any(|letter| letter.body.contains("Sandy Cheeks")), "HICAPS's answer is in the letter");
 }
 
-/// A table that panics when an invoice with a marked id is read, standing in for any bug that
-/// input might still reach.
-struct PanicsOnMarkedInvoice(EmbeddedTable);
-
 const MARKED_INVOICE: &str = "00000000-dead-4bad-8bad-000000000000";
-
-#[async_trait]
-impl ItemGet for PanicsOnMarkedInvoice {
-    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
-        self.0.get(key).await
-    }
-}
-#[async_trait]
-impl ItemPut for PanicsOnMarkedInvoice {
-    async fn put(&self, item: &Item, condition: Condition) -> Result<u64, StoreError> {
-        self.0.put(item, condition).await
-    }
-}
-#[async_trait]
-impl ItemDelete for PanicsOnMarkedInvoice {
-    async fn delete(&self, key: &Key) -> Result<(), StoreError> {
-        self.0.delete(key).await
-    }
-}
-#[async_trait]
-impl ItemQuery for PanicsOnMarkedInvoice {
-    async fn query(&self, pk: &str, prefix: &str) -> Result<Vec<Item>, StoreError> {
-        self.0.query(pk, prefix).await
-    }
-}
-#[async_trait]
-impl ItemGetMany for PanicsOnMarkedInvoice {
-    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
-        assert!(!keys.iter().any(|key| key.pk.contains(MARKED_INVOICE)), "a bug input reached");
-        self.0.get_many(keys).await
-    }
-}
-#[async_trait]
-impl ItemPutMany for PanicsOnMarkedInvoice {
-    async fn put_many(&self, items: &[Item]) -> Result<(), StoreError> {
-        self.0.put_many(items).await
-    }
-}
 
 #[tokio::test]
 async fn a_record_that_panics_fails_alone_and_the_batch_is_answered() {
-    let h = harness(Arc::new(PanicsOnMarkedInvoice(EmbeddedTable::new()))).await;
+    // A table that panics when an invoice with a marked id is read, standing in for any bug that
+    // input might still reach.
+    let h = harness(Arc::new(HookedTable::new(|op| {
+        if let Op::GetMany(keys) = op {
+            assert!(!keys.iter().any(|key| key.pk.contains(MARKED_INVOICE)), "a bug input reached");
+        }
+        Ok(())
+    })))
+    .await;
     Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
     let good = webhook_message(&webhook_to(&h.hicaps), 0);
     let mut poison: Value = serde_json::from_str(&webhook_to(&h.hicaps)).expect("json");
