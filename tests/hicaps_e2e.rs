@@ -7,7 +7,8 @@ use local::sim::hicaps::{Example, RecordedPost};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-const SETTLE: Duration = Duration::from_secs(20);
+/// An upper bound, not a wait: moto shared with the 500-invoice test can be slow for a while.
+const SETTLE: Duration = Duration::from_secs(60);
 const AUTH: (&str, &str) = ("x-hicaps-webhook-key", "local-webhook-secret");
 
 async fn send(stack: &local::Stack, webhook: &Value) -> reqwest::Response {
