@@ -5,6 +5,7 @@
 pub mod bridge;
 pub mod poller;
 pub mod sim;
+pub mod soak;
 
 use anyhow::Context;
 use aws_lambda_events::sqs::SqsEvent;

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 pub const BATCH_SIZE: usize = 10;
 
-fn to_record(message: &ReceivedMessage, source_arn: &str) -> SqsMessage {
+pub fn to_record(message: &ReceivedMessage, source_arn: &str) -> SqsMessage {
     let mut record = SqsMessage::default();
     record.message_id = Some(message.message_id.clone());
     record.receipt_handle = Some(message.receipt_handle.clone());

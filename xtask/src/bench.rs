@@ -218,15 +218,15 @@ impl Section {
 }
 
 /// What the machine and the checkout are.
-struct Machine {
-    cores: usize,
-    cpu: String,
-    memory: String,
-    kernel: String,
-    rustc: String,
-    commit: String,
-    dirty: bool,
-    date: String,
+pub(crate) struct Machine {
+    pub(crate) cores: usize,
+    pub(crate) cpu: String,
+    pub(crate) memory: String,
+    pub(crate) kernel: String,
+    pub(crate) rustc: String,
+    pub(crate) commit: String,
+    pub(crate) dirty: bool,
+    pub(crate) date: String,
 }
 
 fn command_line(program: &str, args: &[&str]) -> Option<String> {
@@ -234,7 +234,7 @@ fn command_line(program: &str, args: &[&str]) -> Option<String> {
     output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
-fn machine(root: &Path) -> Machine {
+pub(crate) fn machine(root: &Path) -> Machine {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu = cpuinfo
         .lines()
@@ -276,7 +276,7 @@ fn render(machine: &Machine, sections: &[Section], kept: &str) -> String {
     );
     let _ = writeln!(md, "- commit: `{}`{}", machine.commit, if machine.dirty { " with uncommitted changes" } else { "" });
     let _ = writeln!(md, "- machine: {} cores, {}, {} RAM, Linux {}", machine.cores, machine.cpu, machine.memory, machine.kernel);
-    let _ = writeln!(md, "- toolchain: {}; release profile: fat LTO, one codegen unit, stripped, panic = abort, dependencies at opt-level \"s\" but for the event, JSON and runtime-API path (Cargo.toml)", machine.rustc);
+    let _ = writeln!(md, "- toolchain: {}; release profile: fat LTO, one codegen unit, stripped, panic = unwind, dependencies at opt-level \"s\" but for the event, JSON and runtime-API path (Cargo.toml)", machine.rustc);
     let _ = writeln!(md, "- each figure: the median of its runs, with the smallest and largest run; targets from issue 8 are checked on the median, and counts that must be zero on every run\n");
 
     let _ = writeln!(md, "## Summary\n");

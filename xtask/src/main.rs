@@ -11,6 +11,8 @@
 //! - `bench [criterion|load|cold-start|package]...`: every measurement of issue 8 (criterion, load through the local stack, cold start,
 //!   CPU and memory under a Runtime API emulator, package size) into `BENCHMARKS.md`; exits
 //!   non-zero naming each missed target.
+//! - `soak [--webhooks N] [--seeds N] [--first-seed S] [--parallel N] [--crash-webhooks N]`:
+//!   seeded faults in process and a `kill -9` on moto, invariants checked, into `RELIABILITY.md`.
 //! - `replay-dlq --queue-url URL --dlq-url URL`: sends dead-lettered work back to the queue.
 //! - `load-reference --table NAME [--schedule FILE] [--members FILE]`: loads the benefit
 //!   schedule and member registry into a DynamoDB table.
@@ -20,6 +22,7 @@ mod iac;
 mod lambda;
 mod moto;
 mod ops;
+mod soak;
 
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
@@ -32,7 +35,7 @@ fn repo_root() -> PathBuf {
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(task) = args.first() else {
-        bail!("usage: cargo xtask <test|bench|moto|package|lambda-invoke|replay-dlq|load-reference> [options]");
+        bail!("usage: cargo xtask <test|bench|soak|moto|package|lambda-invoke|replay-dlq|load-reference> [options]");
     };
     let options = &args[1..];
     match task.as_str() {
@@ -41,9 +44,14 @@ fn main() -> anyhow::Result<()> {
         "moto" => moto::serve_forever(),
         "package" => package(),
         "lambda-invoke" => lambda_invoke(),
+        "soak" => {
+            let root = repo_root();
+            let venv = moto::ensure_venv(&root)?;
+            soak::run(&root, &venv, options)
+        }
         "replay-dlq" => ops::replay_dlq(options),
         "load-reference" => ops::load_reference(options),
-        other => bail!("unknown task {other:?}; tasks: test, bench, moto, package, lambda-invoke, replay-dlq, load-reference"),
+        other => bail!("unknown task {other:?}; tasks: test, bench, soak, moto, package, lambda-invoke, replay-dlq, load-reference"),
     }
 }
 

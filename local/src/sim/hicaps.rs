@@ -142,7 +142,7 @@ impl Example {
 
     /// The spec's example of this webhook (the member check has none in the spec; ours follows
     /// its Member Parameters table).
-    fn template(self) -> &'static str {
+    pub fn template(self) -> &'static str {
         match self {
             Self::InvoiceSubmitted => include_str!("../../../shared/tests/fixtures/hicaps/invoice-submitted-webhook.json"),
             Self::CancellationRequested => {
