@@ -63,6 +63,10 @@ pub(crate) fn webhook_error_href(body: &str) -> Option<String> {
     serde_json::from_str::<IdAndLinks>(body).ok()?.links?.webhook_error_href().map(str::to_owned)
 }
 
+/// Partition-key prefixes of the items kept for operators and of a payment's events.
+pub const FLAGGED_PREFIX: &str = "flagged#";
+pub const PAYMENT_PREFIX: &str = "payment#";
+
 /// Keeps an item for operators (`flagged#<reason>`), e.g. an overpaid invoice or a changed payload.
 pub(crate) async fn flag(poster: &Poster, id: &str, reason: &str) -> Result<(), Failure> {
     flag_with(poster, id, reason, Map::new()).await
@@ -71,7 +75,7 @@ pub(crate) async fn flag(poster: &Poster, id: &str, reason: &str) -> Result<(), 
 async fn flag_with(poster: &Poster, id: &str, reason: &str, mut attrs: Map<String, serde_json::Value>) -> Result<(), Failure> {
     attrs.insert("reason".into(), json!(reason));
     attrs.insert("at".into(), json!(chrono::Utc::now().to_rfc3339()));
-    let item = Item::new(Key::new(format!("flagged#{reason}"), id), attrs).expiring_at(poster.record_expiry());
+    let item = Item::new(Key::new(format!("{FLAGGED_PREFIX}{reason}"), id), attrs).expiring_at(poster.record_expiry());
     poster.table.put(&item, Condition::Always).await?;
     Ok(())
 }
@@ -214,9 +218,16 @@ async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<&'sta
             if saved.is_ok() {
                 poster.noted().await;
             }
-            // A failed post decides the retry or the dead letter, whatever the write did.
-            answered?;
-            saved?;
+            // A post that failed for now is retried whatever the write did. A refused one is
+            // dead-lettered only once the invoice is recorded: a cancellation that came later
+            // would otherwise find no invoice and answer as if it had never been submitted (the
+            // soak found this; RELIABILITY.md).
+            match (answered, saved) {
+                (Err(failure @ Failure::Transient { .. }), _) => return Err(failure),
+                (_, Err(error)) => return Err(error.into()),
+                (Err(refused), Ok(_)) => return Err(refused),
+                (Ok(()), Ok(_)) => {}
+            }
             tracing::info!(%webhook_id, %invoice_id, claims = update.claim_statuses.len(), "invoice adjudicated and posted");
             Ok("invoiceAdjudicated")
         }
@@ -235,7 +246,15 @@ async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<&'sta
                     cancelled_before_submission: true,
                     claims: Vec::new(),
                 };
-                records::save_header(poster.table.as_ref(), &record, expires).await?;
+                match records::save_new_header(poster.table.as_ref(), &record, expires).await {
+                    Ok(()) => {}
+                    // This cancellation's own earlier attempt.
+                    Err(StoreError::Conflict { current: Some(current) }) if records::is_cancelled_before_submission(&current) => {}
+                    // The invoice arrived since it was read (the soak found this race): next time
+                    // the cancellation finds it.
+                    Err(StoreError::Conflict { .. }) => return Err(Failure::transient("the invoice arrived while its cancellation was read")),
+                    Err(error) => return Err(error.into()),
+                }
                 post(poster, href, &InvoiceStatusUpdate::invoice_level(InvoiceLevelState::Cancelled), "invoice-status-updated").await?;
                 tracing::info!(%webhook_id, %invoice_id, "cancellation before submission: invoice cancelled");
                 return Ok("cancelledBeforeSubmission");
@@ -300,7 +319,7 @@ async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<&'sta
         WebhookEvent::PaymentScheduled(payment) | WebhookEvent::PaymentFailed(payment) => {
             let paid = matches!(webhook.event, WebhookEvent::PaymentScheduled(_));
             let href = required_link(webhook.links.payment_invoices_href(), "lp:payment-invoices")?;
-            record_event(poster, &format!("payment#{}", payment.payment_id), &webhook_id, webhook.webhook_type().as_str()).await?;
+            record_event(poster, &format!("{PAYMENT_PREFIX}{}", payment.payment_id), &webhook_id, webhook.webhook_type().as_str()).await?;
             let response = poster.hicaps.get(href).await?;
             let invoices: PaymentInvoices = serde_json::from_slice(&response.body)
                 .map_err(|e| Failure::permanent(format!("payment invoices response: {e}")))?;
@@ -327,7 +346,7 @@ async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<&'sta
             Ok(if paid { "paymentScheduled" } else { "paymentFailed" })
         }
         WebhookEvent::PaymentHeld(held) => {
-            record_event(poster, &format!("payment#{}", held.payment_id), &webhook_id, "settlement.payment.held").await?;
+            record_event(poster, &format!("{PAYMENT_PREFIX}{}", held.payment_id), &webhook_id, "settlement.payment.held").await?;
             tracing::warn!(%webhook_id, "payment held for a biller");
             Ok("paymentHeld")
         }
@@ -382,7 +401,7 @@ async fn adjudication_inputs(
         found.extend(poster.table.get_many(chunk).await?.into_iter().flatten().map(|item| (item.key.clone(), item)));
     }
     let known = header.as_ref().and_then(|key| found.get(key)).zip(header_of).map(|(item, id)| records::header_from_item(id, item));
-    let claims = found.values().filter(|item| item.key.pk.starts_with("invoice#")).filter_map(records::claim_from_item).collect();
+    let claims = found.values().filter(|item| item.key.pk.starts_with(records::INVOICE_PREFIX)).filter_map(records::claim_from_item).collect();
     let standing = member.and_then(|key| found.get(&key)).map(MemberStanding::from_item);
     Ok(AdjudicationInputs { known, claims, schedule: Schedule::from_items(found.values()), standing })
 }

@@ -116,9 +116,9 @@ pub async fn run(options: &CrashOptions) -> anyhow::Result<SeedReport> {
     // Half-way through the load: kill -9, and start again on the same table and queues.
     let span = planned.iter().flat_map(|p| p.copies.iter()).max().copied().unwrap_or_default();
     tokio::time::sleep(span / 2).await;
+    let killed_at = Instant::now();
     stack.kill().context("kill -9 of the local stack")?;
     let _ = stack.wait();
-    let killed_at = Instant::now();
     println!("crash run: killed the local stack (kill -9) after {:?}; starting it again", span / 2);
     let mut stack = start_stack()?;
     wait_until_up(&driver.http, &driver.stack_url).await?;
@@ -157,9 +157,12 @@ pub async fn run(options: &CrashOptions) -> anyhow::Result<SeedReport> {
 
     let table: SharedTable = Arc::new(shared::store::dynamo::DynamoTable::from_sdk_config(&config, &table_name));
     let records = double.records();
-    // A webhook posted before the kill may be posted again after it: the kill is the crash.
+    // A webhook posted before the kill may be posted again after it: the kill is the crash. A
+    // post sent just before the kill can reach the double just after it; one from the new stack
+    // cannot come within the grace, which is shorter than the dead invocations' 30 s locks.
+    let grace = Duration::from_secs(5);
     let crashed: HashSet<String> =
-        records.posts.iter().filter(|post| post.at < killed_at).map(|post| post.webhook_id.clone()).collect();
+        records.posts.iter().filter(|post| post.at < killed_at + grace).map(|post| post.webhook_id.clone()).collect();
     let acknowledged = lock(&driver.acknowledged).clone();
     let identical_repeats = check(&table, &planned, &acknowledged, &crashed, &records, &remaining, &mut violations).await?;
     let log = std::fs::read_to_string(&options.log).unwrap_or_default();

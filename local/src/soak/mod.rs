@@ -483,8 +483,13 @@ async fn check(
         let refused = records.refused.contains_key(&webhook.id);
         let in_dlq = dead_letters.contains(&webhook.id);
         match (refused, status) {
-            (true, "deadLettered") if in_dlq => {}
-            (true, _) => violations.push(format!("lost: {} was refused for good but is {status}, in the DLQ: {in_dlq}", webhook.id)),
+            // In the DLQ, where a refusal belongs. Its record says so, unless the crash or store
+            // fault that the DLQ send survived kept the record from saying it: then the record's
+            // lock lapses, and a later delivery is refused and dead-lettered again.
+            (true, "deadLettered" | "inProgress" | "released") if in_dlq => {}
+            (true, _) => {
+                violations.push(format!("lost: {} was refused for good but is {status} ({outcome}), in the DLQ: {in_dlq}", webhook.id));
+            }
             (false, "completed") => {
                 let posts_expected = matches!(outcome, "invoiceAdjudicated" | "cancellationAnswered" | "cancelledBeforeSubmission");
                 if posts_expected && !posted.contains(webhook.id.as_str()) {

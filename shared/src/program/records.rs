@@ -9,8 +9,11 @@ use serde_json::{Map, Value, json};
 const HEADER_SK: &str = "#invoice";
 const CLAIM_PREFIX: &str = "claim#";
 
+/// Partition-key prefix of everything kept about one invoice.
+pub const INVOICE_PREFIX: &str = "invoice#";
+
 pub fn invoice_pk(invoice_id: &str) -> String {
-    format!("invoice#{invoice_id}")
+    format!("{INVOICE_PREFIX}{invoice_id}")
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -119,8 +122,16 @@ fn claim_item(invoice_id: &str, claim: &ClaimRecord, expires_at: i64) -> Item {
 }
 
 /// Writes the header; idempotent (the same record written twice is the same state).
-pub async fn save_header(store: &dyn ItemPut, record: &InvoiceRecord, expires_at: i64) -> Result<(), StoreError> {
-    store.put(&header_item(record, expires_at), Condition::Always).await.map(drop)
+/// Records the header of an invoice not known yet (a cancellation that came first). Refuses with
+/// [`StoreError::Conflict`] when a header exists: the invoice may have arrived since it was read,
+/// and an unconditional write would mark a submitted invoice as cancelled before submission.
+pub async fn save_new_header(store: &dyn ItemPut, record: &InvoiceRecord, expires_at: i64) -> Result<(), StoreError> {
+    store.put(&header_item(record, expires_at), Condition::Absent).await.map(drop)
+}
+
+/// Whether a stored header records a cancellation that came before its invoice.
+pub fn is_cancelled_before_submission(header: &Item) -> bool {
+    header.attrs.get("cancelledBeforeSubmission").and_then(Value::as_bool).unwrap_or(false)
 }
 
 /// Sets a claim's state (and benefit, when one is decided); idempotent.
