@@ -30,15 +30,16 @@ use std::time::Duration;
 const POSTER_TIMEOUT: Duration = Duration::from_secs(30);
 /// The iCare sender's Lambda timeout in the SAM template.
 const ICARE_TIMEOUT: Duration = Duration::from_secs(28);
-/// The iCare retry queue's visibility timeout, which spaces the retries. Locally short, so a
-/// queued notification gets its claim number while you watch (the simulator's defaults allow
-/// `ICARE_MAX_ATTEMPTS=6`, fewer than `MAX_RECEIVE_COUNT`).
+/// The iCare retry queue's visibility timeout: a retry that crashed comes back after it (the
+/// sender sets each message's next attempt itself).
 const ICARE_RETRY_SPACING: Duration = Duration::from_secs(10);
 /// The work queue's redrive policy, as in the SAM template.
 pub const MAX_RECEIVE_COUNT: u32 = 8;
+/// The iCare retry queue's, as in the template: above the attempts its 48-hour schedule makes.
+pub const ICARE_MAX_RECEIVE_COUNT: u32 = 50;
 
 /// A queue as the local stack needs it: send, receive, set visibility, and count.
-pub trait LocalQueue: MessageSender + MessageSource + MessageVisibility + QueueDepth {}
+pub trait LocalQueue: icare_sender::RetryQueue + MessageSource + QueueDepth {}
 impl<T: MessageSender + MessageSource + MessageVisibility + QueueDepth> LocalQueue for T {}
 
 /// Where state lives: in process, or DynamoDB and SQS at `AWS_ENDPOINT_URL`.
@@ -47,6 +48,7 @@ pub struct Backend {
     pub work: Arc<dyn LocalQueue>,
     pub work_dlq: Arc<dyn LocalQueue>,
     pub icare: Arc<dyn LocalQueue>,
+    pub icare_dlq: Arc<dyn LocalQueue>,
     pub description: String,
 }
 
@@ -57,12 +59,13 @@ impl Backend {
         let work_dlq = Arc::new(EmbeddedQueue::new(visibility));
         let work = EmbeddedQueue::new(visibility).with_dead_letter(Arc::clone(&work_dlq), MAX_RECEIVE_COUNT);
         let icare_dlq = Arc::new(EmbeddedQueue::new(ICARE_RETRY_SPACING));
-        let icare = EmbeddedQueue::new(ICARE_RETRY_SPACING).with_dead_letter(icare_dlq, MAX_RECEIVE_COUNT);
+        let icare = EmbeddedQueue::new(ICARE_RETRY_SPACING).with_dead_letter(Arc::clone(&icare_dlq), ICARE_MAX_RECEIVE_COUNT);
         Self {
             table: Arc::new(shared::store::embedded::EmbeddedTable::new()),
             work: Arc::new(work),
             work_dlq,
             icare: Arc::new(icare),
+            icare_dlq,
             description: "embedded (in-process store and queues)".into(),
         }
     }
@@ -80,7 +83,7 @@ impl Backend {
         let (work, work_dlq) = SqsQueue::ensure_exists(&sqs, &format!("{table_name}-work"), visibility, MAX_RECEIVE_COUNT)
             .await
             .context("creating the work queue")?;
-        let (icare, _) = SqsQueue::ensure_exists(&sqs, &format!("{table_name}-icare"), ICARE_RETRY_SPACING, MAX_RECEIVE_COUNT)
+        let (icare, icare_dlq) = SqsQueue::ensure_exists(&sqs, &format!("{table_name}-icare"), ICARE_RETRY_SPACING, ICARE_MAX_RECEIVE_COUNT)
             .await
             .context("creating the iCare queue")?;
         let endpoint = vars.get("AWS_ENDPOINT_URL").unwrap_or("the default AWS endpoint").to_owned();
@@ -90,6 +93,7 @@ impl Backend {
             work: Arc::new(work),
             work_dlq: Arc::new(work_dlq),
             icare: Arc::new(icare),
+            icare_dlq: Arc::new(icare_dlq),
         })
     }
 }
@@ -279,7 +283,7 @@ pub async fn start(vars: Vars, listener: tokio::net::TcpListener) -> anyhow::Res
         backend.table.clone(),
         http.clone(),
         clock.clone(),
-        backend.icare.clone(),
+        icare_sender::Queues { retries: backend.icare.clone(), dead_letters: backend.icare_dlq.clone() },
     );
     let api_keys = api_keys(&vars);
     let apps = Arc::new(Apps {

@@ -3,14 +3,20 @@
 //! queued instead, so no accepted payload is ever refused for its size.
 
 use crate::queue::{MAX_MESSAGE_BYTES, MessageSender, QueueError};
-use crate::store::{Condition, Item, ItemPut, ItemQuery, Key, StoreError};
+use crate::store::{Condition, Item, ItemDelete, ItemPut, ItemQuery, Key, StoreError};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// DynamoDB items hold at most 400 KB; each part stays well under it.
 const PART_BYTES: usize = 300 * 1024;
-/// Claim-check parts outlive the dead-letter queue's 14-day retention, so a replay finds them.
-const CLAIM_CHECK_TTL_SECONDS: i64 = 15 * 24 * 3600;
+/// Claim-check parts outlive their message: the work queue keeps it 4 days, then the dead-letter
+/// queue 14 (the template's `MessageRetentionPeriod`s), and a day to spare. They are deleted as
+/// soon as the message has been processed; these hold a webhook's personal data.
+pub const CLAIM_CHECK_TTL_SECONDS: i64 = 19 * 24 * 3600;
+/// Partition-key prefix of the claim-check parts.
+pub const KEY_PREFIX: &str = "claimcheck#";
+/// A payload is at most 1 MiB (the receiver's limit): four parts; anything more is not ours.
+const MAX_PARTS: usize = 16;
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "kind", rename = "claimCheck", rename_all = "camelCase")]
@@ -46,13 +52,13 @@ impl Handoff {
         if body.len() <= MAX_MESSAGE_BYTES {
             return Ok(self.sender.send(body).await?);
         }
-        let key = format!("claimcheck#{}", uuid::Uuid::new_v4());
+        let key = format!("{KEY_PREFIX}{}", uuid::Uuid::new_v4());
         let expires_at = crate::store::now_epoch_seconds() + CLAIM_CHECK_TTL_SECONDS;
         let parts = split_at_char_boundaries(&body, PART_BYTES);
         for (index, part) in parts.iter().enumerate() {
             let mut attrs = serde_json::Map::new();
             attrs.insert("data".into(), serde_json::Value::String((*part).to_owned()));
-            let item = Item::new(Key::new(&key, format!("part#{index:04}")), attrs).expiring_at(expires_at);
+            let item = Item::new(part_key(&key, index), attrs).expiring_at(expires_at);
             self.claim_checks.put(&item, Condition::Always).await?;
         }
         let reference = ClaimCheck { key, parts: parts.len(), bytes: body.len() };
@@ -64,19 +70,37 @@ impl Handoff {
 /// The queued body a consumer should process: the message itself, or the payload its claim check
 /// points at.
 pub async fn resolve(body: &str, store: &dyn ItemQuery) -> Result<String, HandoffError> {
-    let Some(reference) = body.starts_with("{\"kind\":\"claimCheck\"").then(|| serde_json::from_str::<ClaimCheck>(body).ok()).flatten()
-    else {
+    let Some(reference) = claim_check(body) else {
         return Ok(body.to_owned());
     };
     let items = store.query(&reference.key, "part#").await?;
     if items.len() != reference.parts {
         return Err(HandoffError::MissingParts(reference.key));
     }
-    let mut payload = String::with_capacity(reference.bytes);
+    let mut payload = String::with_capacity(reference.bytes.min(MAX_PARTS * PART_BYTES));
     for item in &items {
         payload.push_str(item.str_attr("data").ok_or_else(|| HandoffError::MissingParts(reference.key.clone()))?);
     }
     Ok(payload)
+}
+
+/// Deletes the parts of the message's claim check, if it has one, once the message is processed.
+pub async fn discard(body: &str, store: &dyn ItemDelete) -> Result<(), StoreError> {
+    let Some(reference) = claim_check(body) else {
+        return Ok(());
+    };
+    for index in 0..reference.parts.min(MAX_PARTS) {
+        store.delete(&part_key(&reference.key, index)).await?;
+    }
+    Ok(())
+}
+
+fn claim_check(body: &str) -> Option<ClaimCheck> {
+    body.starts_with("{\"kind\":\"claimCheck\"").then(|| serde_json::from_str::<ClaimCheck>(body).ok()).flatten()
+}
+
+fn part_key(key: &str, index: usize) -> Key {
+    Key::new(key, format!("part#{index:04}"))
 }
 
 fn split_at_char_boundaries(text: &str, max_bytes: usize) -> Vec<&str> {

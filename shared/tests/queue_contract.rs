@@ -87,6 +87,10 @@ async fn claim_check(queue: Arc<dyn Queue>, table: Arc<dyn shared::store::Table>
     let store: &dyn ItemQuery = table.as_ref();
     assert_eq!(resolve(&received[0].body, store).await.expect("resolve"), payload, "nothing lost");
     assert_eq!(resolve("{\"small\":true}", store).await.expect("pass-through"), "{\"small\":true}");
+    // Once processed, the parts (the webhook's personal data) are deleted, not left to their TTL.
+    shared::handoff::discard(&received[0].body, table.as_ref()).await.expect("discard");
+    assert!(resolve(&received[0].body, store).await.is_err(), "the parts are gone");
+    shared::handoff::discard("{\"small\":true}", table.as_ref()).await.expect("nothing to discard");
 }
 
 #[tokio::test]

@@ -1865,7 +1865,8 @@ fn lambda_environment(function: &str, runtime_api: u16, moto: &Moto, simulator_p
             ("ICARE_BASE_URL", format!("{simulators}/sim/icare")),
             ("ICARE_API_KEY", "local-icare-key".into()),
             ("ICARE_QUEUE_URL", moto.icare_queue.clone()),
-            ("ICARE_MAX_ATTEMPTS", "20".into()),
+            // Any queue: init only needs a URL, and the bench sends no unreadable retry.
+            ("ICARE_DLQ_URL", moto.dead_letter_queue.clone()),
             ("ICARE_RETENTION_DAYS", "365".into()),
         ],
         _ => Vec::new(),

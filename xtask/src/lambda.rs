@@ -344,7 +344,8 @@ fn upstream_environment(simulators: &str, simulator_port: u16) -> Vec<(&'static 
         ("ICARE_API_KEY", "local-icare-key".into()),
         ("ICARE_TIMEOUT_SECONDS", "3".into()),
         ("ICARE_RETRY_TIMEOUT_SECONDS", "10".into()),
-        ("ICARE_MAX_ATTEMPTS", "6".into()),
+        ("ICARE_RETRY_FIRST_SECONDS", "2".into()),
+        ("ICARE_RETRY_HORIZON_SECONDS", "60".into()),
     ]
 }
 
@@ -460,6 +461,7 @@ struct Resources {
     work: SqsQueue,
     dlq: SqsQueue,
     icare: SqsQueue,
+    icare_dlq: SqsQueue,
 }
 
 /// Creates the table and queues with the gateway's own adapters and loads the sample benefit
@@ -470,7 +472,7 @@ async fn create_resources(root: &Path, config: &aws_config::SdkConfig) -> anyhow
     let sqs = aws_sdk_sqs::Client::new(config);
     let (work, dlq) =
         SqsQueue::ensure_exists(&sqs, WORK_QUEUE, WORK_VISIBILITY, MAX_RECEIVE_COUNT).await.context("creating the work queue in moto")?;
-    let (icare, _) = SqsQueue::ensure_exists(&sqs, ICARE_QUEUE, ICARE_VISIBILITY, MAX_RECEIVE_COUNT)
+    let (icare, icare_dlq) = SqsQueue::ensure_exists(&sqs, ICARE_QUEUE, ICARE_VISIBILITY, MAX_RECEIVE_COUNT)
         .await
         .context("creating the iCare retry queue in moto")?;
     let read = |file: &str| {
@@ -484,7 +486,7 @@ async fn create_resources(root: &Path, config: &aws_config::SdkConfig) -> anyhow
     for item in &items {
         table.put(item, Condition::Always).await.context("loading reference data into moto")?;
     }
-    Ok(Resources { work, dlq, icare })
+    Ok(Resources { work, dlq, icare, icare_dlq })
 }
 
 /// `cargo lambda invoke FUNCTION --data-file FILE`; the function's answer as JSON.
@@ -603,6 +605,7 @@ pub fn invoke_check(root: &Path, venv: &Path, moto_env: &[(&str, String)]) -> an
         ("QUEUE_URL", resources.work.url().to_owned()),
         ("DLQ_URL", resources.dlq.url().to_owned()),
         ("ICARE_QUEUE_URL", resources.icare.url().to_owned()),
+        ("ICARE_DLQ_URL", resources.icare_dlq.url().to_owned()),
         ("MAX_RECEIVE_COUNT", MAX_RECEIVE_COUNT.to_string()),
     ]);
     environment.extend(upstream_environment(&simulators, stack_port));

@@ -75,12 +75,16 @@ fn usable_in_key(id: &str) -> bool {
     (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// Partition-key prefixes of the audit records: by ECF transaction id, or by our check id.
+pub const TRANSACTION_PREFIX: &str = "eligibility#";
+pub const CHECK_PREFIX: &str = "eligibility-check#";
+
 pub fn transaction_key(transaction_id: &str) -> Key {
-    Key::new(format!("eligibility#{transaction_id}"), "#")
+    Key::new(format!("{TRANSACTION_PREFIX}{transaction_id}"), "#")
 }
 
 pub fn check_key(check_id: Uuid) -> Key {
-    Key::new(format!("eligibility-check#{check_id}"), "#")
+    Key::new(format!("{CHECK_PREFIX}{check_id}"), "#")
 }
 
 impl AuditRecord {

@@ -21,6 +21,10 @@
 
 pub mod audit;
 
+/// The partition-key prefixes this function reads or writes: exactly its role's
+/// `dynamodb:LeadingKeys` in infra/template.yaml (tests/template_keys.rs holds them together).
+pub const TABLE_KEY_PREFIXES: &[&str] = &[audit::TRANSACTION_PREFIX, audit::CHECK_PREFIX];
+
 use audit::{AuditRecord, Outcome};
 use http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, RequestExt};

@@ -200,7 +200,7 @@ pub(crate) async fn post(app: &App, caller: &str, claim_number: &str, request: &
     if stored.value.delivery.status.is_final() || stored.value.delivery.enqueued {
         return Ok(respond(&id, &stored.value));
     }
-    if let Err(error) = app.retries.send(RetryMessage::body(RetryKind::Document, &id)).await {
+    if let Err(error) = app.queues.retries.send(RetryMessage::body(RetryKind::Document, &id)).await {
         tracing::error!(document_id = %id, %error, "iCare document retry could not be queued");
         shared::metrics::count("IcareQueueFailed", ("Kind", "document"));
         return Err(Rejection::Unavailable(
@@ -360,8 +360,9 @@ pub(crate) async fn get(app: &App, caller: &str, claim_number: &str, id: &str) -
 }
 
 /// One retry from the queue; `true` when the message must come back.
-pub(crate) async fn retry(app: &App, id: &str, receive_count: u32) -> bool {
-    match retry_inner(app, id, receive_count).await {
+/// `last` is the attempt at the horizon: when it fails, the record is given up.
+pub(crate) async fn retry(app: &App, id: &str, last: bool) -> bool {
+    match retry_inner(app, id, last).await {
         Ok(again) => again,
         Err(error) => {
             tracing::error!(document_id = %id, %error, "iCare document retry failed on the store");
@@ -370,7 +371,7 @@ pub(crate) async fn retry(app: &App, id: &str, receive_count: u32) -> bool {
     }
 }
 
-async fn retry_inner(app: &App, id: &str, receive_count: u32) -> Result<bool, StoreError> {
+async fn retry_inner(app: &App, id: &str, last: bool) -> Result<bool, StoreError> {
     let table = app.table.as_ref();
     let key = document_key(id);
     let Some(mut stored) = records::load::<DocumentRecord>(table, &key).await? else {
@@ -395,7 +396,7 @@ async fn retry_inner(app: &App, id: &str, receive_count: u32) -> Result<bool, St
     if stored.value.delivery.status.is_final() {
         return Ok(false);
     }
-    if receive_count >= app.config.max_attempts {
+    if last {
         let failure = ApiError {
             kind: Some(ICARE_GAVE_UP_TYPE.to_owned()),
             title: format!("iCare did not accept the document after {} attempts.", stored.value.delivery.attempts),
@@ -403,7 +404,7 @@ async fn retry_inner(app: &App, id: &str, receive_count: u32) -> Result<bool, St
         };
         records::modify(table, &key, &mut stored, |r| r.delivery.finished(&now, Status::Failed, Some(failure.clone())))
             .await?;
-        tracing::error!(document_id = %id, receive_count, "iCare document failed permanently");
+        tracing::error!(document_id = %id, attempts = stored.value.delivery.attempts, "iCare document given up at the retry horizon");
         shared::metrics::count("IcareOutcome", ("Outcome", "gaveUp"));
         return Ok(false);
     }

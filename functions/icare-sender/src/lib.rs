@@ -10,8 +10,10 @@
 //! Delivery: a notification (or document) is recorded first, then sent to iCare while the caller
 //! waits up to `ICARE_TIMEOUT_SECONDS`. An answer in time gives 201; a slow or unavailable iCare
 //! gives 202 `queued` and a message `{"kind","id"}` on the retry queue, which `handle_retries`
-//! consumes. The retry queue's visibility timeout spaces the attempts (the backoff); after
-//! `ICARE_MAX_ATTEMPTS` receives the record is marked `failed`. Nothing is sent twice: iCare
+//! consumes. Each attempt sets its message's visibility to the next step of the backoff
+//! (`schedule`); once `ICARE_RETRY_HORIZON_SECONDS` (48 hours) have passed since it was queued,
+//! the last failure marks the record `failed` and raises an alarm. An unreadable retry message
+//! goes to the iCare dead-letter queue. Nothing is sent twice: iCare
 //! receives our notification/document id as its `Idempotency-Key` (assumed to de-duplicate), and
 //! a lease on the record keeps two senders from calling iCare for it at the same time.
 
@@ -19,6 +21,11 @@ mod documents;
 mod notifications;
 mod policies;
 mod records;
+pub mod schedule;
+
+/// The partition-key prefixes this function reads or writes: exactly its role's
+/// `dynamodb:LeadingKeys` in infra/template.yaml (tests/template_keys.rs holds them together).
+pub const TABLE_KEY_PREFIXES: &[&str] = &[records::KEY_PREFIX];
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use http::{HeaderValue, StatusCode, header::LOCATION};
@@ -30,7 +37,7 @@ use shared::api_error::{ApiError, Problems};
 use shared::config::{ConfigError, Vars};
 use shared::http_client::SharedHttp;
 use shared::icare::IcareClient;
-use shared::queue::MessageSender;
+use shared::queue::{MessageSender, MessageVisibility};
 use shared::store::SharedTable;
 use shared::time::Clock;
 use shared::web::{self, HttpResponse};
@@ -41,8 +48,6 @@ use std::time::Duration;
 pub const DEFAULT_TIMEOUT_SECONDS: u64 = 8;
 /// How long one retry from the queue waits for iCare.
 pub const DEFAULT_RETRY_TIMEOUT_SECONDS: u64 = 20;
-/// Queue receives before a notification or document is marked `failed`.
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 20;
 /// Decoded document size limit. Lambda's synchronous payload limit (6 MB) binds before API
 /// Gateway's 10 MB; base64 adds a third, so 4 MiB decoded is about 5.6 MB of request.
 pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 4 * 1024 * 1024;
@@ -58,7 +63,10 @@ pub struct Config {
     api_key: Rotating<SecretString>,
     pub timeout: Duration,
     pub retry_timeout: Duration,
-    pub max_attempts: u32,
+    /// The first step of the retry backoff.
+    pub retry_first: Duration,
+    /// How long after it was first queued a record is still tried.
+    pub retry_horizon: Duration,
     pub max_document_bytes: usize,
     pub retention_days: u32,
 }
@@ -85,7 +93,19 @@ impl Config {
             1,
             120,
         )?;
-        let max_attempts = in_range("ICARE_MAX_ATTEMPTS", vars.parse_or("ICARE_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS)?, 1, 1000)?;
+        let retry_first = in_range(
+            "ICARE_RETRY_FIRST_SECONDS",
+            vars.parse_or("ICARE_RETRY_FIRST_SECONDS", schedule::DEFAULT_FIRST_STEP.as_secs())?,
+            1,
+            3600,
+        )?;
+        // Within the retry queue's 4-day retention, less the last step.
+        let retry_horizon = in_range(
+            "ICARE_RETRY_HORIZON_SECONDS",
+            vars.parse_or("ICARE_RETRY_HORIZON_SECONDS", schedule::DEFAULT_HORIZON.as_secs())?,
+            0,
+            3 * 86_400,
+        )?;
         let max_document_bytes = in_range(
             "ICARE_MAX_DOCUMENT_BYTES",
             vars.parse_or("ICARE_MAX_DOCUMENT_BYTES", DEFAULT_MAX_DOCUMENT_BYTES)?,
@@ -99,7 +119,8 @@ impl Config {
             api_key,
             timeout: Duration::from_secs(timeout),
             retry_timeout: Duration::from_secs(retry_timeout),
-            max_attempts,
+            retry_first: Duration::from_secs(retry_first),
+            retry_horizon: Duration::from_secs(retry_horizon),
             max_document_bytes,
             retention_days,
         })
@@ -111,8 +132,18 @@ pub struct App {
     table: SharedTable,
     client: IcareClient,
     clock: Arc<dyn Clock>,
-    retries: Arc<dyn MessageSender>,
+    queues: Queues,
 }
+
+/// The retry queue, which the sender both feeds and consumes, and its dead-letter queue.
+pub struct Queues {
+    pub retries: Arc<dyn RetryQueue>,
+    pub dead_letters: Arc<dyn MessageSender>,
+}
+
+/// What the sender does with its retry queue: send, and set when a message comes back.
+pub trait RetryQueue: MessageSender + MessageVisibility {}
+impl<T: MessageSender + MessageVisibility> RetryQueue for T {}
 
 /// Everything a route can refuse with, mapped to a response once.
 #[derive(Debug)]
@@ -243,10 +274,10 @@ impl App {
         table: SharedTable,
         http: SharedHttp,
         clock: Arc<dyn Clock>,
-        retries: Arc<dyn MessageSender>,
+        queues: Queues,
     ) -> Self {
         let client = IcareClient::new(http, config.base_url.clone(), config.api_key.clone());
-        Self { config, table, client, clock, retries }
+        Self { config, table, client, clock, queues }
     }
 
     pub async fn handle(&self, request: Request) -> HttpResponse {
@@ -268,9 +299,8 @@ impl App {
     }
 
     /// Consumes the retry queue (SQS event source mapping with `ReportBatchItemFailures`): a
-    /// record still waiting for iCare is reported as failed so it comes back after the queue's
-    /// visibility timeout; one that reached `ICARE_MAX_ATTEMPTS` receives is marked `failed` and
-    /// reported as done.
+    /// record still waiting for iCare is reported as failed, its message visible again at the
+    /// next step of the backoff; one past the horizon is marked `failed` and reported as done.
     pub async fn handle_retries(&self, event: SqsEvent) -> SqsBatchResponse {
         let outcomes = futures::future::join_all(event.records.iter().map(|record| self.retry(record))).await;
         let mut response = SqsBatchResponse::default();
@@ -284,22 +314,35 @@ impl App {
 
     /// `true` when the record must come back.
     async fn retry(&self, record: &SqsMessage) -> bool {
-        let Some(message) = record.body.as_deref().and_then(|body| serde_json::from_str::<RetryMessage>(body).ok()) else {
-            tracing::error!(message_id = ?record.message_id, "unreadable iCare retry message dropped");
+        let body = record.body.as_deref().unwrap_or_default();
+        let Ok(message) = serde_json::from_str::<RetryMessage>(body) else {
             shared::metrics::count("IcareRetryUnreadable", ("Function", "icare-sender"));
-            return false;
+            return match self.queues.dead_letters.send(body.to_owned()).await {
+                Ok(_) => {
+                    tracing::error!(message_id = ?record.message_id, "unreadable iCare retry message sent to the dead-letter queue");
+                    false
+                }
+                Err(error) => {
+                    tracing::error!(message_id = ?record.message_id, %error, "unreadable iCare retry message kept: the dead-letter queue is unavailable");
+                    true
+                }
+            };
         };
-        let receive_count = record
-            .attributes
-            .get("ApproximateReceiveCount")
-            .and_then(|count| count.parse::<u32>().ok())
-            .unwrap_or(1);
+        let attribute = |name: &str| record.attributes.get(name).and_then(|value| value.parse::<i64>().ok());
+        let attempt = attribute("ApproximateReceiveCount").and_then(|n| u32::try_from(n).ok()).unwrap_or(1);
+        let queued_at = attribute("SentTimestamp").unwrap_or_else(|| self.clock.now().timestamp_millis());
+        let elapsed_ms = self.clock.now().timestamp_millis().saturating_sub(queued_at);
+        let elapsed = Duration::from_millis(u64::try_from(elapsed_ms).unwrap_or(0));
+        let next = schedule::next_delay(attempt, elapsed, self.config.retry_first, self.config.retry_horizon);
         let again = match message.kind {
-            RetryKind::Notification => notifications::retry(self, &message.id, receive_count).await,
-            RetryKind::Document => documents::retry(self, &message.id, receive_count).await,
+            RetryKind::Notification => notifications::retry(self, &message.id, next.is_none()).await,
+            RetryKind::Document => documents::retry(self, &message.id, next.is_none()).await,
         };
-        if again {
+        if let (true, Some(delay), Some(receipt)) = (again, next, record.receipt_handle.as_deref()) {
             shared::metrics::count("IcareRetryAgain", ("Kind", message.kind.as_str()));
+            if let Err(error) = self.queues.retries.change_visibility(receipt, delay).await {
+                tracing::warn!(%error, "could not set the next retry's time; the queue's visibility timeout applies");
+            }
         }
         again
     }

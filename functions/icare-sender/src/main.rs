@@ -5,7 +5,7 @@
 //! else is read as an API Gateway HTTP API (v2) request and answered with its response.
 
 use aws_lambda_events::sqs::SqsEvent;
-use icare_sender::{App, Config};
+use icare_sender::{App, Config, Queues};
 use lambda_http::RequestExt;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
@@ -39,8 +39,8 @@ async fn dispatch(app: &App, event: LambdaEvent<Value>) -> Result<Value, Error> 
 async fn main() -> Result<(), Error> {
     let init = Init::new().await?;
     let config = Config::from_vars(&init.vars).await?;
-    let retries = init.queue("ICARE_QUEUE_URL")?;
-    let app = Arc::new(App::new(config, init.table()?, Arc::new(ReqwestClient::new()?), Arc::new(SystemClock), retries));
+    let queues = Queues { retries: init.queue("ICARE_QUEUE_URL")?, dead_letters: init.queue("ICARE_DLQ_URL")? };
+    let app = Arc::new(App::new(config, init.table()?, Arc::new(ReqwestClient::new()?), Arc::new(SystemClock), queues));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let app = Arc::clone(&app);
         async move { dispatch(&app, event).await }
@@ -68,7 +68,10 @@ mod tests {
             Arc::new(shared::store::embedded::EmbeddedTable::new()),
             Arc::new(ReqwestClient::new().expect("http")),
             Arc::new(SystemClock),
-            Arc::new(shared::queue::embedded::EmbeddedQueue::new(std::time::Duration::from_secs(1))),
+            Queues {
+                retries: Arc::new(shared::queue::embedded::EmbeddedQueue::new(std::time::Duration::from_secs(1))),
+                dead_letters: Arc::new(shared::queue::embedded::EmbeddedQueue::new(std::time::Duration::from_secs(1))),
+            },
         )
     }
 

@@ -184,7 +184,7 @@ pub(crate) async fn post(app: &App, caller: &str, request: &Request) -> Result<H
 
 /// Hands a notification iCare did not answer in time to the retry queue.
 async fn enqueue(app: &App, id: &str, stored: &mut Stored<NotificationRecord>) -> Result<(), Rejection> {
-    if let Err(error) = app.retries.send(RetryMessage::body(RetryKind::Notification, id)).await {
+    if let Err(error) = app.queues.retries.send(RetryMessage::body(RetryKind::Notification, id)).await {
         tracing::error!(notification_id = %id, %error, "iCare retry could not be queued");
         shared::metrics::count("IcareQueueFailed", ("Kind", "notification"));
         return Err(Rejection::Unavailable(
@@ -280,8 +280,9 @@ pub(crate) async fn get(app: &App, caller: &str, id: &str) -> Result<HttpRespons
 }
 
 /// One retry from the queue; `true` when the message must come back.
-pub(crate) async fn retry(app: &App, id: &str, receive_count: u32) -> bool {
-    match retry_inner(app, id, receive_count).await {
+/// `last` is the attempt at the horizon: when it fails, the record is given up.
+pub(crate) async fn retry(app: &App, id: &str, last: bool) -> bool {
+    match retry_inner(app, id, last).await {
         Ok(again) => again,
         Err(error) => {
             tracing::error!(notification_id = %id, %error, "iCare notification retry failed on the store");
@@ -290,7 +291,7 @@ pub(crate) async fn retry(app: &App, id: &str, receive_count: u32) -> bool {
     }
 }
 
-async fn retry_inner(app: &App, id: &str, receive_count: u32) -> Result<bool, StoreError> {
+async fn retry_inner(app: &App, id: &str, last: bool) -> Result<bool, StoreError> {
     let table = app.table.as_ref();
     let key = notification_key(id);
     let Some(mut stored) = records::load::<NotificationRecord>(table, &key).await? else {
@@ -308,7 +309,7 @@ async fn retry_inner(app: &App, id: &str, receive_count: u32) -> Result<bool, St
     if stored.value.delivery.status.is_final() {
         return Ok(false);
     }
-    if receive_count >= app.config.max_attempts {
+    if last {
         let failure = ApiError {
             kind: Some(ICARE_GAVE_UP_TYPE.to_owned()),
             title: format!("iCare did not accept the notification after {} attempts.", stored.value.delivery.attempts),
@@ -317,7 +318,7 @@ async fn retry_inner(app: &App, id: &str, receive_count: u32) -> Result<bool, St
         // The content stays until the retention ends, so an operator can still send it.
         records::modify(table, &key, &mut stored, |r| r.delivery.finished(&now, Status::Failed, Some(failure.clone())))
             .await?;
-        tracing::error!(notification_id = %id, receive_count, "iCare notification failed permanently");
+        tracing::error!(notification_id = %id, attempts = stored.value.delivery.attempts, "iCare notification given up at the retry horizon");
         shared::metrics::count("IcareOutcome", ("Outcome", "gaveUp"));
         return Ok(false);
     }

@@ -18,33 +18,36 @@ use std::time::Duration;
 /// Extra lease time beyond the call's own timeout, for the writes around it.
 const LEASE_MARGIN_SECONDS: i64 = 5;
 
+/// Partition-key prefix of every iCare record.
+pub const KEY_PREFIX: &str = "icare#";
+
 /// Escapes the separator so caller ids and keys cannot collide.
 fn part(text: &str) -> String {
     text.replace('%', "%25").replace('#', "%23")
 }
 
 pub(crate) fn policy_key(caller: &str, policy_id: &str) -> Key {
-    Key::new(format!("icare#policy#{}#{}", part(caller), part(policy_id)), "#")
+    Key::new(format!("{KEY_PREFIX}policy#{}#{}", part(caller), part(policy_id)), "#")
 }
 
 pub(crate) fn idempotency_key(caller: &str, kind: RetryKind, key: &str) -> Key {
-    Key::new(format!("icare#idempotency#{}#{}#{}", part(caller), kind.as_str(), part(key)), "#")
+    Key::new(format!("{KEY_PREFIX}idempotency#{}#{}#{}", part(caller), kind.as_str(), part(key)), "#")
 }
 
 pub(crate) fn notification_key(id: &str) -> Key {
-    Key::new(format!("icare#notification#{id}"), "#")
+    Key::new(format!("{KEY_PREFIX}notification#{id}"), "#")
 }
 
 pub(crate) fn claim_key(caller: &str, claim_number: &str) -> Key {
-    Key::new(format!("icare#claim#{}#{}", part(caller), part(claim_number)), "#")
+    Key::new(format!("{KEY_PREFIX}claim#{}#{}", part(caller), part(claim_number)), "#")
 }
 
 pub(crate) fn document_key(id: &str) -> Key {
-    Key::new(format!("icare#document#{id}"), "#")
+    Key::new(format!("{KEY_PREFIX}document#{id}"), "#")
 }
 
 pub(crate) fn document_part_key(id: &str, index: usize) -> Key {
-    Key::new(format!("icare#document#{id}"), format!("part#{index:04}"))
+    Key::new(format!("{KEY_PREFIX}document#{id}"), format!("part#{index:04}"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -235,21 +235,34 @@ async fn a_slow_icare_answers_202_queued_within_the_timeout() {
 }
 
 #[tokio::test]
-async fn after_the_maximum_attempts_the_notification_fails_permanently() {
-    let h = harness(&[("ICARE_MAX_ATTEMPTS", "2")]).await;
+async fn a_failed_retry_comes_back_at_the_next_step_of_the_schedule() {
+    let h = harness(&[]).await;
+    with_policy(&h).await;
+    icare_answers(&h, 503, json!({})).await;
+    let (status, body) = post_notification(&h.app, Some("k"), &notification()).await;
+    assert_eq!(status, 202);
+    let first = drain_once(&h).await.expect("first retry");
+    assert_eq!(first.batch_item_failures.len(), 1, "comes back");
+    // Not after the queue's 20 ms visibility timeout: after the first step, 15 to 30 s.
+    assert!(drain_once(&h).await.is_none(), "the next attempt waits for its step");
+    assert_eq!(h.queue.len(), 1);
+    let id = body["notificationId"].as_str().expect("id");
+    assert_eq!(get_notification(&h.app, id).await.1["status"], "queued");
+}
+
+#[tokio::test]
+async fn at_the_horizon_the_last_failure_gives_the_notification_up() {
+    let h = harness(&[("ICARE_RETRY_HORIZON_SECONDS", "0")]).await;
     with_policy(&h).await;
     icare_answers(&h, 503, json!({})).await;
     let (status, body) = post_notification(&h.app, Some("k"), &notification()).await;
     assert_eq!(status, 202);
     let id = body["notificationId"].as_str().expect("id").to_owned();
-    let first = drain_once(&h).await.expect("first retry");
-    assert_eq!(first.batch_item_failures.len(), 1, "comes back");
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let second = drain_once(&h).await.expect("second retry");
-    assert!(second.batch_item_failures.is_empty(), "done for good");
+    let last = drain_once(&h).await.expect("the retry at the horizon");
+    assert!(last.batch_item_failures.is_empty(), "done for good");
     let (_, body) = get_notification(&h.app, &id).await;
     assert_eq!(body["status"], "failed");
-    assert_eq!(body["attempts"], 3);
+    assert_eq!(body["attempts"], 2);
     assert_eq!(body["failure"]["type"], shared::icare::ICARE_GAVE_UP_TYPE);
     assert!(h.queue.is_empty());
 }
@@ -270,7 +283,7 @@ async fn a_field_icare_rejects_is_named_and_not_retried() {
 }
 
 #[tokio::test]
-async fn unreadable_retry_messages_are_dropped_and_unknown_routes_are_404() {
+async fn unreadable_retry_messages_go_to_the_dead_letter_queue_and_unknown_routes_are_404() {
     let h = harness(&[]).await;
     let mut record = aws_lambda_events::sqs::SqsMessage::default();
     record.message_id = Some("m1".into());
@@ -278,6 +291,7 @@ async fn unreadable_retry_messages_are_dropped_and_unknown_routes_are_404() {
     let mut event = aws_lambda_events::sqs::SqsEvent::default();
     event.records = vec![record];
     assert!(h.app.handle_retries(event).await.batch_item_failures.is_empty());
+    assert_eq!(h.dead_letters.len(), 1, "kept for an operator, never dropped");
     let (status, _) = call(&h.app, request("GET", "/icare/unknown", &[], Some(CALLER), &[], None)).await;
     assert_eq!(status, 404);
     let (status, _) = call(&h.app, request("DELETE", "/icare/notifications", &[], Some(CALLER), &[], None)).await;

@@ -23,6 +23,10 @@ pub mod audit;
 pub mod config;
 pub mod upstream;
 
+/// The partition-key prefixes this function reads or writes: exactly its role's
+/// `dynamodb:LeadingKeys` in infra/template.yaml (tests/template_keys.rs holds them together).
+pub const TABLE_KEY_PREFIXES: &[&str] = &[audit::PK_PREFIX, audit::DOB_COUNTER_PREFIX];
+
 pub use config::{Config, VendorGrants};
 
 use audit::AuditRecord;

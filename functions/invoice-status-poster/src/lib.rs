@@ -20,6 +20,18 @@
 pub mod callback;
 mod handlers;
 
+/// The partition-key prefixes this function reads or writes: exactly its role's
+/// `dynamodb:LeadingKeys` in infra/template.yaml (tests/template_keys.rs holds them together).
+pub const TABLE_KEY_PREFIXES: &[&str] = &[
+    shared::handoff::KEY_PREFIX,
+    shared::idempotency::KEY_PREFIX,
+    shared::program::records::INVOICE_PREFIX,
+    shared::program::reference::SCHEDULE_PREFIX,
+    shared::program::reference::MEMBER_PREFIX,
+    handlers::FLAGGED_PREFIX,
+    handlers::PAYMENT_PREFIX,
+];
+
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use callback::{CallbackError, HicapsClient, HicapsCredentials};
 use shared::config::{ConfigError, Vars};
@@ -234,6 +246,7 @@ impl Poster {
             Ok(LockOutcome::AlreadyCompleted | LockOutcome::DeadLettered) => {
                 tracing::info!(work_id = %id, "duplicate delivery; already processed");
                 shared::metrics::count("DuplicateDelivery", ("Kind", work.describe()));
+                self.discard_claim_check(raw).await;
                 return Disposition::Done;
             }
             Ok(LockOutcome::InProgress { lock_expires_at }) => {
@@ -248,7 +261,10 @@ impl Poster {
                 tracing::warn!(work_id = %id, "payload changed under a known id; flagged, not processed");
                 shared::metrics::count("PayloadChanged", ("Kind", work.describe()));
                 return match handlers::flag(self, &id, "payloadChanged").await {
-                    Ok(()) => Disposition::Done,
+                    Ok(()) => {
+                        self.discard_claim_check(raw).await;
+                        Disposition::Done
+                    }
                     Err(error) => self.retry(record, receive_count, Some(&id), &error.to_string(), None).await,
                 };
             }
@@ -257,7 +273,10 @@ impl Poster {
         let (result, mut lock) = handlers::process(self, &work, deadline, lock).await;
         match result {
             Ok(outcome) => match self.idempotency.complete(&lock, outcome).await {
-                Ok(()) => Disposition::Done,
+                Ok(()) => {
+                    self.discard_claim_check(raw).await;
+                    Disposition::Done
+                }
                 // The effect happened: once the post is noted, a redelivery after the lock lapses
                 // resumes after it.
                 Err(error) => {
@@ -314,6 +333,14 @@ impl Poster {
             Err(error) => tracing::error!(work_id = %lock.id, %error, "lp:webhook-error call failed"),
         }
         shared::metrics::count("CallbackOutcome", ("Outcome", "webhookErrorCalled"));
+    }
+
+    /// Deletes the claim-check parts of a message nothing will process again (a dead letter keeps
+    /// them for its replay). Parts that stay lapse with their TTL.
+    async fn discard_claim_check(&self, raw: &str) {
+        if let Err(error) = handoff::discard(raw, self.table.as_ref()).await {
+            tracing::warn!(%error, "could not delete the claim check's parts; they lapse by themselves");
+        }
     }
 
     /// The jittered backoff for the `receive_count`-th attempt.

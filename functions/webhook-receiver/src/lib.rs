@@ -7,6 +7,11 @@
 
 mod decision;
 
+/// The partition-key prefixes this function reads or writes: exactly its role's
+/// `dynamodb:LeadingKeys` in infra/template.yaml (tests/template_keys.rs holds them together).
+pub const TABLE_KEY_PREFIXES: &[&str] =
+    &[shared::handoff::KEY_PREFIX, shared::program::records::INVOICE_PREFIX, decision::KEY_PREFIX];
+
 use http::StatusCode;
 use lambda_http::{Request, RequestExt};
 use secrecy::{ExposeSecret, SecretString};

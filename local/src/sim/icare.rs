@@ -283,8 +283,9 @@ pub fn defaults(base_url: &str) -> Vec<(&'static str, String)> {
         ("ICARE_API_KEY", "local-icare-key".to_owned()),
         ("ICARE_TIMEOUT_SECONDS", "3".to_owned()),
         ("ICARE_RETRY_TIMEOUT_SECONDS", "10".to_owned()),
-        // Below the local retry queue's redrive count, so the sender marks `failed` before the DLQ.
-        ("ICARE_MAX_ATTEMPTS", "6".to_owned()),
+        // Retries every few seconds, given up after a minute, so a local run shows both.
+        ("ICARE_RETRY_FIRST_SECONDS", "2".to_owned()),
+        ("ICARE_RETRY_HORIZON_SECONDS", "60".to_owned()),
     ]
 }
 
@@ -323,7 +324,7 @@ mod tests {
             Arc::new(shared::store::embedded::EmbeddedTable::new()),
             Arc::new(http.clone()),
             Arc::new(shared::time::SystemClock),
-            queue.clone(),
+            icare_sender::Queues { retries: queue.clone(), dead_letters: Arc::new(EmbeddedQueue::new(Duration::from_millis(200))) },
         ));
         let consumer = Arc::clone(&app);
         tokio::spawn(crate::poller::run(queue, "arn:test:icare".into(), 1, std::time::Duration::from_secs(28), Arc::default(), move |event| {

@@ -48,7 +48,7 @@ impl Schedule {
         Self(
             items
                 .into_iter()
-                .filter(|item| item.key.pk.starts_with("schedule#"))
+                .filter(|item| item.key.pk.starts_with(crate::program::reference::SCHEDULE_PREFIX))
                 .filter_map(|item| {
                     let code = item.key.sk.strip_prefix(RULE_PREFIX)?;
                     let percentage = decimal(item, "percentage");

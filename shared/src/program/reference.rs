@@ -7,12 +7,16 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
+/// Partition-key prefixes of the benefit schedule and the member registry.
+pub const SCHEDULE_PREFIX: &str = "schedule#";
+pub const MEMBER_PREFIX: &str = "member#";
+
 pub fn schedule_pk(program: &str) -> String {
-    format!("schedule#{program}")
+    format!("{SCHEDULE_PREFIX}{program}")
 }
 
 pub fn member_key(program: &str, member_number: &str) -> Key {
-    Key::new(format!("member#{program}"), member_number)
+    Key::new(format!("{MEMBER_PREFIX}{program}"), member_number)
 }
 
 #[derive(Deserialize)]

@@ -27,6 +27,7 @@ pub const API_KEY: &str = "test-icare-key";
 pub struct Harness {
     pub app: App,
     pub queue: Arc<EmbeddedQueue>,
+    pub dead_letters: Arc<EmbeddedQueue>,
     pub server: MockServer,
 }
 
@@ -43,14 +44,15 @@ pub async fn harness(extra: &[(&str, &str)]) -> Harness {
     let config = Config::from_vars(&vars).await.expect("config");
     // A short visibility timeout stands in for the retry queue's backoff.
     let queue = Arc::new(EmbeddedQueue::new(Duration::from_millis(20)));
+    let dead_letters = Arc::new(EmbeddedQueue::new(Duration::from_millis(20)));
     let app = App::new(
         config,
         Arc::new(EmbeddedTable::new()),
         Arc::new(ReqwestClient::new().expect("http client")),
         Arc::new(SystemClock),
-        queue.clone(),
+        icare_sender::Queues { retries: queue.clone(), dead_letters: dead_letters.clone() },
     );
-    Harness { app, queue, server }
+    Harness { app, queue, dead_letters, server }
 }
 
 /// A request as API Gateway (HTTP API, payload 2.0) hands it to the function.
@@ -162,7 +164,10 @@ pub async fn drain_once(harness: &Harness) -> Option<SqsBatchResponse> {
             record.receipt_handle = Some(message.receipt_handle.clone());
             record.body = Some(message.body.clone());
             record.event_source = Some("aws:sqs".to_owned());
-            record.attributes = HashMap::from([("ApproximateReceiveCount".to_owned(), message.receive_count.to_string())]);
+            record.attributes = HashMap::from([
+                ("ApproximateReceiveCount".to_owned(), message.receive_count.to_string()),
+                ("SentTimestamp".to_owned(), message.sent_at_ms.to_string()),
+            ]);
             record
         })
         .collect();
