@@ -4,4 +4,5 @@
 pub mod adjudication;
 pub mod records;
 pub mod reference;
+pub mod replay;
 pub mod work;
