@@ -56,6 +56,9 @@ async fn query_by_prefix_in_order(table: &dyn Table) {
     assert_eq!(table.query("p#5", "").await.expect("query all").len(), 4);
     table.delete(&Key::new("p#5", "other")).await.expect("delete");
     assert_eq!(table.query("p#5", "").await.expect("query all").len(), 3);
+    // A partition key no item can have (a hostile id) finds nothing; it is not an outage.
+    assert!(table.query(&"p".repeat(3000), "").await.expect("an impossible key").is_empty());
+    assert!(table.query("", "").await.expect("an empty key").is_empty());
 }
 
 async fn reserved_attributes_refused(table: &dyn Table) {

@@ -68,6 +68,9 @@ impl ItemDelete for EmbeddedTable {
 #[async_trait]
 impl ItemQuery for EmbeddedTable {
     async fn query(&self, pk: &str, sk_prefix: &str) -> Result<Vec<Item>, StoreError> {
+        if !crate::store::pk_fits(pk) {
+            return Ok(Vec::new());
+        }
         let now = now_epoch_seconds();
         let start = Key::new(pk, sk_prefix);
         Ok(self

@@ -165,6 +165,11 @@ pub(crate) fn last_per_key(items: &[Item]) -> Vec<&Item> {
 
 pub type SharedTable = Arc<dyn Table>;
 
+/// Whether `pk` could be a partition key: a query for one that could not finds nothing.
+pub fn pk_fits(pk: &str) -> bool {
+    !pk.is_empty() && pk.len() <= MAX_PK_BYTES
+}
+
 pub fn now_epoch_seconds() -> i64 {
     chrono::Utc::now().timestamp()
 }
