@@ -37,6 +37,8 @@ async fn contract(dlq: &dyn Queue, work: &dyn Queue) {
     for (id, reason) in [("w-1", "HICAPS answered 400"), ("w-2", "HICAPS answered 422"), ("w-3", "gave up after retries: HICAPS answered 503")] {
         dlq.send(letter(id, "claiming.invoice.submitted", reason)).await.expect("send");
     }
+    // A pass takes the letters dead-lettered before it started.
+    tokio::time::sleep(Duration::from_millis(5)).await;
     // --list: every letter, with its id, type and reason; none removed, all visible again.
     let listed = run(dlq, work, &Selection::default(), Mode::List).await.expect("list");
     let mut ids: Vec<&str> = listed.letters.iter().map(|l| l.id.as_str()).collect();
@@ -74,4 +76,41 @@ async fn replay_on_sqs_in_moto() {
     let client = aws_sdk_sqs::Client::new(&support::sdk_config().await);
     let (work, dlq) = SqsQueue::ensure_exists(&client, &support::unique("replay"), Duration::from_secs(30), 5).await.expect("queues");
     contract(&dlq, &work).await;
+}
+
+/// A dead-letter queue into which the poster dead-letters a failed replay before every receive.
+struct Refilling(EmbeddedQueue);
+
+#[async_trait::async_trait]
+impl MessageSource for Refilling {
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<shared::queue::ReceivedMessage>, shared::queue::QueueError> {
+        self.0.send(letter(&uuid::Uuid::new_v4().to_string(), "claiming.invoice.submitted", "HICAPS answered 400")).await?;
+        self.0.receive(max, wait).await
+    }
+    async fn delete(&self, receipt_handle: &str) -> Result<(), shared::queue::QueueError> {
+        self.0.delete(receipt_handle).await
+    }
+}
+
+#[async_trait::async_trait]
+impl MessageVisibility for Refilling {
+    async fn change_visibility(&self, receipt_handle: &str, timeout: Duration) -> Result<(), shared::queue::QueueError> {
+        self.0.change_visibility(receipt_handle, timeout).await
+    }
+}
+
+#[tokio::test]
+async fn a_pass_ends_though_replays_keep_failing_into_the_queue() {
+    let dlq = Refilling(EmbeddedQueue::new(Duration::from_secs(30)));
+    let work = EmbeddedQueue::new(Duration::from_secs(30));
+    for id in ["w-1", "w-2"] {
+        dlq.0.send(letter(id, "claiming.invoice.submitted", "HICAPS answered 400")).await.expect("send");
+    }
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let pass = tokio::time::timeout(Duration::from_secs(10), run(&dlq, &work, &Selection::default(), Mode::Replay))
+        .await
+        .expect("the pass ends")
+        .expect("replay");
+    assert_eq!(pass.replayed, 2, "only the letters that were there when it started");
+    assert!(dlq.0.len() >= 2, "the new letters wait for the next pass");
 }

@@ -4,7 +4,9 @@
 //! new reason.
 //!
 //! One pass receives every letter once and keeps it in flight while it decides; letters it does
-//! not replay are made visible again at the end of the pass, so listing removes nothing.
+//! not replay are made visible again at the end of the pass, so listing removes nothing. A pass
+//! takes only letters dead-lettered before it started: a replay that fails again while the pass
+//! runs is a new letter, and taking it would send it round again without end.
 
 use super::work::{Work, replayable, unwrap_dead_letter};
 use crate::queue::{MessageSender, MessageSource, MessageVisibility, QueueError, ReceivedMessage};
@@ -103,18 +105,22 @@ where
     D: MessageSource + MessageVisibility + ?Sized,
     W: MessageSender + ?Sized,
 {
+    let started_ms = chrono::Utc::now().timestamp_millis();
     let mut pass = Pass::default();
     let mut seen = HashSet::new();
     let mut kept = Vec::new();
     while pass.letters.len() < MAX_LETTERS_PER_PASS {
         let messages = dlq.receive(10, Duration::from_secs(1)).await?;
-        if messages.is_empty() {
-            break;
-        }
+        let mut found = false;
         for message in messages {
             if !seen.insert(message.message_id.clone()) {
                 continue;
             }
+            if message.sent_at_ms >= started_ms {
+                kept.push(message.receipt_handle);
+                continue;
+            }
+            found = true;
             let letter = Letter::read(&message);
             pass.letters.push(letter.clone());
             if mode == Mode::List || !selection.matches(&letter) {
@@ -129,6 +135,9 @@ where
             work.send(replayable(&message.body)).await?;
             dlq.delete(&message.receipt_handle).await?;
             pass.replayed += 1;
+        }
+        if !found {
+            break;
         }
     }
     for receipt in kept {
