@@ -10,7 +10,6 @@ use super::{Planned, SeedReport, check, lock, workload};
 use anyhow::Context;
 use shared::http_client::{Method, OutboundRequest, ReqwestClient, SharedHttp};
 use shared::queue::sqs::SqsQueue;
-use shared::queue::{MessageSender, MessageSource};
 use shared::store::SharedTable;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -138,18 +137,11 @@ pub async fn run(options: &CrashOptions) -> anyhow::Result<SeedReport> {
     if !driver.drained().await {
         violations.push(format!("lost: the system did not drain in {DRAIN_LIMIT:?}"));
     }
-    let letters = take_all(&dlq).await?;
-    for letter in &letters {
-        work.send(shared::program::work::replayable(letter)).await?;
-    }
+    let replayed = super::replay(&dlq, &work).await?;
     if !driver.drained().await {
         violations.push(format!("lost: the system did not drain after the replay in {DRAIN_LIMIT:?}"));
     }
-    let remaining: Vec<String> = take_all(&dlq)
-        .await?
-        .iter()
-        .map(|letter| super::webhook_id(&shared::program::work::unwrap_dead_letter(letter)).unwrap_or_else(|| "(unreadable)".into()))
-        .collect();
+    let remaining = super::read_all(&dlq).await?;
     stack.kill()?;
     let _ = stack.wait();
     tasks.abort_all();
@@ -177,7 +169,7 @@ pub async fn run(options: &CrashOptions) -> anyhow::Result<SeedReport> {
         crashes: 1 + abandoned,
         posts: records.posts.len() as u64,
         identical_repeats,
-        dead_letters_before_replay: letters.len(),
+        dead_letters_before_replay: replayed,
         dead_letters_after_replay: remaining.len(),
         webhook_error_calls: records.webhook_errors.values().sum(),
         millis: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -232,20 +224,6 @@ async fn wait_until_up(http: &SharedHttp, stack_url: &str) -> anyhow::Result<()>
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     anyhow::bail!("the local stack did not answer on {stack_url} within 60 s")
-}
-
-async fn take_all(queue: &SqsQueue) -> anyhow::Result<Vec<String>> {
-    let mut bodies = Vec::new();
-    loop {
-        let messages = queue.receive(10, Duration::ZERO).await?;
-        if messages.is_empty() {
-            return Ok(bodies);
-        }
-        for message in messages {
-            queue.delete(&message.receipt_handle).await?;
-            bodies.push(message.body);
-        }
-    }
 }
 
 impl Driver {

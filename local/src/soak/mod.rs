@@ -294,12 +294,12 @@ pub async fn run_seed(seed: u64, webhooks: usize) -> anyhow::Result<SeedReport> 
     if !soak.drained().await {
         violations.push(format!("lost: the system did not drain in {DRAIN_LIMIT:?}"));
     }
-    let replayed = replay(&dlq, &work).await?;
+    let replayed = replay(dlq.as_ref(), work.as_ref()).await?;
     if !soak.drained().await {
         violations.push(format!("lost: the system did not drain after the replay in {DRAIN_LIMIT:?}"));
     }
     tasks.abort_all();
-    let remaining = read_all(&dlq).await?;
+    let remaining = read_all(dlq.as_ref()).await?;
 
     let records = double.records();
     let acknowledged = lock(&soak.observed.acknowledged).clone();
@@ -432,7 +432,7 @@ fn webhook_id(message: &str) -> Option<String> {
 }
 
 /// Every message on `queue`, removed.
-async fn take_all(queue: &EmbeddedQueue) -> anyhow::Result<Vec<String>> {
+async fn take_all<Q: MessageSource + ?Sized>(queue: &Q) -> anyhow::Result<Vec<String>> {
     let mut bodies = Vec::new();
     loop {
         let messages = queue.receive(10, Duration::ZERO).await?;
@@ -446,17 +446,18 @@ async fn take_all(queue: &EmbeddedQueue) -> anyhow::Result<Vec<String>> {
     }
 }
 
-/// `cargo xtask replay-dlq`: every dead letter back on the work queue, marked as a replay.
-async fn replay(dlq: &EmbeddedQueue, work: &EmbeddedQueue) -> anyhow::Result<usize> {
-    let letters = take_all(dlq).await?;
-    for letter in &letters {
-        work.send(shared::program::work::replayable(letter)).await?;
-    }
-    Ok(letters.len())
+/// `cargo xtask replay-dlq` with no selection: every dead letter back on the work queue.
+async fn replay<D, W>(dlq: &D, work: &W) -> anyhow::Result<usize>
+where
+    D: MessageSource + shared::queue::MessageVisibility + ?Sized,
+    W: MessageSender + ?Sized,
+{
+    use shared::program::replay::{Mode, Selection, run};
+    Ok(run(dlq, work, &Selection::default(), Mode::Replay).await?.replayed)
 }
 
-/// The dead letters' webhook ids.
-async fn read_all(dlq: &EmbeddedQueue) -> anyhow::Result<Vec<String>> {
+/// The dead letters' webhook ids, removed.
+async fn read_all<Q: MessageSource + ?Sized>(dlq: &Q) -> anyhow::Result<Vec<String>> {
     Ok(take_all(dlq)
         .await?
         .iter()
