@@ -421,6 +421,11 @@ const SIMULATORS: [(&str, &str); 4] = [
     ("/sim/icare", "iCare simulator"),
 ];
 
+/// The routes API Gateway serves in AWS, as (method, path): what openapi.yaml describes.
+pub fn lambda_routes() -> Vec<(&'static str, &'static str)> {
+    LAMBDA_ROUTES.iter().map(|route| (route.method, route.path)).collect()
+}
+
 /// Every route, for the start-up banner.
 pub fn routes() -> Vec<(String, &'static str)> {
     let mut routes = vec![("GET /health".to_owned(), "liveness")];
