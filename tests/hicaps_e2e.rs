@@ -425,6 +425,8 @@ fn the_release_profile_unwinds_as_the_tested_one_does() {
 async fn pending_invoice(stack: &local::Stack) -> (String, String, Value, Value) {
     let claim = json!({"claimId": uuid::Uuid::new_v4(), "itemCode": "507", "quantity": 1, "unitPrice": 120.00});
     let (invoice_id, claim_id) = submit_invoice_with(stack, json!({"claims": [claim]})).await;
+    // The poster records the invoice just after its post: a decision before that finds none (404).
+    assert!(eventually_async(SETTLE, || claim_states(stack, &invoice_id), |s| *s == ["pending"]).await, "the invoice is recorded");
     let url = format!("{}/invoices/{invoice_id}/status", stack.base_url);
     let approve = json!({"claimStatuses": [{"claimId": claim_id, "state": "approved", "benefit": 100}]});
     let reject = json!({"claimStatuses": [{"claimId": claim_id, "state": "rejected", "benefit": 0}]});

@@ -170,7 +170,7 @@ impl Stack {
         let is_sqs = event["Records"][0]["eventSource"] == "aws:sqs";
         if is_sqs {
             let event: SqsEvent = serde_json::from_value(event)?;
-            let deadline = chrono::Utc::now().timestamp() + POSTER_TIMEOUT.as_secs() as i64;
+            let deadline = shared::time::seconds_rounded_up(chrono::Utc::now().timestamp_millis() + POSTER_TIMEOUT.as_millis() as i64);
             let response = match function {
                 "invoice-status-poster" => self.poster.handle(event, deadline).await,
                 "icare-sender" => self.apps.icare.handle_retries(event).await,
@@ -332,7 +332,7 @@ pub async fn start(vars: Vars, listener: tokio::net::TcpListener) -> anyhow::Res
         Box::pin(poller::run(work_source, "arn:local:sqs:work".into(), concurrency, POSTER_TIMEOUT, abandoned.clone(), move |event: SqsEvent| {
             let poster = Arc::clone(&polling_poster);
             async move {
-                let deadline = chrono::Utc::now().timestamp() + POSTER_TIMEOUT.as_secs() as i64;
+                let deadline = shared::time::seconds_rounded_up(chrono::Utc::now().timestamp_millis() + POSTER_TIMEOUT.as_millis() as i64);
                 poster.handle(event, deadline).await
             }
         })),

@@ -12,6 +12,11 @@ pub fn today_in(zone: Tz, now: DateTime<Utc>) -> NaiveDate {
     now.with_timezone(&zone).date_naive()
 }
 
+/// Epoch milliseconds as epoch seconds, rounded up: for a deadline, which must not come early.
+pub fn seconds_rounded_up(epoch_ms: i64) -> i64 {
+    epoch_ms.div_euclid(1000) + i64::from(epoch_ms.rem_euclid(1000) > 0)
+}
+
 /// A source of the current instant, so date rules can be tested across the date line.
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
