@@ -1,8 +1,10 @@
 //! `cargo xtask <task>`: the project's tasks, in Rust so they run wherever cargo does.
 //!
 //! - `test`: installs pinned moto, cfn-lint and checkov in a venv, checks the SAM template, starts
-//!   moto on a free loopback port, runs every test in the workspace against it, stops it, and
-//!   exits with the tests' status.
+//!   moto on a free loopback port, runs every test in the workspace against it, stops it, then
+//!   runs schemathesis (its own venv) against the local stack from `openapi.yaml`; exits non-zero
+//!   if anything failed.
+//! - `fuzz`: only the schemathesis part of `test`.
 //! - `moto`: starts the same moto server alone and prints the environment to use it.
 //! - `package`: `cargo lambda build --release --arm64 --output-format zip` of every function
 //!   (x86-64 if the arm64 std can't be installed, said so), with each zip's size.
@@ -18,6 +20,7 @@
 //!   schedule and member registry into a DynamoDB table.
 
 mod bench;
+mod fuzz;
 mod iac;
 mod lambda;
 mod moto;
@@ -35,13 +38,17 @@ fn repo_root() -> PathBuf {
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(task) = args.first() else {
-        bail!("usage: cargo xtask <test|bench|soak|moto|package|lambda-invoke|replay-dlq|load-reference> [options]");
+        bail!("usage: cargo xtask <test|bench|soak|fuzz|moto|package|lambda-invoke|replay-dlq|load-reference> [options]");
     };
     let options = &args[1..];
     match task.as_str() {
         "test" => test(options),
         "bench" => bench(options),
         "moto" => moto::serve_forever(),
+        "fuzz" => {
+            let root = repo_root();
+            fuzz::run(&root, &fuzz::ensure_venv(&root)?)
+        }
         "package" => package(),
         "lambda-invoke" => lambda_invoke(),
         "soak" => {
@@ -51,13 +58,19 @@ fn main() -> anyhow::Result<()> {
         }
         "replay-dlq" => ops::replay_dlq(options),
         "load-reference" => ops::load_reference(options),
-        other => bail!("unknown task {other:?}; tasks: test, bench, soak, moto, package, lambda-invoke, replay-dlq, load-reference"),
+        other => bail!("unknown task {other:?}; tasks: test, bench, soak, fuzz, moto, package, lambda-invoke, replay-dlq, load-reference"),
     }
 }
 
-/// Runs every test with the AWS adapters pointed at a fresh moto server.
+/// Runs every test with the AWS adapters pointed at a fresh moto server, then schemathesis
+/// against the local stack from openapi.yaml.
 fn test(extra: &[String]) -> anyhow::Result<()> {
     let root = repo_root();
+    // schemathesis's venv installs while the workspace compiles.
+    let fuzz_venv = {
+        let root = root.clone();
+        std::thread::spawn(move || fuzz::ensure_venv(&root))
+    };
     let venv = moto::ensure_venv(&root)?;
     iac::check(&venv.join("bin").join("python"), &root)?;
     let server = moto::Server::start(&venv)?;
@@ -73,7 +86,8 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     if !status.success() {
         bail!("tests failed ({status})");
     }
-    Ok(())
+    let fuzz_venv = fuzz_venv.join().map_err(|_| anyhow::anyhow!("installing schemathesis panicked"))??;
+    fuzz::run(&root, &fuzz_venv)
 }
 
 /// Every benchmark of issue 8, written to BENCHMARKS.md.

@@ -27,14 +27,19 @@ fn python() -> anyhow::Result<String> {
 
 /// Creates `target/xtask-venv` with the pinned requirements unless it already has them.
 pub fn ensure_venv(root: &Path) -> anyhow::Result<PathBuf> {
-    let venv = root.join("target").join("xtask-venv");
+    ensure_venv_with(&root.join("target").join("xtask-venv"), &requirements())
+}
+
+/// Creates the venv `venv` with `requirements` (pinned) unless it already has them.
+pub fn ensure_venv_with(venv: &Path, requirements: &[String]) -> anyhow::Result<PathBuf> {
+    let venv = venv.to_path_buf();
     let stamp = venv.join("requirements.txt");
-    let wanted = requirements().join("\n");
+    let wanted = requirements.join("\n");
     if std::fs::read_to_string(&stamp).is_ok_and(|have| have == wanted) {
         return Ok(venv);
     }
     let python = python()?;
-    println!("xtask: creating {} with {}", venv.display(), requirements().join(", "));
+    println!("xtask: creating {} with {}", venv.display(), requirements.join(", "));
     let status = Command::new(&python).args(["-m", "venv"]).arg(&venv).status().context("python3 -m venv")?;
     if !status.success() {
         bail!("could not create a venv with {python} -m venv (on Debian: apt-get install python3-venv)");
@@ -42,17 +47,17 @@ pub fn ensure_venv(root: &Path) -> anyhow::Result<PathBuf> {
     let pip = venv.join("bin").join("pip");
     let status = Command::new(&pip)
         .args(["install", "--quiet", "--disable-pip-version-check"])
-        .args(requirements())
+        .args(requirements)
         .status()
         .context("pip install")?;
     if !status.success() {
-        bail!("pip could not install {}", requirements().join(", "));
+        bail!("pip could not install {}", requirements.join(", "));
     }
     std::fs::write(&stamp, wanted)?;
     Ok(venv)
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
