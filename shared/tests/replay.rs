@@ -16,7 +16,7 @@ impl<T: MessageSender + MessageSource + MessageVisibility> Queue for T {}
 
 fn letter(id: &str, kind: &str, reason: &str) -> String {
     let webhook = format!(r#"{{"id":"{id}","type":"{kind}","data":{{}}}}"#);
-    dead_letter(&webhook_message(&webhook, 1), reason)
+    dead_letter(&webhook_message(&webhook, 1), reason, Some("the value \"Zebediah-77\" is not a number"))
 }
 
 async fn drain(queue: &dyn Queue) -> Vec<String> {
@@ -46,6 +46,8 @@ async fn contract(dlq: &dyn Queue, work: &dyn Queue) {
     assert_eq!(ids, ["w-1", "w-2", "w-3"]);
     assert!(listed.letters.iter().all(|l| l.kind == "claiming.invoice.submitted" && l.reason.starts_with("HICAPS") || l.reason.starts_with("gave up")));
     assert_eq!(listed.replayed, 0);
+    // What may quote the payload is kept apart from the reason.
+    assert!(listed.letters.iter().all(|l| !l.reason.contains("Zebediah") && l.detail.as_deref().is_some_and(|d| d.contains("Zebediah"))));
     // --dry-run --reason 400: says which, replays nothing.
     let reason = Selection { reason: Some("answered 400".into()), ..Selection::default() };
     let dry = run(dlq, work, &reason, Mode::DryRun).await.expect("dry run");

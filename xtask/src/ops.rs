@@ -20,10 +20,13 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 ///
 /// `--list` prints id, type, reason and age of each letter and removes nothing. `--id ID`
 /// (repeatable), `--since TIME` (RFC 3339, or an age such as `6h`) and `--reason TEXT` choose
-/// letters; `--dry-run` says which would go back.
+/// letters; `--dry-run` says which would go back. `--show-personal-data` also prints each letter's
+/// detail, which may quote the payload.
 pub fn replay_dlq(options: &[String]) -> anyhow::Result<()> {
     use shared::program::replay::{Mode, Selection, describe_age, parse_since, run};
-    const USAGE: &str = "usage: cargo xtask replay-dlq --queue-url URL --dlq-url URL [--list] [--id ID]... [--since TIME] [--reason TEXT] [--dry-run]";
+    const USAGE: &str = "usage: cargo xtask replay-dlq --queue-url URL --dlq-url URL [--list] [--id ID]... [--since TIME] [--reason TEXT] [--dry-run] [--show-personal-data]";
+    // A letter's detail (HICAPS's answer, serde's message) may quote the webhook's personal data.
+    let show_personal_data = options.iter().any(|o| o == "--show-personal-data");
     let (Some(queue_url), Some(dlq_url)) = (option(options, "--queue-url"), option(options, "--dlq-url")) else {
         bail!(USAGE);
     };
@@ -51,6 +54,9 @@ pub fn replay_dlq(options: &[String]) -> anyhow::Result<()> {
         for letter in shown {
             let age = describe_age(now_ms.saturating_sub(letter.dead_lettered_at_ms));
             println!("{:<38} {:<44} {:>8}  {}", letter.id, letter.kind, age, letter.reason);
+            if let (true, Some(detail)) = (show_personal_data, &letter.detail) {
+                println!("    detail: {detail}");
+            }
         }
         match mode {
             Mode::List => println!("{} dead letter(s); none removed", pass.letters.len()),

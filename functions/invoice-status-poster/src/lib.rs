@@ -376,12 +376,11 @@ impl Poster {
     /// Moves the message to the dead-letter queue with the reason (and, in the letter only, the
     /// detail).
     async fn dead_letter(&self, raw: &str, failure: &Failure) -> Disposition {
-        let (reason, kept) = match failure {
-            Failure::Transient { reason, .. } => (reason.as_str(), format!("gave up after retries: {reason}")),
-            Failure::Permanent { reason, detail: None } => (reason.as_str(), reason.clone()),
-            Failure::Permanent { reason, detail: Some(detail) } => (reason.as_str(), format!("{reason}: {detail}")),
+        let (reason, kept, detail) = match failure {
+            Failure::Transient { reason, .. } => (reason.as_str(), format!("gave up after retries: {reason}"), None),
+            Failure::Permanent { reason, detail } => (reason.as_str(), reason.clone(), detail.as_deref()),
         };
-        let letter = shared::program::work::dead_letter(raw, &kept);
+        let letter = shared::program::work::dead_letter(raw, &kept, detail);
         if let Err(error) = self.dead_letters.send(letter).await {
             tracing::error!(%error, "dead-letter queue unavailable; the message stays on the queue");
             return Disposition::Retry;

@@ -22,6 +22,9 @@ pub struct Letter {
     /// The webhook's `type`, or `decision`.
     pub kind: String,
     pub reason: String,
+    /// What the poster kept beside the reason (HICAPS's answer, serde's message): it may quote
+    /// the payload, so it is printed only on request.
+    pub detail: Option<String>,
     /// When the letter was sent to the dead-letter queue, epoch milliseconds.
     pub dead_lettered_at_ms: i64,
 }
@@ -32,6 +35,8 @@ impl Letter {
         struct Wrapped {
             #[serde(default)]
             reason: String,
+            #[serde(default)]
+            detail: Option<String>,
         }
         #[derive(Deserialize)]
         struct Envelope {
@@ -40,8 +45,9 @@ impl Letter {
             #[serde(rename = "type", default)]
             kind: String,
         }
-        let reason = serde_json::from_str::<Wrapped>(&message.body)
-            .ok()
+        let wrapped = serde_json::from_str::<Wrapped>(&message.body).ok();
+        let detail = wrapped.as_ref().and_then(|w| w.detail.clone());
+        let reason = wrapped
             .map(|w| w.reason)
             .filter(|r| !r.is_empty())
             .unwrap_or_else(|| "moved by the queue's redrive policy (no reason recorded)".to_owned());
@@ -55,7 +61,7 @@ impl Letter {
             Err(_) => (String::new(), "unreadable".to_owned()),
         };
         let id = if id.is_empty() { format!("(message {})", message.message_id) } else { id };
-        Letter { id, kind, reason, dead_lettered_at_ms: message.sent_at_ms }
+        Letter { id, kind, reason, detail, dead_lettered_at_ms: message.sent_at_ms }
     }
 }
 

@@ -81,9 +81,15 @@ impl Work {
     }
 }
 
-/// The dead-letter queue's message: the original queue message and why it failed.
-pub fn dead_letter(message: &str, reason: &str) -> String {
-    serde_json::json!({"kind": "deadLetter", "reason": reason, "message": message}).to_string()
+/// The dead-letter queue's message: the original queue message and why it failed. `reason` is a
+/// kind or a status, safe to print; `detail` (HICAPS's answer, serde's message) may quote the
+/// payload, so it is kept apart and shown only on request (`replay-dlq --show-personal-data`).
+pub fn dead_letter(message: &str, reason: &str, detail: Option<&str>) -> String {
+    let mut letter = serde_json::json!({"kind": "deadLetter", "reason": reason, "message": message});
+    if let Some(detail) = detail {
+        letter["detail"] = serde_json::Value::String(detail.to_owned());
+    }
+    letter.to_string()
 }
 
 /// The message to send back to the work queue on replay: the original of a dead letter, or the
@@ -140,14 +146,14 @@ mod tests {
     #[test]
     fn replay_unwraps_dead_letters_and_marks_them() {
         let original = r#"{"kind":"webhook","receivedAt":1,"webhook":{"id":"a"}}"#;
-        let replayed = replayable(&dead_letter(original, "HICAPS answered 400"));
+        let replayed = replayable(&dead_letter(original, "HICAPS answered 400", None));
         assert_eq!(replayed, r#"{"replay":true,"kind":"webhook","receivedAt":1,"webhook":{"id":"a"}}"#);
         assert!(is_replay(&replayed) && !is_replay(original));
         assert_eq!(replayable(original), replayed, "a redriven message, without a wrapper");
         assert_eq!(replayable(&replayed), replayed, "marked once");
         assert_eq!(unmarked(&replayed), original, "what a decision's hash covers");
         assert_eq!(unmarked(original), original);
-        assert_eq!(unwrap_dead_letter(&dead_letter(original, "x")), original);
+        assert_eq!(unwrap_dead_letter(&dead_letter(original, "x", Some("y"))), original);
         match Work::parse(&replayed) {
             Ok(Work::Webhook { body, .. }) => assert_eq!(body, r#"{"id":"a"}"#, "the webhook's bytes are untouched"),
             other => panic!("{other:?}"),
