@@ -21,10 +21,15 @@ pub fn ensure_venv(root: &Path) -> anyhow::Result<PathBuf> {
     crate::moto::ensure_venv_with(&root.join("target").join("schemathesis-venv"), &[SCHEMATHESIS.to_owned()])
 }
 
-pub fn run(root: &Path, venv: &Path) -> anyhow::Result<()> {
-    let status = Command::new(env!("CARGO")).current_dir(root).args(["build", "-p", "local", "--bin", "local"]).status()?;
-    if !status.success() {
-        bail!("building the local stack failed ({status})");
+/// `build`: build the local stack first. `cargo xtask test` passes false: its `cargo test
+/// --workspace` has just built `target/debug/local`, and `cargo build -p local` resolves features
+/// differently and would compile the AWS SDK again (minutes).
+pub fn run(root: &Path, venv: &Path, build: bool) -> anyhow::Result<()> {
+    if build {
+        let status = Command::new(env!("CARGO")).current_dir(root).args(["build", "-p", "local", "--bin", "local"]).status()?;
+        if !status.success() {
+            bail!("building the local stack failed ({status})");
+        }
     }
     let stack = root.join("target").join("debug").join("local");
     let port = crate::moto::free_port()?;

@@ -47,7 +47,7 @@ fn main() -> anyhow::Result<()> {
         "moto" => moto::serve_forever(),
         "fuzz" => {
             let root = repo_root();
-            fuzz::run(&root, &fuzz::ensure_venv(&root)?)
+            fuzz::run(&root, &fuzz::ensure_venv(&root)?, true)
         }
         "package" => package(),
         "lambda-invoke" => lambda_invoke(),
@@ -87,7 +87,7 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
         bail!("tests failed ({status})");
     }
     let fuzz_venv = fuzz_venv.join().map_err(|_| anyhow::anyhow!("installing schemathesis panicked"))??;
-    fuzz::run(&root, &fuzz_venv)
+    fuzz::run(&root, &fuzz_venv, false)
 }
 
 /// Every benchmark of issue 8, written to BENCHMARKS.md.
