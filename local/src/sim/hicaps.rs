@@ -165,6 +165,25 @@ impl Example {
     }
 }
 
+/// HICAPS's retry policy around one delivery `attempt`, which answers a status (0 for none):
+/// received on a 2xx, abandoned on a 4xx, tried again after a 5xx or no answer, up to
+/// [`DELIVERY_ATTEMPTS`] times with [`retry_delay`] before each. Returns the last status.
+pub async fn with_retry_policy<F, Fut>(mut attempt: F) -> u16
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = u16>,
+{
+    let mut status = 0;
+    for number in 1..=DELIVERY_ATTEMPTS {
+        tokio::time::sleep(retry_delay(number)).await;
+        status = attempt().await;
+        if (200..500).contains(&status) {
+            break;
+        }
+    }
+    status
+}
+
 /// HICAPS's wait before delivery attempt `attempt` (1-based): (webhooks already sent)² x 80 ms.
 pub fn retry_delay(attempt: u32) -> Duration {
     let already_sent = u64::from(attempt.saturating_sub(1));
@@ -311,22 +330,19 @@ impl Simulator {
         let body = webhook.to_string().into_bytes();
         lock(&self.inner.sent).insert(webhook_id.clone(), webhook.clone());
         lock(&self.inner.deliveries).insert(webhook_id.clone(), Delivery { webhook_id: webhook_id.clone(), ..Default::default() });
-        for attempt in 1..=DELIVERY_ATTEMPTS {
-            tokio::time::sleep(retry_delay(attempt)).await;
+        with_retry_policy(|| {
             let request = OutboundRequest::new(Method::Post, &self.inner.receiver_url)
                 .header(&self.inner.auth_header, &self.inner.auth_value)
                 .json(body.clone())
                 .timeout(Duration::from_secs(10));
-            let status = self.inner.http.send(request).await.map(|r| r.status).unwrap_or(0);
-            let mut deliveries = lock(&self.inner.deliveries);
-            let delivery = deliveries.entry(webhook_id.clone()).or_default();
-            delivery.attempts.push(status);
-            // 2xx: received; 4xx: HICAPS abandons the webhook; 5xx or no answer: retry.
-            if (200..500).contains(&status) {
-                delivery.finished = true;
-                return delivery.clone();
+            let webhook_id = webhook_id.clone();
+            async move {
+                let status = self.inner.http.send(request).await.map(|r| r.status).unwrap_or(0);
+                lock(&self.inner.deliveries).entry(webhook_id).or_default().attempts.push(status);
+                status
             }
-        }
+        })
+        .await;
         let mut deliveries = lock(&self.inner.deliveries);
         let delivery = deliveries.entry(webhook_id).or_default();
         delivery.finished = true;

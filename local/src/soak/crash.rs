@@ -229,21 +229,16 @@ async fn wait_until_up(http: &SharedHttp, stack_url: &str) -> anyhow::Result<()>
 impl Driver {
     /// One webhook over HTTP with HICAPS's retry policy; no answer (the stack is down) is retried.
     async fn deliver(&self, id: &str, body: &str) {
-        use crate::sim::hicaps::{DELIVERY_ATTEMPTS, retry_delay};
-        for attempt in 1..=DELIVERY_ATTEMPTS {
-            tokio::time::sleep(retry_delay(attempt)).await;
+        let status = crate::sim::hicaps::with_retry_policy(|| {
             let request = OutboundRequest::new(Method::Post, format!("{}/hicaps/webhooks", self.stack_url))
                 .header(webhook_receiver::DEFAULT_AUTH_HEADER, WEBHOOK_SECRET)
                 .json(body.as_bytes().to_vec())
                 .timeout(Duration::from_secs(10));
-            let status = self.http.send(request).await.map(|r| r.status).unwrap_or(0);
-            if (200..300).contains(&status) {
-                lock(&self.acknowledged).insert(id.to_owned());
-                break;
-            }
-            if (400..500).contains(&status) {
-                break;
-            }
+            async move { self.http.send(request).await.map(|r| r.status).unwrap_or(0) }
+        })
+        .await;
+        if (200..300).contains(&status) {
+            lock(&self.acknowledged).insert(id.to_owned());
         }
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
     }

@@ -326,23 +326,20 @@ pub async fn run_seed(seed: u64, webhooks: usize) -> anyhow::Result<SeedReport> 
 impl Soak {
     /// One webhook, with HICAPS's retry policy: again after a 5xx or no answer, up to 24 times.
     async fn deliver(&self, id: &str, body: &str) {
-        use crate::sim::hicaps::{DELIVERY_ATTEMPTS, retry_delay};
-        for attempt in 1..=DELIVERY_ATTEMPTS {
-            tokio::time::sleep(retry_delay(attempt)).await;
+        let status = crate::sim::hicaps::with_retry_policy(|| async {
             let request = http::Request::builder()
                 .method("POST")
                 .uri("/hicaps/webhooks")
                 .header(webhook_receiver::DEFAULT_AUTH_HEADER, "soak-webhook-secret")
                 .body(lambda_http::Body::Text(body.to_owned()));
-            let Ok(request) = request else { break };
-            let status = self.receiver.handle(request).await.status();
-            if status.is_success() {
-                lock(&self.observed.acknowledged).insert(id.to_owned());
-                break;
+            match request {
+                Ok(request) => self.receiver.handle(request).await.status().as_u16(),
+                Err(_) => 400,
             }
-            if status.is_client_error() {
-                break;
-            }
+        })
+        .await;
+        if (200..300).contains(&status) {
+            lock(&self.observed.acknowledged).insert(id.to_owned());
         }
         self.observed.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
