@@ -14,7 +14,8 @@
 //!
 //! The item also carries what must survive a change of holder: `posted` (the one outbound post
 //! happened, so a retry resumes after it instead of posting again), `webhookErrorCalled` (HICAPS
-//! was asked to redeliver, which happens at most once per id) and `attempts`. The item itself
+//! was asked to redeliver, which happens at most once per id) and `attempts`; and, for operators'
+//! `cargo xtask inspect`, what the work is ([`About`]) and why it was dead-lettered. The item itself
 //! lives for the retention whatever its state, so none of that is lost when a lock lapses.
 
 use crate::store::{Condition, Item, Key, SharedTable, StoreError, now_epoch_seconds};
@@ -47,11 +48,24 @@ pub enum LockOutcome {
     PayloadChanged,
 }
 
+/// What the work under an id is, kept on its record for operators (`cargo xtask inspect`): kinds,
+/// times and ids only, never a value from the payload that could be personal.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct About {
+    /// The webhook's `type` (a known one), or `decision`.
+    pub kind: String,
+    /// When the receiver accepted it (epoch milliseconds); the first delivery's is kept.
+    pub received_at_ms: Option<i64>,
+    /// The invoice it is about, when it names one.
+    pub invoice_id: Option<String>,
+}
+
 /// A held lock and what earlier holders left on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lock {
     pub id: String,
     pub hash: String,
+    pub about: About,
     /// This delivery's attempt at the id, 1 for the first.
     pub attempts: u32,
     /// The work's outbound post happened (in an earlier attempt, or in this one): resume after it.
@@ -94,7 +108,16 @@ impl Idempotency {
         attrs.insert("attempts".into(), json!(lock.attempts));
         attrs.insert("posted".into(), json!(lock.posted));
         attrs.insert("webhookErrorCalled".into(), json!(lock.webhook_error_called));
-        attrs.insert("updatedAt".into(), json!(now_epoch_seconds()));
+        attrs.insert("updatedAt".into(), json!(chrono::Utc::now().timestamp_millis()));
+        if !lock.about.kind.is_empty() {
+            attrs.insert("kind".into(), json!(lock.about.kind));
+        }
+        if let Some(received_at_ms) = lock.about.received_at_ms {
+            attrs.insert("receivedAt".into(), json!(received_at_ms));
+        }
+        if let Some(invoice_id) = &lock.about.invoice_id {
+            attrs.insert("invoiceId".into(), json!(invoice_id));
+        }
         for (name, value) in extra {
             attrs.insert((*name).into(), value.clone());
         }
@@ -103,10 +126,18 @@ impl Idempotency {
 
     /// Takes the lock for `id` until `lock_expires_at` (epoch seconds). `replay` is true for a
     /// message an operator sent back from the dead-letter queue: it may take a dead-lettered id.
-    pub async fn begin(&self, id: &str, hash: &str, lock_expires_at: i64, replay: bool) -> Result<LockOutcome, StoreError> {
+    pub async fn begin(
+        &self,
+        id: &str,
+        hash: &str,
+        about: About,
+        lock_expires_at: i64,
+        replay: bool,
+    ) -> Result<LockOutcome, StoreError> {
         let fresh = Lock {
             id: id.to_owned(),
             hash: hash.to_owned(),
+            about,
             attempts: 1,
             posted: false,
             note_pending: false,
@@ -142,7 +173,9 @@ impl Idempotency {
         }
         // Released, lapsed, or a replay of a dead letter: take over, keeping what the item knows.
         let attempts = current.attrs.get("attempts").and_then(Value::as_u64).and_then(|n| u32::try_from(n).ok()).unwrap_or(1);
+        let first_received = current.attrs.get("receivedAt").and_then(Value::as_i64);
         let lock = Lock {
+            about: About { received_at_ms: first_received.or(fresh.about.received_at_ms), ..fresh.about.clone() },
             attempts: attempts.saturating_add(1),
             posted: flag(&current, "posted"),
             webhook_error_called: flag(&current, "webhookErrorCalled"),
@@ -193,7 +226,18 @@ impl Idempotency {
     /// Records a permanent refusal: later deliveries of the id are duplicates, except a replay.
     /// `reason` is the kind of refusal, never a value from the payload.
     pub async fn dead_letter(&self, lock: &Lock, reason: &str) -> Result<(), StoreError> {
-        let item = self.record(lock, DEAD_LETTERED, &[("outcome", json!("deadLettered")), ("reason", json!(reason))]);
+        let item = self.record(
+            lock,
+            DEAD_LETTERED,
+            &[("outcome", json!("deadLettered")), ("reason", json!(reason)), ("deadLetteredAt", json!(chrono::Utc::now().timestamp_millis()))],
+        );
+        self.store.put(&item, Condition::Always).await.map(drop)
+    }
+
+    /// Gives the lock up after the last transient failure dead-lettered the message: the id stays
+    /// free for HICAPS's redelivery, and the record says why the letter exists.
+    pub async fn give_up(&self, lock: &Lock, reason: &str) -> Result<(), StoreError> {
+        let item = self.record(lock, RELEASED, &[("reason", json!(reason)), ("deadLetteredAt", json!(chrono::Utc::now().timestamp_millis()))]);
         self.store.put(&item, Condition::Always).await.map(drop)
     }
 
@@ -216,7 +260,7 @@ mod tests {
     }
 
     async fn acquire(idempotency: &Idempotency, id: &str, hash: &str, until: i64) -> Lock {
-        match idempotency.begin(id, hash, until, false).await.expect("begin") {
+        match idempotency.begin(id, hash, About::default(), until, false).await.expect("begin") {
             LockOutcome::Acquired(lock) => lock,
             other => panic!("expected the lock, got {other:?}"),
         }
@@ -227,9 +271,9 @@ mod tests {
         let idempotency = idempotency();
         let lapses = now_epoch_seconds() + 20;
         acquire(&idempotency, "w-1", "h", lapses).await;
-        let again = idempotency.begin("w-1", "h", now_epoch_seconds() + 30, false).await.expect("begin");
+        let again = idempotency.begin("w-1", "h", About::default(), now_epoch_seconds() + 30, false).await.expect("begin");
         assert_eq!(again, LockOutcome::InProgress { lock_expires_at: lapses });
-        let changed = idempotency.begin("w-1", "other", now_epoch_seconds() + 30, false).await.expect("begin");
+        let changed = idempotency.begin("w-1", "other", About::default(), now_epoch_seconds() + 30, false).await.expect("begin");
         assert_eq!(changed, LockOutcome::PayloadChanged);
     }
 
@@ -250,7 +294,7 @@ mod tests {
         let lock = acquire(&idempotency, "w-1", "h", now_epoch_seconds() + 1).await;
         tokio::time::sleep(Duration::from_millis(1100)).await;
         idempotency.complete(&lock, "posted").await.expect("complete after the lapse");
-        let again = idempotency.begin("w-1", "h", now_epoch_seconds() + 30, false).await.expect("begin");
+        let again = idempotency.begin("w-1", "h", About::default(), now_epoch_seconds() + 30, false).await.expect("begin");
         assert_eq!(again, LockOutcome::AlreadyCompleted);
     }
 
@@ -270,9 +314,9 @@ mod tests {
         let idempotency = idempotency();
         let lock = acquire(&idempotency, "w-1", "h", now_epoch_seconds() + 30).await;
         idempotency.dead_letter(&lock, "HICAPS answered 400").await.expect("dead letter");
-        let redelivered = idempotency.begin("w-1", "h", now_epoch_seconds() + 30, false).await.expect("begin");
+        let redelivered = idempotency.begin("w-1", "h", About::default(), now_epoch_seconds() + 30, false).await.expect("begin");
         assert_eq!(redelivered, LockOutcome::DeadLettered);
-        let replayed = idempotency.begin("w-1", "h", now_epoch_seconds() + 30, true).await.expect("begin");
+        let replayed = idempotency.begin("w-1", "h", About::default(), now_epoch_seconds() + 30, true).await.expect("begin");
         assert!(matches!(replayed, LockOutcome::Acquired(Lock { attempts: 2, .. })));
     }
 }

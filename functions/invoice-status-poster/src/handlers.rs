@@ -6,13 +6,13 @@ use serde::Deserialize;
 use serde_json::{Map, json};
 use shared::hicaps::{
     ClaimState, InvalidParam, ClaimStatus, InvoiceLevelState, InvoiceStatusUpdate, Links, MemberState, MemberStatusUpdate, PaymentInvoices,
-    PredeterminationStatusUpdate, Webhook, WebhookEnvelope, WebhookEvent,
+    PredeterminationStatusUpdate, Webhook, WebhookEnvelope, WebhookEvent, WebhookType,
 };
 use shared::program::adjudication::{MemberStanding, Schedule, adjudicate, member_standing};
 use shared::program::reference::member_key;
 use shared::program::records::{self, ClaimRecord, InvoiceRecord};
 use shared::program::work::Work;
-use shared::idempotency::Lock;
+use shared::idempotency::{About, Lock};
 use shared::store::{Condition, Item, Key, MAX_GET_MANY, StoreError};
 use std::collections::HashMap;
 use std::time::Instant;
@@ -24,6 +24,8 @@ const COMPLETION_MARGIN_SECONDS: i64 = 3;
 /// record's idempotency lock, which notes the post as soon as it happened.
 struct Context<'a> {
     poster: &'a Poster,
+    /// The webhook or decision id the lock is on: what claims' histories name as their mover.
+    work_id: String,
     deadline: i64,
     lock: tokio::sync::Mutex<Lock>,
 }
@@ -48,24 +50,48 @@ impl std::ops::Deref for Context<'_> {
 }
 
 #[derive(Deserialize)]
-struct IdAndLinks {
-    #[serde(default)]
-    id: Option<String>,
+struct LinksOnly {
     #[serde(rename = "_links", default)]
     links: Option<Links>,
 }
 
-pub(crate) fn webhook_id(body: &str) -> Option<String> {
-    serde_json::from_str::<IdAndLinks>(body).ok()?.id.filter(|id| !id.is_empty())
+/// The longest invoice id kept on a webhook's idempotency record: HICAPS's are UUIDs, and a
+/// longer one is not ours to store (the record then just names no invoice).
+const MAX_KEPT_INVOICE_ID: usize = 64;
+
+/// A webhook's id and what an operator wants to know of it later, from the envelope alone: its
+/// type when it is a known one (an unknown `type` is the sender's free text, not kept) and the
+/// invoice its `data` names.
+pub(crate) fn webhook_heading(body: &str, received_at_ms: i64) -> (Option<String>, About) {
+    #[derive(Deserialize)]
+    struct Data {
+        #[serde(rename = "invoiceId", default)]
+        invoice_id: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct Heading {
+        #[serde(default)]
+        id: Option<String>,
+        #[serde(rename = "type", default)]
+        kind: Option<String>,
+        #[serde(default)]
+        data: Option<Data>,
+    }
+    let Ok(heading) = serde_json::from_str::<Heading>(body) else {
+        return (None, About::default());
+    };
+    let kind = heading.kind.as_deref().and_then(WebhookType::parse).map_or("unknown", WebhookType::as_str);
+    let invoice_id = heading
+        .data
+        .and_then(|data| data.invoice_id)
+        .filter(|id| !id.is_empty() && id.len() <= MAX_KEPT_INVOICE_ID && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    let about = About { kind: kind.to_owned(), received_at_ms: (received_at_ms > 0).then_some(received_at_ms), invoice_id };
+    (heading.id.filter(|id| !id.is_empty()), about)
 }
 
 pub(crate) fn webhook_error_href(body: &str) -> Option<String> {
-    serde_json::from_str::<IdAndLinks>(body).ok()?.links?.webhook_error_href().map(str::to_owned)
+    serde_json::from_str::<LinksOnly>(body).ok()?.links?.webhook_error_href().map(str::to_owned)
 }
-
-/// Partition-key prefixes of the items kept for operators and of a payment's events.
-pub const FLAGGED_PREFIX: &str = "flagged#";
-pub const PAYMENT_PREFIX: &str = "payment#";
 
 /// Keeps an item for operators (`flagged#<reason>`), e.g. an overpaid invoice or a changed payload.
 pub(crate) async fn flag(poster: &Poster, id: &str, reason: &str) -> Result<(), Failure> {
@@ -75,14 +101,14 @@ pub(crate) async fn flag(poster: &Poster, id: &str, reason: &str) -> Result<(), 
 async fn flag_with(poster: &Poster, id: &str, reason: &str, mut attrs: Map<String, serde_json::Value>) -> Result<(), Failure> {
     attrs.insert("reason".into(), json!(reason));
     attrs.insert("at".into(), json!(chrono::Utc::now().to_rfc3339()));
-    let item = Item::new(Key::new(format!("{FLAGGED_PREFIX}{reason}"), id), attrs).expiring_at(poster.record_expiry());
+    let item = Item::new(records::flag_key(reason, id), attrs).expiring_at(poster.record_expiry());
     poster.table.put(&item, Condition::Always).await?;
     Ok(())
 }
 
 /// Does the work; gives the lock back with what it learnt (whether the post happened).
 pub(crate) async fn process(poster: &Poster, work: &Work, deadline: i64, lock: Lock) -> (Result<&'static str, Failure>, Lock) {
-    let context = Context { poster, deadline, lock: tokio::sync::Mutex::new(lock) };
+    let context = Context { poster, work_id: lock.id.clone(), deadline, lock: tokio::sync::Mutex::new(lock) };
     let result = process_with(&context, work).await;
     (result, context.lock.into_inner())
 }
@@ -97,7 +123,7 @@ async fn process_with(poster: &Context<'_>, work: &Work) -> Result<&'static str,
                 tracing::warn!(webhook_id = %id, "unhandled webhook type kept for operators");
                 let mut attrs = Map::new();
                 attrs.insert("type".into(), json!(envelope.kind));
-                flag_with(poster, &id, "unhandledType", attrs).await?;
+                flag_with(poster, &id, records::FLAG_UNHANDLED_TYPE, attrs).await?;
                 return Ok("unhandledType");
             };
             let webhook = envelope.into_typed(kind).map_err(|problem| Failure::unreadable("webhook", problem))?;
@@ -192,16 +218,19 @@ async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<&'sta
                 (Ok(()), _) => update
                     .claim_statuses
                     .iter()
-                    .map(|status| ClaimRecord {
-                        claim_id: status.claim_id.to_string(),
-                        state: status.state.unwrap_or(ClaimState::Pending),
-                        benefit: status.benefit,
+                    .map(|status| {
+                        let claim_id = status.claim_id.to_string();
+                        let state = status.state.unwrap_or(ClaimState::Pending);
+                        match inputs.claims.iter().find(|stored| stored.claim_id == claim_id) {
+                            Some(stored) => stored.moved_to(state, status.benefit, &poster.work_id),
+                            None => ClaimRecord::new(claim_id, state, status.benefit, &poster.work_id),
+                        }
                     })
                     .collect(),
                 (Err(_), None) => invoice
                     .claims
                     .iter()
-                    .map(|claim| ClaimRecord { claim_id: claim.claim_id.to_string(), state: ClaimState::Pending, benefit: None })
+                    .map(|claim| ClaimRecord::new(claim.claim_id.to_string(), ClaimState::Pending, None, &poster.work_id))
                     .collect(),
                 (Err(_), Some(_)) => Vec::new(),
             };
@@ -211,6 +240,7 @@ async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<&'sta
                 status_href: Some(href.to_owned()),
                 webhook_error_href: webhook.links.webhook_error_href().map(str::to_owned),
                 cancelled_before_submission: false,
+                recorded_by: Some(webhook_id.clone()),
                 claims,
             };
             let note = poster.pending_note().await;
@@ -244,6 +274,7 @@ async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<&'sta
                     status_href: Some(href.to_owned()),
                     webhook_error_href: webhook.links.webhook_error_href().map(str::to_owned),
                     cancelled_before_submission: true,
+                    recorded_by: Some(webhook_id.clone()),
                     claims: Vec::new(),
                 };
                 match records::save_new_header(poster.table.as_ref(), &record, expires).await {
@@ -319,7 +350,7 @@ async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<&'sta
         WebhookEvent::PaymentScheduled(payment) | WebhookEvent::PaymentFailed(payment) => {
             let paid = matches!(webhook.event, WebhookEvent::PaymentScheduled(_));
             let href = required_link(webhook.links.payment_invoices_href(), "lp:payment-invoices")?;
-            record_event(poster, &format!("{PAYMENT_PREFIX}{}", payment.payment_id), &webhook_id, webhook.webhook_type().as_str()).await?;
+            record_event(poster, &format!("{}{}", records::PAYMENT_PREFIX, payment.payment_id), &webhook_id, webhook.webhook_type().as_str()).await?;
             let response = poster.hicaps.get(href).await?;
             let invoices: PaymentInvoices = serde_json::from_slice(&response.body)
                 .map_err(|e| Failure::permanent(format!("payment invoices response: {e}")))?;
@@ -336,7 +367,7 @@ async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<&'sta
                         && claim.state != next
                         && claim.state.can_transition_to(next)
                     {
-                        let updated = ClaimRecord { state: next, ..claim.clone() };
+                        let updated = claim.moved_to(next, claim.benefit, &webhook_id);
                         records::save_claim(poster.table.as_ref(), &invoice.invoice_id, &updated, poster.record_expiry()).await?;
                         moved += 1;
                     }
@@ -346,12 +377,14 @@ async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<&'sta
             Ok(if paid { "paymentScheduled" } else { "paymentFailed" })
         }
         WebhookEvent::PaymentHeld(held) => {
-            record_event(poster, &format!("{PAYMENT_PREFIX}{}", held.payment_id), &webhook_id, "settlement.payment.held").await?;
+            record_event(poster, &format!("{}{}", records::PAYMENT_PREFIX, held.payment_id), &webhook_id, "settlement.payment.held").await?;
             tracing::warn!(%webhook_id, "payment held for a biller");
             Ok("paymentHeld")
         }
         WebhookEvent::InvoiceOverpaid(overpaid) => {
-            flag(poster, &overpaid.invoice_id.to_string(), "invoiceOverpaid").await?;
+            let mut attrs = Map::new();
+            attrs.insert("webhookId".into(), json!(webhook_id));
+            flag_with(poster, &overpaid.invoice_id.to_string(), records::FLAG_INVOICE_OVERPAID, attrs).await?;
             shared::metrics::count("InvoiceOverpaid", ("Type", "settlement.invoice.overpaid"));
             tracing::warn!(%webhook_id, invoice_id = %overpaid.invoice_id, "invoice overpaid; flagged for operators");
             Ok("overpaidFlagged")
@@ -443,7 +476,7 @@ async fn apply_update(poster: &Context<'_>, invoice: &InvoiceRecord, update: &In
                     .find(|s| s.claim_id.to_string() == claim.claim_id)
                     .and_then(|s| Some((s.state?, s.benefit.or(claim.benefit))))?,
             };
-            Some(ClaimRecord { claim_id: claim.claim_id.clone(), state, benefit })
+            Some(claim.moved_to(state, benefit, &poster.work_id))
         })
         .collect();
     let note = poster.pending_note().await;

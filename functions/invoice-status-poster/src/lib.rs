@@ -28,8 +28,8 @@ pub const TABLE_KEY_PREFIXES: &[&str] = &[
     shared::program::records::INVOICE_PREFIX,
     shared::program::reference::SCHEDULE_PREFIX,
     shared::program::reference::MEMBER_PREFIX,
-    handlers::FLAGGED_PREFIX,
-    handlers::PAYMENT_PREFIX,
+    shared::program::records::FLAGGED_PREFIX,
+    shared::program::records::PAYMENT_PREFIX,
 ];
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
@@ -38,7 +38,7 @@ use shared::config::{ConfigError, Vars};
 use shared::handoff;
 use shared::http_client::SharedHttp;
 use futures::FutureExt;
-use shared::idempotency::{Idempotency, Lock, LockOutcome, payload_hash};
+use shared::idempotency::{About, Idempotency, Lock, LockOutcome, payload_hash};
 use shared::program::work::Work;
 use shared::queue::{MessageSender, MessageVisibility};
 use shared::store::{SharedTable, StoreError, now_epoch_seconds};
@@ -226,9 +226,12 @@ impl Poster {
             Ok(work) => work,
             Err(error) => return self.dead_letter(raw, &Failure::permanent(error.to_string())).await,
         };
-        let id = match &work {
-            Work::Webhook { body, .. } => handlers::webhook_id(body),
-            Work::Decision { decision_id, .. } => Some(decision_id.clone()),
+        let (id, about) = match &work {
+            Work::Webhook { body, received_at_ms } => handlers::webhook_heading(body, *received_at_ms),
+            Work::Decision { decision_id, invoice_id, .. } => (
+                Some(decision_id.clone()),
+                About { kind: "decision".into(), received_at_ms: None, invoice_id: Some(invoice_id.clone()) },
+            ),
         };
         let Some(id) = id else {
             return self.dead_letter(raw, &Failure::permanent("work without an id")).await;
@@ -241,7 +244,7 @@ impl Poster {
         };
         let hash = payload_hash(payload.as_bytes());
         let replay = shared::program::work::is_replay(&message);
-        let lock = match self.idempotency.begin(&id, &hash, deadline, replay).await {
+        let lock = match self.idempotency.begin(&id, &hash, about, deadline, replay).await {
             Ok(LockOutcome::Acquired(lock)) => lock,
             Ok(LockOutcome::AlreadyCompleted | LockOutcome::DeadLettered) => {
                 tracing::info!(work_id = %id, "duplicate delivery; already processed");
@@ -260,7 +263,7 @@ impl Poster {
             Ok(LockOutcome::PayloadChanged) => {
                 tracing::warn!(work_id = %id, "payload changed under a known id; flagged, not processed");
                 shared::metrics::count("PayloadChanged", ("Kind", work.describe()));
-                return match handlers::flag(self, &id, "payloadChanged").await {
+                return match handlers::flag(self, &id, shared::program::records::FLAG_PAYLOAD_CHANGED).await {
                     Ok(()) => {
                         self.discard_claim_check(raw).await;
                         Disposition::Done
@@ -294,8 +297,8 @@ impl Poster {
             }
             Err(failure @ Failure::Transient { .. }) => {
                 let disposition = self.dead_letter(raw, &failure).await;
-                if let Disposition::Done = disposition {
-                    self.ask_for_redelivery(&work, lock).await;
+                if let (Disposition::Done, Failure::Transient { reason, .. }) = (&disposition, &failure) {
+                    self.ask_for_redelivery(&work, lock, reason).await;
                 }
                 disposition
             }
@@ -314,14 +317,14 @@ impl Poster {
     /// After the last transient failure: free the id for HICAPS's redelivery and ask for it
     /// through `lp:webhook-error`, once per id. The call is recorded before it is made, so a
     /// crash or a failed call never leads to a second one.
-    async fn ask_for_redelivery(&self, work: &Work, mut lock: Lock) {
+    async fn ask_for_redelivery(&self, work: &Work, mut lock: Lock, reason: &str) {
         let href = match work {
             Work::Webhook { body, .. } => handlers::webhook_error_href(body),
             Work::Decision { .. } => None,
         };
         let ask = href.filter(|_| !lock.webhook_error_called);
         lock.webhook_error_called |= ask.is_some();
-        if let Err(error) = self.idempotency.release(&lock).await {
+        if let Err(error) = self.idempotency.give_up(&lock, &format!("gave up after retries: {reason}")).await {
             tracing::warn!(work_id = %lock.id, %error, "could not release the lock; not asking HICAPS to redeliver");
             return;
         }

@@ -611,11 +611,7 @@ async fn a_replayed_decision_is_processed_not_taken_for_a_changed_payload() {
         invoice_id: "inv-1".into(),
         program: "mpl".into(),
         status_href: Some(format!("{}/invoices/1/status", h.hicaps.uri())),
-        claims: vec![shared::program::records::ClaimRecord {
-            claim_id: claim_id.to_string(),
-            state: shared::hicaps::ClaimState::Pending,
-            benefit: None,
-        }],
+        claims: vec![shared::program::records::ClaimRecord::new(claim_id.to_string(), shared::hicaps::ClaimState::Pending, None, "w-1")],
         ..Default::default()
     };
     shared::program::records::save_invoice(table.as_ref(), &record, chrono::Utc::now().timestamp() + 3600, None).await.expect("invoice");

@@ -12,6 +12,23 @@ const CLAIM_PREFIX: &str = "claim#";
 /// Partition-key prefix of everything kept about one invoice.
 pub const INVOICE_PREFIX: &str = "invoice#";
 
+/// Partition-key prefix of the items kept for operators: `flagged#<reason>`, one item per id.
+pub const FLAGGED_PREFIX: &str = "flagged#";
+/// Partition-key prefix of a payment's events: `payment#<paymentId>`, one item per webhook.
+pub const PAYMENT_PREFIX: &str = "payment#";
+
+/// A webhook id came again with a different payload (keyed on the webhook id).
+pub const FLAG_PAYLOAD_CHANGED: &str = "payloadChanged";
+/// A webhook of a type the program does not handle (keyed on the webhook id).
+pub const FLAG_UNHANDLED_TYPE: &str = "unhandledType";
+/// HICAPS reported an invoice overpaid (keyed on the invoice id).
+pub const FLAG_INVOICE_OVERPAID: &str = "invoiceOverpaid";
+
+/// The key of the item flagging `id` for `reason`.
+pub fn flag_key(reason: &str, id: &str) -> Key {
+    Key::new(format!("{FLAGGED_PREFIX}{reason}"), id)
+}
+
 pub fn invoice_pk(invoice_id: &str) -> String {
     format!("{INVOICE_PREFIX}{invoice_id}")
 }
@@ -21,6 +38,41 @@ pub struct ClaimRecord {
     pub claim_id: String,
     pub state: ClaimState,
     pub benefit: Option<Decimal>,
+    /// The claim's moves, oldest first, the last [`MAX_CLAIM_HISTORY`] of them: they ride in
+    /// the claim's own item, so keeping them costs no write of its own.
+    pub history: Vec<ClaimMove>,
+}
+
+/// One move of a claim: to which state, when, and by which webhook or decision id.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClaimMove {
+    pub state: ClaimState,
+    /// Epoch milliseconds.
+    pub at: i64,
+    pub by: String,
+}
+
+/// Moves kept per claim. A claim moves a handful of times in its life (pending, decided, paid,
+/// perhaps cancelled); the bound keeps a claim item far below 1 KB whatever happens to it.
+pub const MAX_CLAIM_HISTORY: usize = 12;
+
+impl ClaimRecord {
+    /// A claim first recorded in `state` by the work `by`.
+    pub fn new(claim_id: impl Into<String>, state: ClaimState, benefit: Option<Decimal>, by: &str) -> Self {
+        ClaimRecord { claim_id: claim_id.into(), state, benefit, history: Vec::new() }.moved_to(state, benefit, by)
+    }
+
+    /// This claim after the work `by` set it to `state` (and `benefit`), the move kept in its history.
+    #[must_use]
+    pub fn moved_to(&self, state: ClaimState, benefit: Option<Decimal>, by: &str) -> Self {
+        let mut history = self.history.clone();
+        if history.last().is_none_or(|last| last.state != state || last.by != by) {
+            history.push(ClaimMove { state, at: chrono::Utc::now().timestamp_millis(), by: by.to_owned() });
+        }
+        let excess = history.len().saturating_sub(MAX_CLAIM_HISTORY);
+        history.drain(..excess);
+        ClaimRecord { claim_id: self.claim_id.clone(), state, benefit, history }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -31,6 +83,8 @@ pub struct InvoiceRecord {
     pub webhook_error_href: Option<String>,
     /// A cancellation arrived before the invoice: its submission is to be disregarded.
     pub cancelled_before_submission: bool,
+    /// The webhook that wrote the header (the submission, or a cancellation that came first).
+    pub recorded_by: Option<String>,
     pub claims: Vec<ClaimRecord>,
 }
 
@@ -60,6 +114,7 @@ pub fn header_from_item(invoice_id: &str, item: &Item) -> InvoiceRecord {
         status_href: item.str_attr("statusHref").map(str::to_owned),
         webhook_error_href: item.str_attr("webhookErrorHref").map(str::to_owned),
         cancelled_before_submission: item.attrs.get("cancelledBeforeSubmission").and_then(Value::as_bool).unwrap_or(false),
+        recorded_by: item.str_attr("recordedBy").map(str::to_owned),
         claims: Vec::new(),
     }
 }
@@ -74,13 +129,8 @@ pub async fn load_invoice(store: &dyn ItemQuery, invoice_id: &str) -> Result<Opt
         if item.key.sk == HEADER_SK {
             record = InvoiceRecord { claims: record.claims, ..header_from_item(invoice_id, &item) };
         } else if let Some(claim_id) = item.key.sk.strip_prefix(CLAIM_PREFIX) {
-            let state = item
-                .attrs
-                .get("state")
-                .and_then(|s| serde_json::from_value::<ClaimState>(s.clone()).ok())
-                .ok_or_else(|| StoreError::Invalid(format!("claim {claim_id} has no state")))?;
-            let benefit = item.str_attr("benefit").and_then(|b| b.parse::<Decimal>().ok());
-            record.claims.push(ClaimRecord { claim_id: claim_id.to_owned(), state, benefit });
+            let claim = claim_from_item(&item).ok_or_else(|| StoreError::Invalid(format!("claim {claim_id} has no state")))?;
+            record.claims.push(claim);
         }
     }
     Ok(Some(record))
@@ -96,6 +146,9 @@ fn header_item(record: &InvoiceRecord, expires_at: i64) -> Item {
         attrs.insert("webhookErrorHref".into(), json!(href));
     }
     attrs.insert("cancelledBeforeSubmission".into(), json!(record.cancelled_before_submission));
+    if let Some(by) = &record.recorded_by {
+        attrs.insert("recordedBy".into(), json!(by));
+    }
     Item::new(header_key(&record.invoice_id), attrs).expiring_at(expires_at)
 }
 
@@ -109,7 +162,8 @@ pub fn claim_from_item(item: &Item) -> Option<ClaimRecord> {
     let claim_id = item.key.sk.strip_prefix(CLAIM_PREFIX)?;
     let state = item.attrs.get("state").and_then(|s| serde_json::from_value::<ClaimState>(s.clone()).ok())?;
     let benefit = item.str_attr("benefit").and_then(|b| b.parse::<Decimal>().ok());
-    Some(ClaimRecord { claim_id: claim_id.to_owned(), state, benefit })
+    let history = item.attrs.get("history").and_then(|h| serde_json::from_value(h.clone()).ok()).unwrap_or_default();
+    Some(ClaimRecord { claim_id: claim_id.to_owned(), state, benefit, history })
 }
 
 fn claim_item(invoice_id: &str, claim: &ClaimRecord, expires_at: i64) -> Item {
@@ -117,6 +171,9 @@ fn claim_item(invoice_id: &str, claim: &ClaimRecord, expires_at: i64) -> Item {
     attrs.insert("state".into(), state_text(claim.state));
     if let Some(benefit) = claim.benefit {
         attrs.insert("benefit".into(), json!(benefit.to_string()));
+    }
+    if !claim.history.is_empty() {
+        attrs.insert("history".into(), serde_json::to_value(&claim.history).unwrap_or(Value::Null));
     }
     Item::new(claim_key(invoice_id, &claim.claim_id), attrs).expiring_at(expires_at)
 }
