@@ -2,6 +2,7 @@
 //! schedule and member registry, and adjudication.
 
 pub mod adjudication;
+pub mod inspect;
 pub mod records;
 pub mod reference;
 pub mod replay;
