@@ -3,6 +3,7 @@
 //! and simulators of the four upstreams.
 
 pub mod bridge;
+pub mod flow;
 pub mod poller;
 pub mod sim;
 pub mod soak;
@@ -212,6 +213,8 @@ struct Apps {
     eligibility: eligibility_check::App,
     icare: icare_sender::App,
     api_keys: HashMap<String, String>,
+    /// What the receiver accepted lately, for the flow page.
+    recent: flow::Recent,
 }
 
 /// The defaults that make every connector talk to its simulator on this stack.
@@ -297,6 +300,7 @@ pub async fn start(vars: Vars, listener: tokio::net::TcpListener) -> anyhow::Res
         ),
         icare,
         api_keys: api_keys.clone(),
+        recent: flow::Recent::default(),
     });
     let hicaps = sim::hicaps::Simulator::new(&vars, &base_url, http.clone())?;
 
@@ -311,6 +315,7 @@ pub async fn start(vars: Vars, listener: tokio::net::TcpListener) -> anyhow::Res
             let backend = Arc::clone(&backend);
             move || queue_depths(Arc::clone(&backend))
         }))
+        .merge(flow::router(Arc::clone(&backend), hicaps.clone(), apps.recent.clone()))
         .nest("/sim/hicaps", hicaps.router())
         .nest("/sim/acc", sim::acc::router())
         .nest("/sim/claiming", sim::claiming::router())
@@ -406,10 +411,17 @@ fn lambda(
             let caller = caller_of(&apps, &request);
             let path = path.map(|Path(path)| path).unwrap_or_default();
             let route_key = format!("{} {}", route.method, route.path);
-            match bridge::to_lambda(request, &route_key, path, caller.as_deref()).await {
-                Ok(request) => bridge::from_lambda((route.handler)(&apps).call(request).await),
-                Err(response) => response,
+            let request = match bridge::to_lambda(request, &route_key, path, caller.as_deref()).await {
+                Ok(request) => request,
+                Err(response) => return response,
+            };
+            if route.function != "webhook-receiver" {
+                return bridge::from_lambda((route.handler)(&apps).call(request).await);
             }
+            let request_body = request.body().to_vec();
+            let response = (route.handler)(&apps).call(request).await;
+            flow::note_accepted(&apps.recent, route.path, &request_body, response.status().as_u16(), response.body());
+            bridge::from_lambda(response)
         })
     }
 }
@@ -428,7 +440,7 @@ pub fn lambda_routes() -> Vec<(&'static str, &'static str)> {
 
 /// Every route, for the start-up banner.
 pub fn routes() -> Vec<(String, &'static str)> {
-    let mut routes = vec![("GET /health".to_owned(), "liveness")];
+    let mut routes = vec![("GET /health".to_owned(), "liveness"), ("GET /local/".to_owned(), "flow page (local only)")];
     routes.extend(LAMBDA_ROUTES.iter().map(|r| (format!("{} {}", r.method, r.path), r.function)));
     routes.extend(SIMULATORS.iter().map(|(path, what)| (format!("{path}/..."), *what)));
     routes
