@@ -7,8 +7,7 @@
 
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 pub const SCHEMATHESIS: &str = "schemathesis==4.32.5";
 /// The API key the fuzzed stack admits, for caller `local` (who may decide and check eligibility).
@@ -31,28 +30,8 @@ pub fn run(root: &Path, venv: &Path, build: bool) -> anyhow::Result<()> {
             bail!("building the local stack failed ({status})");
         }
     }
-    let stack = root.join("target").join("debug").join("local");
-    let port = crate::moto::free_port()?;
-    let mut child = Command::new(&stack)
-        .current_dir(root)
-        .env("PORT", port.to_string())
-        .env("LOCAL_API_KEYS", format!("{KEY}=local"))
-        .env("RUST_LOG", "off")
-        // The embedded store and queues: the answers are what is under test, not moto.
-        .env_remove("AWS_ENDPOINT_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting the local stack")?;
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            bail!("the local stack did not answer on {url} within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let stack = crate::process::LocalStack::start(root, &[("LOCAL_API_KEYS", &format!("{KEY}=local"))])?;
+    let url = stack.url.clone();
     let report = root.join("target").join("schemathesis");
     let status = Command::new(venv.join("bin").join("st"))
         .current_dir(root)
@@ -70,8 +49,7 @@ pub fn run(root: &Path, venv: &Path, build: bool) -> anyhow::Result<()> {
         .args(["--report", "junit", "--no-color"])
         .status()
         .context("running schemathesis");
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(stack);
     let status = status?;
     if !status.success() {
         bail!("schemathesis found answers openapi.yaml does not describe ({status}); report in {}", report.display());

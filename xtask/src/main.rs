@@ -2,9 +2,11 @@
 //!
 //! - `test`: installs pinned moto, cfn-lint and checkov in a venv, checks the SAM template, starts
 //!   moto on a free loopback port, runs every test in the workspace against it, stops it, then
-//!   runs schemathesis (its own venv) against the local stack from `openapi.yaml`; exits non-zero
+//!   runs schemathesis (its own venv) against the local stack from `openapi.yaml`, then clicks
+//!   through the flow page in headless Chromium (installed with apt-get if missing); exits non-zero
 //!   if anything failed.
 //! - `fuzz`: only the schemathesis part of `test`.
+//! - `browser`: only the flow page's headless Chromium test, the last part of `test`.
 //! - `moto`: starts the same moto server alone and prints the environment to use it.
 //! - `package`: `cargo lambda build --release --arm64 --output-format zip` of every function
 //!   (x86-64 if the arm64 std can't be installed, said so), with each zip's size.
@@ -15,16 +17,21 @@
 //!   non-zero naming each missed target.
 //! - `soak [--webhooks N] [--seeds N] [--first-seed S] [--parallel N] [--crash-webhooks N]`:
 //!   seeded faults in process and a `kill -9` on moto, invariants checked, into `RELIABILITY.md`.
-//! - `replay-dlq --queue-url URL --dlq-url URL`: sends dead-lettered work back to the queue.
+//! - `replay-dlq --queue-url URL --dlq-url URL [--list] [--id ID]... [--since TIME] [--reason TEXT]
+//!   [--dry-run]`: lists dead-lettered work, or sends chosen letters back to the queue.
+//! - `inspect (--webhook-id ID | --invoice-id ID) [--table NAME] [--json] [--show-personal-data]`:
+//!   a webhook's or an invoice's timeline, from the local stack or a DynamoDB table.
 //! - `load-reference --table NAME [--schedule FILE] [--members FILE]`: loads the benefit
 //!   schedule and member registry into a DynamoDB table.
 
 mod bench;
+mod browser;
 mod fuzz;
 mod iac;
 mod lambda;
 mod moto;
 mod ops;
+mod process;
 mod soak;
 
 use anyhow::{Context, bail};
@@ -38,13 +45,14 @@ fn repo_root() -> PathBuf {
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(task) = args.first() else {
-        bail!("usage: cargo xtask <test|bench|soak|fuzz|moto|package|lambda-invoke|replay-dlq|load-reference> [options]");
+        bail!("usage: cargo xtask <test|bench|soak|fuzz|browser|moto|package|lambda-invoke|replay-dlq|inspect|load-reference> [options]");
     };
     let options = &args[1..];
     match task.as_str() {
         "test" => test(options),
         "bench" => bench(options),
         "moto" => moto::serve_forever(),
+        "browser" => browser::run(&repo_root()),
         "fuzz" => {
             let root = repo_root();
             fuzz::run(&root, &fuzz::ensure_venv(&root)?, true)
@@ -57,8 +65,9 @@ fn main() -> anyhow::Result<()> {
             soak::run(&root, &venv, options)
         }
         "replay-dlq" => ops::replay_dlq(options),
+        "inspect" => ops::inspect(options),
         "load-reference" => ops::load_reference(options),
-        other => bail!("unknown task {other:?}; tasks: test, bench, soak, fuzz, moto, package, lambda-invoke, replay-dlq, load-reference"),
+        other => bail!("unknown task {other:?}; tasks: test, bench, soak, fuzz, browser, moto, package, lambda-invoke, replay-dlq, inspect, load-reference"),
     }
 }
 
@@ -87,7 +96,8 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
         bail!("tests failed ({status})");
     }
     let fuzz_venv = fuzz_venv.join().map_err(|_| anyhow::anyhow!("installing schemathesis panicked"))??;
-    fuzz::run(&root, &fuzz_venv, false)
+    fuzz::run(&root, &fuzz_venv, false)?;
+    browser::run(&root)
 }
 
 /// Every benchmark of issue 8, written to BENCHMARKS.md.

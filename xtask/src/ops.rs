@@ -67,6 +67,82 @@ pub fn replay_dlq(options: &[String]) -> anyhow::Result<()> {
     })
 }
 
+/// What happened to a webhook (or decision) or an invoice, as a timeline: from the local stack's
+/// `GET /local/inspect/...` (`--url`, default http://127.0.0.1:3000), or from a DynamoDB table
+/// (`--table NAME`, AWS credentials from the environment). The records hold no personal data;
+/// `--show-personal-data` adds a dead letter's detail, which may quote the webhook, read from the
+/// dead-letter queue (the local stack's, or `--dlq-url` with `--queue-url` beside `--table`).
+pub fn inspect(options: &[String]) -> anyhow::Result<()> {
+    use shared::program::inspect::{self, InvoiceReport, WorkReport};
+    const USAGE: &str = "usage: cargo xtask inspect (--webhook-id ID | --invoice-id ID) [--table NAME [--queue-url URL --dlq-url URL] | --url URL] [--json] [--show-personal-data]";
+    let json = options.iter().any(|o| o == "--json");
+    let show_personal_data = options.iter().any(|o| o == "--show-personal-data");
+    let webhook_id = option(options, "--webhook-id");
+    let invoice_id = option(options, "--invoice-id");
+    if webhook_id.is_some() == invoice_id.is_some() {
+        bail!(USAGE);
+    }
+    let print = |text: String, value: serde_json::Value| {
+        if json {
+            println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+        } else {
+            print!("{text}");
+        }
+    };
+    runtime()?.block_on(async {
+        if let Some(table) = option(options, "--table") {
+            let config = shared::aws_config(&shared::config::Vars::from_env()).await?;
+            let table = DynamoTable::from_sdk_config(&config, table);
+            if let Some(id) = webhook_id {
+                let mut report = inspect::work(&table, id).await?;
+                if show_personal_data {
+                    let (Some(queue_url), Some(dlq_url)) = (option(options, "--queue-url"), option(options, "--dlq-url")) else {
+                        bail!("--show-personal-data with --table reads the dead-letter queue: give --queue-url and --dlq-url");
+                    };
+                    let queue = SqsQueue::from_sdk_config(&config, queue_url);
+                    let dlq = SqsQueue::from_sdk_config(&config, dlq_url);
+                    inspect::attach_dead_letter_detail(&mut report, &dlq, &queue).await?;
+                }
+                print(inspect::render_work(&report), serde_json::to_value(&report)?);
+            } else if let Some(id) = invoice_id {
+                let report = inspect::invoice(&table, id).await?;
+                print(inspect::render_invoice(&report), serde_json::to_value(&report)?);
+            }
+            return Ok(());
+        }
+        let base = option(options, "--url").unwrap_or("http://127.0.0.1:3000").trim_end_matches('/').to_owned();
+        shared::install_tls_provider();
+        let http = reqwest::Client::new();
+        let encode = |id: &str| form_urlencoded_component(id);
+        if let Some(id) = webhook_id {
+            let url = format!("{base}/local/inspect/webhooks/{}?showPersonalData={show_personal_data}", encode(id));
+            let report: WorkReport = fetch_json(&http, &url).await?;
+            print(inspect::render_work(&report), serde_json::to_value(&report)?);
+        } else if let Some(id) = invoice_id {
+            let url = format!("{base}/local/inspect/invoices/{}", encode(id));
+            let report: InvoiceReport = fetch_json(&http, &url).await?;
+            print(inspect::render_invoice(&report), serde_json::to_value(&report)?);
+        }
+        Ok(())
+    })
+}
+
+async fn fetch_json<T: serde::de::DeserializeOwned>(http: &reqwest::Client, url: &str) -> anyhow::Result<T> {
+    let response = http.get(url).send().await.with_context(|| format!("{url}: is the local stack running (cargo run -p local)?"))?;
+    let status = response.status();
+    if !status.is_success() {
+        bail!("{url} answered {status}");
+    }
+    Ok(response.json().await?)
+}
+
+/// `id` as one path segment.
+fn form_urlencoded_component(id: &str) -> String {
+    id.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { char::from(b).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
 fn chrono_now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
