@@ -65,6 +65,16 @@ async fn inspect_tells_a_webhooks_and_an_invoices_story_without_personal_data() 
         assert_eq!(invoice["work"][0]["id"], id.as_str());
         assert_eq!(invoice["work"][0]["kind"], "claiming.invoice.submitted");
 
+        // A flag: an overpaid invoice, under the webhook that reported it and under the invoice.
+        let overpaid = post(&stack, "/sim/hicaps/send/invoice-overpaid", json!({})).await;
+        let overpaid_id = overpaid["id"].as_str().expect("id");
+        let report = settled(&stack, overpaid_id, "completed").await;
+        assert_eq!(report["flags"], json!(["invoiceOverpaid"]), "{report}");
+        let overpaid_invoice = overpaid["data"]["invoiceId"].as_str().expect("invoiceId");
+        let invoice = get(&stack, &format!("/local/inspect/invoices/{overpaid_invoice}")).await;
+        assert_eq!(invoice["overpaid"], true, "{invoice}");
+        assert_eq!(invoice["work"][0]["id"], overpaid_id);
+
         // A refused post: dead-lettered with its reason; the detail only on request.
         post(&stack, "/sim/hicaps/faults", json!({"status": 400, "times": 1})).await;
         let (refused, refused_invoice) = send_invoice(&stack).await;

@@ -184,6 +184,17 @@ pub async fn work(store: &dyn Table, id: &str) -> Result<WorkReport, StoreError>
             }
         }
     }
+    // An overpaid invoice is flagged under its own id; the flag names the webhook that reported it.
+    if let Some(key) = report.invoice_id.as_deref().and_then(|invoice_id| readable(records::flag_key(FLAG_INVOICE_OVERPAID, invoice_id)))
+        && let Some(item) = store.get(&key).await?
+        && item.str_attr("webhookId") == Some(id)
+    {
+        report.flags.push(FLAG_INVOICE_OVERPAID.to_owned());
+        if let Some(at) = text(&item, "at").and_then(|at| chrono::DateTime::parse_from_rfc3339(&at).ok()) {
+            let at = at.with_timezone(&Utc).to_rfc3339_opts(SecondsFormat::Millis, true);
+            flag_events.push(Event { at, what: format!("flagged for operators: {FLAG_INVOICE_OVERPAID}") });
+        }
+    }
     if let Some(invoice_id) = report.invoice_id.clone()
         && let Some(invoice) = records::load_invoice(store, &invoice_id).await.ok().flatten()
     {
