@@ -108,7 +108,7 @@ impl Idempotency {
         attrs.insert("attempts".into(), json!(lock.attempts));
         attrs.insert("posted".into(), json!(lock.posted));
         attrs.insert("webhookErrorCalled".into(), json!(lock.webhook_error_called));
-        attrs.insert("updatedAt".into(), json!(chrono::Utc::now().timestamp_millis()));
+        attrs.insert("updatedAt".into(), json!(crate::time::now_millis()));
         if !lock.about.kind.is_empty() {
             attrs.insert("kind".into(), json!(lock.about.kind));
         }
@@ -229,7 +229,7 @@ impl Idempotency {
         let item = self.record(
             lock,
             DEAD_LETTERED,
-            &[("outcome", json!("deadLettered")), ("reason", json!(reason)), ("deadLetteredAt", json!(chrono::Utc::now().timestamp_millis()))],
+            &[("outcome", json!("deadLettered")), ("reason", json!(reason)), ("deadLetteredAt", json!(crate::time::now_millis()))],
         );
         self.store.put(&item, Condition::Always).await.map(drop)
     }
@@ -237,7 +237,7 @@ impl Idempotency {
     /// Gives the lock up after the last transient failure dead-lettered the message: the id stays
     /// free for HICAPS's redelivery, and the record says why the letter exists.
     pub async fn give_up(&self, lock: &Lock, reason: &str) -> Result<(), StoreError> {
-        let item = self.record(lock, RELEASED, &[("reason", json!(reason)), ("deadLetteredAt", json!(chrono::Utc::now().timestamp_millis()))]);
+        let item = self.record(lock, RELEASED, &[("reason", json!(reason)), ("deadLetteredAt", json!(crate::time::now_millis()))]);
         self.store.put(&item, Condition::Always).await.map(drop)
     }
 

@@ -17,6 +17,43 @@ pub fn seconds_rounded_up(epoch_ms: i64) -> i64 {
     epoch_ms.div_euclid(1000) + i64::from(epoch_ms.rem_euclid(1000) > 0)
 }
 
+/// The current instant: the system clock, except on a thread that [`use_virtual_clock`] switched
+/// to tokio's clock. Everything in the gateway that records or compares wall-clock time asks this,
+/// so a seeded soak on a paused runtime is a function of its seed alone.
+pub fn now() -> DateTime<Utc> {
+    let millis = now_millis();
+    DateTime::<Utc>::from_timestamp_millis(millis).unwrap_or_else(Utc::now)
+}
+
+/// [`now`] as epoch milliseconds.
+pub fn now_millis() -> i64 {
+    VIRTUAL_EPOCH.with(|clock| match clock.get() {
+        Some((start, epoch_ms)) => {
+            let elapsed = i64::try_from(start.elapsed().as_millis()).unwrap_or(i64::MAX);
+            epoch_ms.saturating_add(elapsed)
+        }
+        None => Utc::now().timestamp_millis(),
+    })
+}
+
+/// [`now`] as epoch seconds.
+pub fn now_seconds() -> i64 {
+    now_millis().div_euclid(1000)
+}
+
+thread_local! {
+    static VIRTUAL_EPOCH: std::cell::Cell<Option<(tokio::time::Instant, i64)>> = const { std::cell::Cell::new(None) };
+}
+
+/// From now on, on this thread, [`now`] starts at `epoch_ms` and moves with tokio's clock. On a
+/// runtime built with `start_paused(true)` that clock moves only when every task waits, by as
+/// much as the next timer needs, so time no longer depends on the machine's speed. For the soak's
+/// exact reproduction of a seed (one seed, one thread, one current-thread runtime); call it inside
+/// that runtime. Never used in a function.
+pub fn use_virtual_clock(epoch_ms: i64) {
+    VIRTUAL_EPOCH.with(|clock| clock.set(Some((tokio::time::Instant::now(), epoch_ms))));
+}
+
 /// A source of the current instant, so date rules can be tested across the date line.
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
@@ -27,7 +64,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        now()
     }
 }
 

@@ -10,7 +10,8 @@ use secrecy::{ExposeSecret, SecretString};
 use shared::secrets::Rotating;
 use serde::Deserialize;
 use shared::http_client::{HttpError, Method, OutboundRequest, OutboundResponse, SharedHttp};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 use tokio::sync::Mutex;
 
 /// Refresh this long before the token's stated expiry, so no call carries a dying token.
@@ -83,7 +84,7 @@ pub fn retry_after(value: Option<&str>) -> Option<Duration> {
         return Some(Duration::from_secs(seconds));
     }
     let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let seconds = (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_seconds();
+    let seconds = (at.with_timezone(&chrono::Utc) - shared::time::now()).num_seconds();
     Some(Duration::from_secs(u64::try_from(seconds).unwrap_or(0)))
 }
 
@@ -251,7 +252,7 @@ mod tests {
         assert_eq!(retry_after(Some("1")), Some(Duration::from_secs(1)));
         assert_eq!(retry_after(Some(" 120 ")), Some(Duration::from_secs(120)));
         assert_eq!(retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")), Some(Duration::ZERO));
-        let later = (chrono::Utc::now() + chrono::TimeDelta::seconds(90)).to_rfc2822();
+        let later = (shared::time::now() + chrono::TimeDelta::seconds(90)).to_rfc2822();
         assert!(retry_after(Some(&later)).is_some_and(|d| d > Duration::from_secs(80) && d <= Duration::from_secs(90)));
         assert_eq!(retry_after(Some("soon")), None);
         assert_eq!(retry_after(None), None);

@@ -100,7 +100,7 @@ pub(crate) async fn flag(poster: &Poster, id: &str, reason: &str) -> Result<(), 
 
 async fn flag_with(poster: &Poster, id: &str, reason: &str, mut attrs: Map<String, serde_json::Value>) -> Result<(), Failure> {
     attrs.insert("reason".into(), json!(reason));
-    attrs.insert("at".into(), json!(chrono::Utc::now().to_rfc3339()));
+    attrs.insert("at".into(), json!(shared::time::now().to_rfc3339()));
     let item = Item::new(records::flag_key(reason, id), attrs).expiring_at(poster.record_expiry());
     poster.table.put(&item, Condition::Always).await?;
     Ok(())
@@ -505,7 +505,7 @@ async fn post(poster: &Context<'_>, href: &str, body: &impl serde::Serialize, re
     // expire and be posted again.
     let timeout = i64::try_from(poster.hicaps.timeout().as_secs()).unwrap_or(i64::MAX);
     let latest_start = poster.deadline.saturating_sub(timeout).saturating_sub(COMPLETION_MARGIN_SECONDS);
-    if chrono::Utc::now().timestamp() > latest_start {
+    if shared::time::now_seconds() > latest_start {
         return Err(Failure::transient("too little time left in this invocation to post safely"));
     }
     let body = serde_json::to_vec(body).map_err(|e| Failure::permanent(e.to_string()))?;

@@ -29,7 +29,7 @@ async fn main() -> Result<(), Error> {
 /// could (the moto end-to-end test caught exactly that). A deadline already past is not Lambda's
 /// (cargo lambda watch sends a fixed `600000` ms, in 1970): then assume the template's 30 s.
 fn invocation_deadline(deadline_ms: u64) -> i64 {
-    let now_ms = chrono::Utc::now().timestamp_millis();
+    let now_ms = shared::time::now_millis();
     let deadline_ms = i64::try_from(deadline_ms).unwrap_or(i64::MAX);
     let deadline_ms = if deadline_ms > now_ms { deadline_ms } else { now_ms.saturating_add(30_000) };
     shared::time::seconds_rounded_up(deadline_ms)
@@ -39,7 +39,7 @@ fn invocation_deadline(deadline_ms: u64) -> i64 {
 mod tests {
     #[test]
     fn the_deadline_is_rounded_up_and_a_past_one_replaced() {
-        let now = chrono::Utc::now().timestamp_millis();
+        let now = shared::time::now_millis();
         let soon = u64::try_from(now + 10_001).expect("positive");
         assert_eq!(super::invocation_deadline(soon), (now + 10_001 + 999) / 1000);
         let assumed = super::invocation_deadline(600_000);

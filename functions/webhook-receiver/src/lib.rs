@@ -177,7 +177,7 @@ impl Receiver {
         let body = web::body_text(request.body()).map_err(|_| invalid("body", "The body must be UTF-8 JSON."))?;
         let (id, kind) = check_envelope(body)?;
         let known = shared::hicaps::WebhookType::parse(&kind).is_some();
-        let message = shared::program::work::webhook_message(body, chrono::Utc::now().timestamp_millis());
+        let message = shared::program::work::webhook_message(body, shared::time::now_millis());
         if let Err(error) = self.handoff.send(message).await {
             tracing::error!(webhook_id = %id, %error, "hand-off failed; answering 503 so HICAPS retries");
             shared::metrics::count("HandoffFailed", ("Route", "hicaps-webhook"));

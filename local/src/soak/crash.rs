@@ -115,7 +115,7 @@ pub async fn run(options: &CrashOptions) -> anyhow::Result<SeedReport> {
     // Half-way through the load: kill -9, and start again on the same table and queues.
     let span = planned.iter().flat_map(|p| p.copies.iter()).max().copied().unwrap_or_default();
     tokio::time::sleep(span / 2).await;
-    let killed_at = Instant::now();
+    let killed_at_ms = shared::time::now_millis();
     stack.kill().context("kill -9 of the local stack")?;
     let _ = stack.wait();
     println!("crash run: killed the local stack (kill -9) after {:?}; starting it again", span / 2);
@@ -152,9 +152,9 @@ pub async fn run(options: &CrashOptions) -> anyhow::Result<SeedReport> {
     // A webhook posted before the kill may be posted again after it: the kill is the crash. A
     // post sent just before the kill can reach the double just after it; one from the new stack
     // cannot come within the grace, which is shorter than the dead invocations' 30 s locks.
-    let grace = Duration::from_secs(5);
+    let grace_ms = 5_000;
     let crashed: HashSet<String> =
-        records.posts.iter().filter(|post| post.at < killed_at + grace).map(|post| post.webhook_id.clone()).collect();
+        records.posts.iter().filter(|post| post.at_ms < killed_at_ms + grace_ms).map(|post| post.webhook_id.clone()).collect();
     let acknowledged = lock(&driver.acknowledged).clone();
     let identical_repeats = check(&table, &planned, &acknowledged, &crashed, &records, &remaining, &mut violations).await?;
     let log = std::fs::read_to_string(&options.log).unwrap_or_default();
@@ -172,6 +172,8 @@ pub async fn run(options: &CrashOptions) -> anyhow::Result<SeedReport> {
         dead_letters_before_replay: replayed,
         dead_letters_after_replay: remaining.len(),
         webhook_error_calls: records.webhook_errors.values().sum(),
+        // On the real clock and a real kill, no two crash runs are alike.
+        fingerprint: String::new(),
         millis: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         violations,
     })

@@ -22,7 +22,8 @@ pub struct Post {
     pub webhook_id: String,
     pub invoice_id: String,
     pub body: Value,
-    pub at: std::time::Instant,
+    /// `shared::time::now_millis` when it was received (virtual in the in-process soak).
+    pub at_ms: i64,
 }
 
 /// What the double saw.
@@ -153,7 +154,7 @@ impl Double {
             }
         }
         let body = serde_json::from_slice(body).unwrap_or(Value::Null);
-        self.records().posts.push(Post { webhook_id: webhook_id.to_owned(), invoice_id: invoice_id.to_owned(), body, at: std::time::Instant::now() });
+        self.records().posts.push(Post { webhook_id: webhook_id.to_owned(), invoice_id: invoice_id.to_owned(), body, at_ms: shared::time::now_millis() });
         Ok((200, Vec::new(), Vec::new()))
     }
 }

@@ -1,7 +1,8 @@
 //! Fault injection driven by a seed: every decision is a hash of the seed, the kind of fault,
 //! a key (the item's partition key, the webhook id) and how many times that key has been asked
-//! about, so the same seed injects the same faults into the same operations however the tasks
-//! interleave.
+//! about, so the same seed injects the same faults into the same operations. (Keys that are not
+//! fixed by the seed, such as the queue's random message ids, are not used: the order of
+//! operations is, since a seed runs on one thread on a paused clock.)
 
 use async_trait::async_trait;
 use shared::queue::{MessageSender, MessageSource, MessageVisibility, QueueDepth, QueueError, ReceivedMessage};
@@ -195,7 +196,9 @@ impl<Q: MessageSource + 'static> MessageSource for FaultyQueue<Q> {
     }
 
     async fn delete(&self, receipt_handle: &str) -> Result<(), QueueError> {
-        if self.faults.pick("delete", receipt_handle, &[("queue.deleteFailed", rate::QUEUE_DELETE_FAILED)]).is_some() {
+        // Keyed on the order of deletes, not the receipt handle: handles carry the queue's random
+        // message ids, and the order is fixed by the seed (one thread, a paused clock).
+        if self.faults.pick("delete", "", &[("queue.deleteFailed", rate::QUEUE_DELETE_FAILED)]).is_some() {
             return Err(QueueError::Unavailable("DeleteMessage failed (injected)".into()));
         }
         self.inner.delete(receipt_handle).await

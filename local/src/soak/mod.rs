@@ -12,9 +12,15 @@
 //! 3. no claim moves against the state machine;
 //! 4. `lp:webhook-error` is called at most once per webhook id.
 //!
-//! The seed fixes the workload and every fault decision (`faults::Faults::draw`), and seeds the
-//! thread's `fastrand` (the backoff jitter). The tasks run on one thread; wall-clock timing (the
-//! visibility timeouts, the locks' lapse) is the one input a seed does not fix.
+//! A seed reproduces its run exactly. It fixes the workload and every fault decision
+//! (`faults::Faults::draw`), and seeds the thread's `fastrand` (the backoff jitter). The tasks run
+//! on one thread, on a current-thread runtime whose clock is paused: time moves only when every
+//! task waits, straight to the next timer, and `shared::time::now` follows that clock from a fixed
+//! epoch. So the visibility timeouts, the locks' lapse, HICAPS's slow answers and the invocations'
+//! timeouts happen at the same virtual instants on every run and every machine, and
+//! [`SeedReport::fingerprint`] (a digest of every post, in order, with its virtual time) is the
+//! same. The price: CPU work takes no virtual time, so races that need a slow machine are left to
+//! the crash run and the moto tests, which run on the real clock.
 
 pub mod crash;
 pub mod double;
@@ -37,7 +43,9 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// The paused runtime's clock: virtual here (see the module doc).
+use tokio::time::Instant;
 
 /// What `cargo xtask soak` runs in process.
 #[derive(Debug, Clone, Copy)]
@@ -74,7 +82,11 @@ pub struct SeedReport {
     pub dead_letters_before_replay: usize,
     pub dead_letters_after_replay: usize,
     pub webhook_error_calls: u64,
+    /// Wall-clock time the seed took (virtual time runs faster).
     pub millis: u64,
+    /// SHA-256 of every post HICAPS received, in order, with its virtual time: equal for two runs
+    /// of a seed exactly when they did the same thing at the same instants.
+    pub fingerprint: String,
     pub violations: Vec<String>,
 }
 
@@ -99,9 +111,8 @@ struct Planned {
     copies: Vec<Duration>,
 }
 
-/// Runs every seed, `parallel` at a time, each on a thread and runtime of its own (one thread
-/// per seed: with the seed, that fixes the order of everything but the clock). Most of a seed's
-/// time is spent waiting on backoffs and visibility timeouts, so seeds share the cores well.
+/// Runs every seed, `parallel` at a time, each on a thread and a paused current-thread runtime of
+/// its own: with the seed, that fixes the order and the time of everything.
 pub fn run_parallel(options: Options, parallel: usize) -> anyhow::Result<Vec<SeedReport>> {
     let seeds: Vec<u64> = (options.first_seed..options.first_seed.saturating_add(options.seeds)).collect();
     let mut reports = Vec::with_capacity(seeds.len());
@@ -110,7 +121,7 @@ pub fn run_parallel(options: Options, parallel: usize) -> anyhow::Result<Vec<See
             .iter()
             .map(|&seed| {
                 std::thread::spawn(move || -> anyhow::Result<SeedReport> {
-                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()?;
                     runtime.block_on(run_seed(seed, options.webhooks))
                 })
             })
@@ -219,8 +230,15 @@ struct Soak {
     bodies: HashMap<String, Arc<str>>,
 }
 
+/// Where a seed's virtual clock starts: 2027-01-15T00:00:00Z, a fixed instant, so that even the
+/// rounding of deadlines to whole seconds is the same on every run.
+pub const VIRTUAL_EPOCH_MS: i64 = 1_800_000_000_000;
+
+/// One seed on the current runtime, which must be a paused current-thread one for the run to be
+/// exactly reproducible ([`run_parallel`] makes one).
 pub async fn run_seed(seed: u64, webhooks: usize) -> anyhow::Result<SeedReport> {
-    let started = Instant::now();
+    let started = std::time::Instant::now();
+    shared::time::use_virtual_clock(VIRTUAL_EPOCH_MS);
     fastrand::seed(seed);
     let faults = Arc::new(Faults::new(seed));
     let (planned, refused, outage) = workload(BASE, webhooks, Duration::from_millis(3))?;
@@ -318,6 +336,7 @@ pub async fn run_seed(seed: u64, webhooks: usize) -> anyhow::Result<SeedReport> 
         dead_letters_before_replay: replayed,
         dead_letters_after_replay: remaining.len(),
         webhook_error_calls: records.webhook_errors.values().sum(),
+        fingerprint: fingerprint(&records.posts),
         millis: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         violations,
     })
@@ -356,8 +375,8 @@ impl Soak {
             let crash_after = (self.faults.draw("crash", &batch) % 1000 < rate::CRASH).then(|| 1 + self.faults.fixed("crashPoint", &batch, 0) % 12);
             let mut event = SqsEvent::default();
             event.records = messages.iter().map(|m| crate::poller::to_record(m, "arn:soak:sqs:work")).collect();
-            let deadline_seconds = chrono::Utc::now().timestamp() + INVOCATION_SECONDS;
-            let until_deadline = deadline_seconds.saturating_mul(1000) - chrono::Utc::now().timestamp_millis() - 100;
+            let deadline_seconds = shared::time::now_seconds() + INVOCATION_SECONDS;
+            let until_deadline = deadline_seconds.saturating_mul(1000) - shared::time::now_millis() - 100;
             let timeout = Duration::from_millis(u64::try_from(until_deadline).unwrap_or(0));
             let invocation = CrashAfter { invocation: Box::pin(self.poster.handle(event, deadline_seconds)), polls_left: crash_after };
             let response = match tokio::time::timeout(timeout, invocation).await {
@@ -415,6 +434,17 @@ impl<F: Future> Future for CrashAfter<F> {
         }
         self.invocation.as_mut().poll(cx).map(Some)
     }
+}
+
+fn fingerprint(posts: &[double::Post]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    for post in posts {
+        digest.update(post.at_ms.to_be_bytes());
+        digest.update(post.webhook_id.as_bytes());
+        digest.update(post.body.to_string().as_bytes());
+    }
+    hex::encode(digest.finalize())
 }
 
 /// The webhook id in a work message (a replay's included).
@@ -545,7 +575,7 @@ async fn check(
 pub fn summary_line(report: &SeedReport) -> String {
     let faults: u64 = report.faults.values().sum();
     format!(
-        "seed {}: {} webhooks ({} acknowledged), {} duplicates, {} redeliveries, {} faults, {} crashes, {} posts, {} identical repeats, DLQ {} -> {} after replay, {} lp:webhook-error, {} violations, {} ms",
+        "seed {}: {} webhooks ({} acknowledged), {} duplicates, {} redeliveries, {} faults, {} crashes, {} posts, {} identical repeats, DLQ {} -> {} after replay, {} lp:webhook-error, {} violations, {} ms, fingerprint {}",
         report.seed,
         report.webhooks,
         report.acknowledged,
@@ -560,5 +590,6 @@ pub fn summary_line(report: &SeedReport) -> String {
         report.webhook_error_calls,
         report.violations.len(),
         report.millis,
+        &report.fingerprint[..report.fingerprint.len().min(12)],
     )
 }

@@ -67,7 +67,7 @@ impl ClaimRecord {
     pub fn moved_to(&self, state: ClaimState, benefit: Option<Decimal>, by: &str) -> Self {
         let mut history = self.history.clone();
         if history.last().is_none_or(|last| last.state != state || last.by != by) {
-            history.push(ClaimMove { state, at: chrono::Utc::now().timestamp_millis(), by: by.to_owned() });
+            history.push(ClaimMove { state, at: crate::time::now_millis(), by: by.to_owned() });
         }
         let excess = history.len().saturating_sub(MAX_CLAIM_HISTORY);
         history.drain(..excess);

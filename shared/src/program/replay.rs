@@ -111,7 +111,7 @@ where
     D: MessageSource + MessageVisibility + ?Sized,
     W: MessageSender + ?Sized,
 {
-    let started_ms = chrono::Utc::now().timestamp_millis();
+    let started_ms = crate::time::now_millis();
     let mut pass = Pass::default();
     let mut seen = HashSet::new();
     let mut kept = Vec::new();

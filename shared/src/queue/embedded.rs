@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// tokio's clock: the system's, except on a paused runtime (the soak), where it is virtual.
+use tokio::time::Instant;
 use tokio::sync::Notify;
 
 struct Stored {
@@ -129,7 +131,7 @@ impl EmbeddedQueue {
 impl MessageSender for EmbeddedQueue {
     async fn send(&self, body: String) -> Result<String, QueueError> {
         check_size(&body)?;
-        Ok(self.push(body, 0, chrono::Utc::now().timestamp_millis()))
+        Ok(self.push(body, 0, crate::time::now_millis()))
     }
 }
 

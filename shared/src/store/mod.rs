@@ -171,7 +171,7 @@ pub fn pk_fits(pk: &str) -> bool {
 }
 
 pub fn now_epoch_seconds() -> i64 {
-    chrono::Utc::now().timestamp()
+    crate::time::now_seconds()
 }
 
 /// What both adapters check before a write: a key DynamoDB takes, no reserved attribute, and an
