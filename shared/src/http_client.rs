@@ -11,6 +11,8 @@ pub enum Method {
     Get,
     Post,
     Put,
+    /// Only to open a connection at init ([`crate::lambda::warm_up`]): no body, nothing done.
+    Head,
 }
 
 #[derive(Debug, Clone)]
@@ -119,6 +121,7 @@ impl HttpClient for ReqwestClient {
             Method::Get => reqwest::Method::GET,
             Method::Post => reqwest::Method::POST,
             Method::Put => reqwest::Method::PUT,
+            Method::Head => reqwest::Method::HEAD,
         };
         let mut builder = self.client.request(method, &request.url).timeout(request.timeout);
         for (name, value) in &request.headers {

@@ -6,9 +6,13 @@ use crate::queue::sqs::SqsQueue;
 use crate::queue::sqs_send::SqsSender;
 use crate::store::dynamo::DynamoTable;
 use crate::web::HttpHandler;
+use crate::http_client::{Method, OutboundRequest, SharedHttp};
+use crate::store::{ItemGet, Key};
+use futures::future::BoxFuture;
 use lambda_http::lambda_runtime::{self, LambdaEvent};
 use lambda_http::RequestExt;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub struct Init {
     pub vars: Vars,
@@ -51,4 +55,48 @@ pub async fn serve_http(handler: Arc<dyn HttpHandler>) -> Result<(), lambda_runt
         }
     }))
     .await
+}
+
+/// The longest init waits for [`warm_up`]. In Lambda the init phase has the whole CPU, while an
+/// invocation at 256 MB has about a seventh of it, so a TLS handshake costs far less here than in
+/// the first invocation (BENCHMARKS.md measures both). An endpoint that does not answer must not
+/// hold init up: past this, init carries on, and the first invocation connects as it would have.
+pub const WARM_UP_LIMIT: Duration = Duration::from_secs(1);
+
+/// One connection to open at init: what it is (for the log) and the request that opens it.
+pub type WarmUp = (&'static str, BoxFuture<'static, Result<(), String>>);
+
+/// Opens, together and for at most [`WARM_UP_LIMIT`], the connections the first invocation would
+/// otherwise open: each step is one harmless request whose answer is ignored. Never fails; what
+/// did not finish is logged (the endpoint, never a payload) and left to the first invocation.
+pub async fn warm_up(steps: Vec<WarmUp>) {
+    let (names, requests): (Vec<&'static str>, Vec<_>) = steps.into_iter().unzip();
+    match tokio::time::timeout(WARM_UP_LIMIT, futures::future::join_all(requests)).await {
+        Ok(results) => {
+            for (name, result) in names.iter().zip(results) {
+                if let Err(error) = result {
+                    tracing::info!(connection = name, %error, "warm-up at init failed; the first invocation connects");
+                }
+            }
+        }
+        Err(_) => tracing::info!(connections = ?names, limit_ms = WARM_UP_LIMIT.as_millis() as u64, "warm-up at init not done in time; carrying on"),
+    }
+}
+
+/// Opens the table's connection with a read of an item that never exists under `prefix` (one of
+/// the function's own key prefixes, which its role may read): half a read unit per cold start.
+pub fn warm_table(table: Arc<dyn ItemGet>, prefix: &'static str) -> WarmUp {
+    ("dynamodb", Box::pin(async move { table.get(&Key::new(format!("{prefix}warm-up"), "#")).await.map(drop).map_err(|e| e.to_string()) }))
+}
+
+/// Opens the connection to an upstream whose host configuration fixes (`base_url`): a `HEAD` of
+/// the base URL, with no credentials, which changes nothing there.
+pub fn warm_upstream(name: &'static str, http: SharedHttp, base_url: String) -> WarmUp {
+    let request = OutboundRequest::new(Method::Head, base_url).timeout(WARM_UP_LIMIT).max_body(0);
+    (name, Box::pin(async move { http.send(request).await.map(drop).map_err(|e| e.to_string()) }))
+}
+
+/// Opens the connection a [`SqsSender`] sends on.
+pub fn warm_queue_sender(sender: Arc<SqsSender>) -> WarmUp {
+    ("sqs", Box::pin(async move { sender.warm_up().await }))
 }

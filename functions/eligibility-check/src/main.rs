@@ -10,5 +10,17 @@ use std::sync::Arc;
 async fn main() -> Result<(), lambda_http::Error> {
     let init = Init::new().await?;
     let config = Config::from_vars(&init.vars).await?;
-    serve_http(Arc::new(App::new(config, init.table()?, Arc::new(ReqwestClient::new()?), Arc::new(SystemClock)))).await
+    let (table, http) = (init.table()?, Arc::new(ReqwestClient::new()?));
+    // A check calls Claiming.com.au (token, then the check), then writes its audit record: open
+    // both connections now.
+    shared::lambda::warm_up(vec![
+        shared::lambda::warm_table(table.clone(), eligibility_check::audit::CHECK_PREFIX),
+        shared::lambda::warm_upstream(
+            "claiming",
+            http.clone(),
+            init.vars.required(shared::claiming::client::BASE_URL_VARIABLE)?.to_owned(),
+        ),
+    ])
+    .await;
+    serve_http(Arc::new(App::new(config, table, http, Arc::new(SystemClock)))).await
 }

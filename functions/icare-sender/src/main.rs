@@ -40,7 +40,15 @@ async fn main() -> Result<(), Error> {
     let init = Init::new().await?;
     let config = Config::from_vars(&init.vars).await?;
     let queues = Queues { retries: init.queue("ICARE_QUEUE_URL")?, dead_letters: init.queue("ICARE_DLQ_URL")? };
-    let app = Arc::new(App::new(config, init.table()?, Arc::new(ReqwestClient::new()?), Arc::new(SystemClock), queues));
+    let (table, http) = (init.table()?, Arc::new(ReqwestClient::new()?));
+    // Requests read and write the table, and notifications and documents go to iCare: open both
+    // connections now.
+    shared::lambda::warm_up(vec![
+        shared::lambda::warm_table(table.clone(), icare_sender::TABLE_KEY_PREFIXES[0]),
+        shared::lambda::warm_upstream("icare", http.clone(), init.vars.required("ICARE_BASE_URL")?.to_owned()),
+    ])
+    .await;
+    let app = Arc::new(App::new(config, table, http, Arc::new(SystemClock), queues));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let app = Arc::clone(&app);
         async move { dispatch(&app, event).await }

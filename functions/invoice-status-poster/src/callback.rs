@@ -182,6 +182,12 @@ impl HicapsClient {
         }
     }
 
+    /// Fetches and caches the OAuth token, opening the token host's connection: at init, so that
+    /// the first post needs neither (the token URL is configuration's, not a webhook's).
+    pub async fn warm_up(&self) -> Result<(), String> {
+        self.token(false).await.map(drop).map_err(|error| error.to_string())
+    }
+
     async fn token(&self, force_refresh: bool) -> Result<String, CallbackError> {
         let mut cached = self.token.lock().await;
         if !force_refresh

@@ -411,6 +411,11 @@ impl Poster {
         }
     }
 
+    /// The HICAPS token, fetched at init ([`HicapsClient::warm_up`]).
+    pub async fn warm_up_hicaps(&self) -> Result<(), String> {
+        self.hicaps.warm_up().await
+    }
+
     pub(crate) fn record_expiry(&self) -> i64 {
         now_epoch_seconds() + i64::from(self.record_days) * 86_400
     }

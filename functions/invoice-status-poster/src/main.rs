@@ -12,7 +12,16 @@ async fn main() -> Result<(), Error> {
     let init = Init::new().await?;
     let config = Config::from_vars(&init.vars).await?;
     let http = Arc::new(ReqwestClient::new()?);
-    let poster = Arc::new(Poster::new(config, init.table()?, http, init.queue("QUEUE_URL")?, init.queue("DLQ_URL")?));
+    let table = init.table()?;
+    let poster = Arc::new(Poster::new(config, table.clone(), http, init.queue("QUEUE_URL")?, init.queue("DLQ_URL")?));
+    // The first record reads and writes the table and posts with HICAPS's token: open the table's
+    // connection and fetch the token now. (Callback hosts come with each webhook.)
+    let hicaps = Arc::clone(&poster);
+    shared::lambda::warm_up(vec![
+        shared::lambda::warm_table(table, shared::idempotency::KEY_PREFIX),
+        ("hicaps-token", Box::pin(async move { hicaps.warm_up_hicaps().await })),
+    ])
+    .await;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let poster = Arc::clone(&poster);
         async move {

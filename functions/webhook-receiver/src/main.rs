@@ -10,6 +10,9 @@ async fn main() -> Result<(), lambda_http::Error> {
     let init = Init::new().await?;
     let config = Config::from_vars(&init.vars).await?;
     let table = init.table()?;
-    let handoff = Handoff::new(init.queue_sender("QUEUE_URL")?, table.clone());
+    let sender = init.queue_sender("QUEUE_URL")?;
+    // The first webhook's one AWS call is its SendMessage: open that connection now.
+    shared::lambda::warm_up(vec![shared::lambda::warm_queue_sender(sender.clone())]).await;
+    let handoff = Handoff::new(sender, table.clone());
     serve_http(Arc::new(Receiver::new(config, handoff, table))).await
 }

@@ -51,6 +51,15 @@ impl SqsSender {
         Ok(Self { http, url: format!("{endpoint}/"), region, credentials, queue_url: queue_url.to_owned() })
     }
 
+    /// Opens the connection to the SQS endpoint, TLS handshake included, so that the first send
+    /// does not pay for it: an unsigned `GET /`, which SQS answers with an error and no effect.
+    /// Any answer will do; only a failure to connect is an error.
+    pub async fn warm_up(&self) -> Result<(), String> {
+        let response = self.http.get(&self.url).send().await.map_err(|e| format!("GET {}: {e}", self.url))?;
+        // Read to the end, so the connection goes back to the pool.
+        response.bytes().await.map(drop).map_err(|e| format!("GET {}: {e}", self.url))
+    }
+
     async fn attempt(&self, payload: &[u8]) -> Result<String, Attempt> {
         let credentials = self.credentials.provide_credentials().await.map_err(|e| Attempt::Final(format!("credentials: {e}")))?;
         let identity = credentials.into();
