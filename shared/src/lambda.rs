@@ -69,7 +69,11 @@ pub type WarmUp = (&'static str, BoxFuture<'static, Result<(), String>>);
 /// Opens, together and for at most [`WARM_UP_LIMIT`], the connections the first invocation would
 /// otherwise open: each step is one harmless request whose answer is ignored. Never fails; what
 /// did not finish is logged (the endpoint, never a payload) and left to the first invocation.
-pub async fn warm_up(steps: Vec<WarmUp>) {
+/// `WARM_UP=off` skips it (to measure what it saves, or if an upstream objects to the `HEAD`).
+pub async fn warm_up(vars: &Vars, steps: Vec<WarmUp>) {
+    if vars.get("WARM_UP") == Some("off") {
+        return;
+    }
     let (names, requests): (Vec<&'static str>, Vec<_>) = steps.into_iter().unzip();
     match tokio::time::timeout(WARM_UP_LIMIT, futures::future::join_all(requests)).await {
         Ok(results) => {

@@ -1868,7 +1868,26 @@ fn message_bytes(head: &Head, body: &[u8], connection: &str) -> Vec<u8> {
 
 /// The environment `function` has in Lambda (infra/template.yaml), secrets as plain values,
 /// upstreams at the local stack's simulators on `simulator_port`.
-fn lambda_environment(function: &str, runtime_api: u16, moto: &Moto, simulator_port: u16, tls: bool) -> Vec<(String, String)> {
+/// How a cold run reaches moto, and whether init opens its connections first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    Plain,
+    TlsWithoutWarmUp,
+    Tls,
+}
+
+impl Transport {
+    fn label(self) -> &'static str {
+        match self {
+            Transport::Plain => "plain HTTP",
+            Transport::TlsWithoutWarmUp => "over TLS, WARM_UP=off",
+            Transport::Tls => "over TLS",
+        }
+    }
+}
+
+fn lambda_environment(function: &str, runtime_api: u16, moto: &Moto, simulator_port: u16, transport: Transport) -> Vec<(String, String)> {
+    let tls = transport != Transport::Plain;
     let simulators = format!("http://127.0.0.1:{simulator_port}");
     let mut environment: Vec<(String, String)> = vec![
         ("AWS_LAMBDA_RUNTIME_API".into(), format!("127.0.0.1:{runtime_api}")),
@@ -1887,6 +1906,9 @@ fn lambda_environment(function: &str, runtime_api: u16, moto: &Moto, simulator_p
         ("RUST_LOG".into(), "info".into()),
         ("TABLE_NAME".into(), moto.table.clone()),
     ];
+    if transport == Transport::TlsWithoutWarmUp {
+        environment.push(("WARM_UP".into(), "off".into()));
+    }
     for (name, value) in moto.server.environment() {
         match name {
             "AWS_EC2_METADATA_DISABLED" => {}
@@ -2075,8 +2097,8 @@ fn cold_start(root: &Path, venv: &Path, work: &Path) -> anyhow::Result<Section> 
         let path = root.join("events").join(subject.event);
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
         let event: Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-        for tls in [false, true] {
-        let transport = if tls { "over TLS" } else { "plain HTTP" };
+        for transport in [Transport::Plain, Transport::TlsWithoutWarmUp, Transport::Tls] {
+        let label = transport.label();
         let mut runs = Vec::new();
         // Run 0 primes the page cache with the freshly linked binary and is not recorded.
         for run in 0..=COLD_STARTS {
@@ -2092,11 +2114,11 @@ fn cold_start(root: &Path, venv: &Path, work: &Path) -> anyhow::Result<Section> 
                 let body = text.clone().into_bytes();
                 (body.clone(), vec![body; subject.warm_invocations])
             };
-            let log = work.join(format!("cold-start-{}-{}-{run}.log", subject.function, if tls { "tls" } else { "plain" }));
-            match cold_run(root, subject, |port| lambda_environment(subject.function, port, &moto, simulator_port, tls), &moto.wait, &first, &warm, log) {
+            let log = work.join(format!("cold-start-{}-{transport:?}-{run}.log", subject.function));
+            match cold_run(root, subject, |port| lambda_environment(subject.function, port, &moto, simulator_port, transport), &moto.wait, &first, &warm, log) {
                 Ok(result) => {
                     println!(
-                        "  {} {transport} run {run}/{COLD_STARTS}: init {:.2} ms ({:.2} ms CPU), first invocation {:.2} ms ({:.2} ms CPU), warm CPU {:.3} ms/invocation, peak RSS {:.1} MiB",
+                        "  {} {label} run {run}/{COLD_STARTS}: init {:.2} ms ({:.2} ms CPU), first invocation {:.2} ms ({:.2} ms CPU), warm CPU {:.3} ms/invocation, peak RSS {:.1} MiB",
                         subject.function,
                         result.init_ms,
                         result.init_cpu_ms,
@@ -2110,19 +2132,20 @@ fn cold_start(root: &Path, venv: &Path, work: &Path) -> anyhow::Result<Section> 
                     }
                 }
                 Err(error) => {
-                    println!("  {} {transport} run {run}/{COLD_STARTS}: failed: {error:#}", subject.function);
-                    missing.push(format!("{} ({transport}): {error:#}", subject.function));
+                    println!("  {} {label} run {run}/{COLD_STARTS}: failed: {error:#}", subject.function);
+                    missing.push(format!("{} ({label}): {error:#}", subject.function));
                     break;
                 }
             }
         }
         let column = |f: fn(&ColdRun) -> f64| runs.iter().map(f).collect::<Vec<f64>>();
         let function = subject.function;
-        if !tls {
+        if transport != Transport::Tls {
             section.figures.extend([
-                Figure::new(format!("Cold start, plain HTTP: {function} init (start → first next)"), Unit::Millis, column(|r| r.init_ms), None),
-                Figure::new(format!("Cold start, plain HTTP: {function} first invocation (first next → response)"), Unit::Millis, column(|r| r.first_invocation_only_ms), None),
-                Figure::new(format!("Cold start, plain HTTP: {function} first invocation, CPU"), Unit::Millis, column(|r| r.first_invocation_cpu_ms), None),
+                Figure::new(format!("Cold start, {label}: {function} init (start → first next)"), Unit::Millis, column(|r| r.init_ms), None),
+                Figure::new(format!("Cold start, {label}: {function} init, CPU"), Unit::Millis, column(|r| r.init_cpu_ms), None),
+                Figure::new(format!("Cold start, {label}: {function} first invocation (first next → response)"), Unit::Millis, column(|r| r.first_invocation_only_ms), None),
+                Figure::new(format!("Cold start, {label}: {function} first invocation, CPU"), Unit::Millis, column(|r| r.first_invocation_cpu_ms), None),
             ]);
             continue;
         }

@@ -13,7 +13,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let (table, http) = (init.table()?, Arc::new(ReqwestClient::new()?));
     // A check calls Claiming.com.au (token, then the check), then writes its audit record: open
     // both connections now.
-    shared::lambda::warm_up(vec![
+    shared::lambda::warm_up(&init.vars, vec![
         shared::lambda::warm_table(table.clone(), eligibility_check::audit::CHECK_PREFIX),
         shared::lambda::warm_upstream(
             "claiming",

@@ -43,7 +43,7 @@ async fn main() -> Result<(), Error> {
     let (table, http) = (init.table()?, Arc::new(ReqwestClient::new()?));
     // Requests read and write the table, and notifications and documents go to iCare: open both
     // connections now.
-    shared::lambda::warm_up(vec![
+    shared::lambda::warm_up(&init.vars, vec![
         shared::lambda::warm_table(table.clone(), icare_sender::TABLE_KEY_PREFIXES[0]),
         shared::lambda::warm_upstream("icare", http.clone(), init.vars.required("ICARE_BASE_URL")?.to_owned()),
     ])

@@ -12,7 +12,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let table = init.table()?;
     let sender = init.queue_sender("QUEUE_URL")?;
     // The first webhook's one AWS call is its SendMessage: open that connection now.
-    shared::lambda::warm_up(vec![shared::lambda::warm_queue_sender(sender.clone())]).await;
+    shared::lambda::warm_up(&init.vars, vec![shared::lambda::warm_queue_sender(sender.clone())]).await;
     let handoff = Handoff::new(sender, table.clone());
     serve_http(Arc::new(Receiver::new(config, handoff, table))).await
 }
