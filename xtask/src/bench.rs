@@ -60,6 +60,11 @@ const POSTER_FIRST_INVOCATION_MAX_MS: f64 = 20.0;
 /// Developer Guide, "Memory and computing power"); at the template's 256 MB about a seventh.
 const LAMBDA_MB_PER_VCPU: f64 = 1769.0;
 const TEMPLATE_MEMORY_MB: f64 = 256.0;
+/// Our receiver's warm CPU per webhook must be at least this many times below the peer's.
+const RECEIVER_CPU_MIN_ADVANTAGE: f64 = 5.0;
+/// The Python peer of the receiver (xtask/peer/receiver.py) and what it runs on, pinned.
+const POWERTOOLS_PEER_NAME: &str = "powertools-peer";
+const POWERTOOLS_PEER: &str = "awslambdaric==3.1.1 aws-lambda-powertools==3.23.0 boto3==1.40.0";
 const RECEIVER_CPU_MAX_MS: f64 = 0.5;
 const FUNCTION_RSS_MAX_MIB: f64 = 16.0;
 /// 4 MB, as 1 MB = 1,000,000 bytes (what `PackageReport::megabytes` prints).
@@ -1987,9 +1992,8 @@ fn millis_between(from: Instant, to: Instant) -> f64 {
 }
 
 fn cold_run(
-    root: &Path,
     subject: &Subject,
-    environment: impl Fn(u16) -> Vec<(String, String)>,
+    command: impl Fn(u16) -> Command,
     moto_wait: &MotoWait,
     first: &[u8],
     warm: &[Vec<u8>],
@@ -1997,8 +2001,7 @@ fn cold_run(
 ) -> anyhow::Result<ColdRun> {
     const WAIT: Duration = Duration::from_secs(30);
     let mut emulator = Emulator::start(subject.function)?;
-    let mut command = Command::new(release_binary(root, subject.function));
-    command.current_dir(root).env_clear().envs(environment(emulator.port));
+    let command = command(emulator.port);
     let moto_before = moto_wait.reading();
     let mut process = Process::spawn(subject.function, command, log)?;
     let started = process.started;
@@ -2080,6 +2083,38 @@ fn cold_run(
     })
 }
 
+/// The Powertools peer's cold runs, over TLS, with the receiver's environment and event.
+fn powertools_peer(root: &Path, moto: &mut Moto, simulator_port: u16, work: &Path) -> anyhow::Result<Vec<ColdRun>> {
+    let venv = crate::moto::ensure_venv_with(&root.join("target").join("powertools-venv"), &POWERTOOLS_PEER.split(' ').map(str::to_owned).collect::<Vec<_>>())?;
+    let subject = SUBJECTS.iter().find(|s| s.function == "webhook-receiver").context("no receiver subject")?;
+    let event = std::fs::read(root.join("events").join(subject.event))?;
+    let warm = vec![event.clone(); subject.warm_invocations];
+    let peer_dir = root.join("xtask").join("peer");
+    let mut runs = Vec::new();
+    for run in 0..=COLD_STARTS {
+        moto.fresh_state(&format!("peer-{run}"))?;
+        let command = |port| {
+            let mut command = Command::new(venv.join("bin").join("python"));
+            command
+                .current_dir(&peer_dir)
+                .env_clear()
+                .envs(lambda_environment("webhook-receiver", port, moto, simulator_port, Transport::Tls))
+                .envs([("LAMBDA_TASK_ROOT", peer_dir.display().to_string()), ("POWERTOOLS_SERVICE_NAME", "webhook-receiver".to_owned())])
+                .args(["-m", "awslambdaric", "receiver.handler"]);
+            command
+        };
+        let result = cold_run(subject, command, &moto.wait, &event, &warm, work.join(format!("cold-start-powertools-peer-{run}.log")))?;
+        println!(
+            "  Powertools peer run {run}/{COLD_STARTS}: init {:.2} ms, first invocation {:.2} ms ({:.2} ms CPU), warm CPU {:.3} ms/invocation",
+            result.init_ms, result.first_invocation_only_ms, result.first_invocation_cpu_ms, result.warm_cpu_ms
+        );
+        if run > 0 {
+            runs.push(result);
+        }
+    }
+    Ok(runs)
+}
+
 fn cold_start(root: &Path, venv: &Path, work: &Path) -> anyhow::Result<Section> {
     let mut section = Section::new("Cold start, CPU per invocation and memory (Lambda Runtime API emulator)");
     let mut moto = start_moto(root, venv)?;
@@ -2115,7 +2150,15 @@ fn cold_start(root: &Path, venv: &Path, work: &Path) -> anyhow::Result<Section> 
                 (body.clone(), vec![body; subject.warm_invocations])
             };
             let log = work.join(format!("cold-start-{}-{transport:?}-{run}.log", subject.function));
-            match cold_run(root, subject, |port| lambda_environment(subject.function, port, &moto, simulator_port, transport), &moto.wait, &first, &warm, log) {
+            let command = |port| {
+                let mut command = Command::new(release_binary(root, subject.function));
+                command.current_dir(root).env_clear().envs(lambda_environment(subject.function, port, &moto, simulator_port, transport));
+                command
+            };
+            // Warm CPU and memory are measured over TLS alone: the other two transports are there
+            // for init and the first invocation.
+            let warm: &[Vec<u8>] = if transport == Transport::Tls { &warm } else { &[] };
+            match cold_run(subject, command, &moto.wait, &first, warm, log) {
                 Ok(result) => {
                     println!(
                         "  {} {label} run {run}/{COLD_STARTS}: init {:.2} ms ({:.2} ms CPU), first invocation {:.2} ms ({:.2} ms CPU), warm CPU {:.3} ms/invocation, peak RSS {:.1} MiB",
@@ -2185,6 +2228,40 @@ fn cold_start(root: &Path, venv: &Path, work: &Path) -> anyhow::Result<Section> 
         } else {
             ""
         }));
+        }
+    }
+    if only.as_deref().is_none_or(|only| only.split(',').any(|f| f == POWERTOOLS_PEER_NAME)) {
+        match powertools_peer(root, &mut moto, simulator_port, work) {
+            Ok(peer) => {
+                let ours: Vec<f64> = section
+                    .figures
+                    .iter()
+                    .find(|figure| figure.name.starts_with("CPU per warm invocation: webhook-receiver"))
+                    .map(|figure| figure.values.clone())
+                    .unwrap_or_default();
+                let median = |values: &[f64]| spread(values).map(|s| s.median).unwrap_or(f64::NAN);
+                let ratio = median(&peer.iter().map(|r| r.warm_cpu_ms).collect::<Vec<_>>()) / median(&ours);
+                let column = |f: fn(&ColdRun) -> f64| peer.iter().map(f).collect::<Vec<f64>>();
+                section.figures.extend([
+                    Figure::new("Cold start over TLS: Powertools peer init (start → first next)", Unit::Millis, column(|r| r.init_ms), None),
+                    Figure::new("Cold start over TLS: Powertools peer first invocation (first next → response)", Unit::Millis, column(|r| r.first_invocation_only_ms), None),
+                    Figure::new("Cold start over TLS: Powertools peer first invocation, CPU", Unit::Millis, column(|r| r.first_invocation_cpu_ms), None),
+                    Figure::new(format!("CPU per warm invocation: Powertools peer ({RECEIVER_WARM_INVOCATIONS} invocations)"), Unit::Millis, column(|r| r.warm_cpu_ms), None),
+                    Figure::new("Memory: Powertools peer peak RSS (VmHWM)", Unit::Kib, column(|r| r.rss_kib as f64), None),
+                    Figure::new(
+                        "Receiver warm CPU: the Powertools peer's ÷ ours (medians, this run), times",
+                        Unit::Count,
+                        vec![ratio],
+                        Some(Goal::AtLeast(RECEIVER_CPU_MIN_ADVANTAGE)),
+                    ),
+                ]);
+                section.notes.push(format!(
+                    "The Powertools peer is xtask/peer/receiver.py: the same receiver written with Python 3, Powertools for AWS Lambda \
+                     (APIGatewayHttpResolver, Logger, Metrics) and boto3, run by awslambdaric ({POWERTOOLS_PEER}, in target/powertools-venv) \
+                     under the same emulator, over TLS, with the same environment and events."
+                ));
+            }
+            Err(error) => missing.push(format!("Powertools peer: {error:#}")),
         }
     }
     stack.check_running()?;
