@@ -104,3 +104,44 @@ pub fn warm_upstream(name: &'static str, http: SharedHttp, base_url: String) -> 
 pub fn warm_queue_sender(sender: Arc<SqsSender>) -> WarmUp {
     ("sqs", Box::pin(async move { sender.warm_up().await }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http_client::ReqwestClient;
+    use std::time::Instant;
+
+    #[tokio::test]
+    async fn an_endpoint_that_never_answers_holds_init_up_no_longer_than_the_limit() {
+        // Accepts connections and never answers: the worst an endpoint can do at init.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let silent_url = format!("http://{}/", silent.local_addr().expect("address"));
+        let held = tokio::spawn(async move {
+            let mut kept = Vec::new();
+            while let Ok((stream, _)) = silent.accept().await {
+                kept.push(stream);
+            }
+        });
+        // Refuses connections: a stopped endpoint.
+        let refused_url = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            format!("http://{}/", listener.local_addr().expect("address"))
+        };
+        let http: SharedHttp = Arc::new(ReqwestClient::new().expect("client"));
+        let vars = Vars::default();
+        let started = Instant::now();
+        warm_up(&vars, vec![warm_upstream("silent", http.clone(), silent_url), warm_upstream("refused", http, refused_url)]).await;
+        let took = started.elapsed();
+        assert!(took >= WARM_UP_LIMIT - Duration::from_millis(50), "it waited for the silent endpoint: {took:?}");
+        assert!(took < WARM_UP_LIMIT + Duration::from_millis(500), "and no longer than the limit: {took:?}");
+        held.abort();
+    }
+
+    #[tokio::test]
+    async fn warm_up_off_does_nothing() {
+        let http: SharedHttp = Arc::new(ReqwestClient::new().expect("client"));
+        let started = Instant::now();
+        warm_up(&Vars::default().with("WARM_UP", "off"), vec![warm_upstream("never", http, "http://192.0.2.1/".into())]).await;
+        assert!(started.elapsed() < Duration::from_millis(100));
+    }
+}
