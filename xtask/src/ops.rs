@@ -82,12 +82,11 @@ pub fn inspect(options: &[String]) -> anyhow::Result<()> {
     if webhook_id.is_some() == invoice_id.is_some() {
         bail!(USAGE);
     }
+    // Written, not printed: a reader that stops early (`| head`) is not an error.
     let print = |text: String, value: serde_json::Value| {
-        if json {
-            println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
-        } else {
-            print!("{text}");
-        }
+        use std::io::Write;
+        let text = if json { serde_json::to_string_pretty(&value).unwrap_or_default() + "\n" } else { text };
+        let _ = std::io::stdout().write_all(text.as_bytes());
     };
     runtime()?.block_on(async {
         if let Some(table) = option(options, "--table") {
