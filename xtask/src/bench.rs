@@ -117,6 +117,8 @@ enum Unit {
     Kib,
     Bytes,
     Count,
+    /// A ratio of two figures ("times").
+    Ratio,
     Cores,
 }
 
@@ -130,6 +132,7 @@ fn format_value(unit: Unit, value: f64) -> String {
         Unit::Kib => format!("{:.1} MiB", value / 1024.0),
         Unit::Bytes => format!("{:.2} MB ({value:.0} B)", value / 1_000_000.0),
         Unit::Count => format!("{value:.0}"),
+        Unit::Ratio => format!("{value:.1}×"),
         Unit::Cores => format!("{value:.2} cores"),
     }
 }
@@ -2249,8 +2252,8 @@ fn cold_start(root: &Path, venv: &Path, work: &Path) -> anyhow::Result<Section> 
                     Figure::new(format!("CPU per warm invocation: Powertools peer ({RECEIVER_WARM_INVOCATIONS} invocations)"), Unit::Millis, column(|r| r.warm_cpu_ms), None),
                     Figure::new("Memory: Powertools peer peak RSS (VmHWM)", Unit::Kib, column(|r| r.rss_kib as f64), None),
                     Figure::new(
-                        "Receiver warm CPU: the Powertools peer's ÷ ours (medians, this run), times",
-                        Unit::Count,
+                        "Receiver warm CPU: the Powertools peer's ÷ ours (medians, this run)",
+                        Unit::Ratio,
                         vec![ratio],
                         Some(Goal::AtLeast(RECEIVER_CPU_MIN_ADVANTAGE)),
                     ),
