@@ -112,13 +112,12 @@ pub fn inspect(options: &[String]) -> anyhow::Result<()> {
         let base = option(options, "--url").unwrap_or("http://127.0.0.1:3000").trim_end_matches('/').to_owned();
         shared::install_tls_provider();
         let http = reqwest::Client::new();
-        let encode = |id: &str| form_urlencoded_component(id);
         if let Some(id) = webhook_id {
-            let url = format!("{base}/local/inspect/webhooks/{}?showPersonalData={show_personal_data}", encode(id));
+            let url = format!("{base}/local/inspect/webhooks/{}?showPersonalData={show_personal_data}", path_segment(id));
             let report: WorkReport = fetch_json(&http, &url).await?;
             print(inspect::render_work(&report), serde_json::to_value(&report)?);
         } else if let Some(id) = invoice_id {
-            let url = format!("{base}/local/inspect/invoices/{}", encode(id));
+            let url = format!("{base}/local/inspect/invoices/{}", path_segment(id));
             let report: InvoiceReport = fetch_json(&http, &url).await?;
             print(inspect::render_invoice(&report), serde_json::to_value(&report)?);
         }
@@ -136,7 +135,7 @@ async fn fetch_json<T: serde::de::DeserializeOwned>(http: &reqwest::Client, url:
 }
 
 /// `id` as one path segment.
-fn form_urlencoded_component(id: &str) -> String {
+fn path_segment(id: &str) -> String {
     id.bytes()
         .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { char::from(b).to_string() } else { format!("%{b:02X}") })
         .collect()

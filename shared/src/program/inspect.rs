@@ -130,6 +130,12 @@ fn flag(item: &Item, name: &str) -> bool {
     item.attrs.get(name).and_then(Value::as_bool).unwrap_or(false)
 }
 
+/// The event of a flag item, at the time it records (an RFC 3339 `at`, in any offset).
+fn flag_event(item: &Item, what: String) -> Option<Event> {
+    let at = chrono::DateTime::parse_from_rfc3339(item.str_attr("at")?).ok()?;
+    Some(Event { at: at.with_timezone(&Utc).to_rfc3339_opts(SecondsFormat::Millis, true), what })
+}
+
 /// A key the table could hold; anything else is simply not found.
 fn readable(key: Key) -> Option<Key> {
     key.check().is_ok().then_some(key)
@@ -178,10 +184,7 @@ pub async fn work(store: &dyn Table, id: &str) -> Result<WorkReport, StoreError>
         if let Some(item) = item {
             report.found = true;
             report.flags.push(reason.to_owned());
-            if let Some(at) = text(item, "at").and_then(|at| chrono::DateTime::parse_from_rfc3339(&at).ok()) {
-                let at = at.with_timezone(&Utc).to_rfc3339_opts(SecondsFormat::Millis, true);
-                flag_events.push(Event { at, what: format!("flagged for operators: {reason}") });
-            }
+            flag_events.extend(flag_event(item, format!("flagged for operators: {reason}")));
         }
     }
     // An overpaid invoice is flagged under its own id; the flag names the webhook that reported it.
@@ -190,10 +193,7 @@ pub async fn work(store: &dyn Table, id: &str) -> Result<WorkReport, StoreError>
         && item.str_attr("webhookId") == Some(id)
     {
         report.flags.push(FLAG_INVOICE_OVERPAID.to_owned());
-        if let Some(at) = text(&item, "at").and_then(|at| chrono::DateTime::parse_from_rfc3339(&at).ok()) {
-            let at = at.with_timezone(&Utc).to_rfc3339_opts(SecondsFormat::Millis, true);
-            flag_events.push(Event { at, what: format!("flagged for operators: {FLAG_INVOICE_OVERPAID}") });
-        }
+        flag_events.extend(flag_event(&item, format!("flagged for operators: {FLAG_INVOICE_OVERPAID}")));
     }
     if let Some(invoice_id) = report.invoice_id.clone()
         && let Some(invoice) = records::load_invoice(store, &invoice_id).await.ok().flatten()
@@ -268,11 +268,8 @@ pub async fn invoice(store: &dyn Table, invoice_id: &str) -> Result<InvoiceRepor
     if let Some(item) = &overpaid {
         report.found = true;
         report.overpaid = true;
-        if let Some(at) = text(item, "at").and_then(|at| chrono::DateTime::parse_from_rfc3339(&at).ok()) {
-            let by = text(item, "webhookId").map(|id| format!(" (webhook {id})")).unwrap_or_default();
-            let at = at.with_timezone(&Utc).to_rfc3339_opts(SecondsFormat::Millis, true);
-            events.push(Event { at, what: format!("HICAPS reported the invoice overpaid{by}; flagged for operators") });
-        }
+        let by = text(item, "webhookId").map(|id| format!(" (webhook {id})")).unwrap_or_default();
+        events.extend(flag_event(item, format!("HICAPS reported the invoice overpaid{by}; flagged for operators")));
     }
     let mut ids: Vec<String> = Vec::new();
     if let Some(invoice) = &invoice {
