@@ -7,6 +7,7 @@ pub mod flow;
 pub mod poller;
 pub mod sim;
 pub mod soak;
+pub mod usage;
 
 use anyhow::Context;
 use aws_lambda_events::sqs::SqsEvent;
@@ -51,23 +52,29 @@ pub struct Backend {
     pub icare: Arc<dyn LocalQueue>,
     pub icare_dlq: Arc<dyn LocalQueue>,
     pub description: String,
+    /// What the work would be billed in AWS (embedded state only; `GET /local/usage`).
+    pub usage: Option<Arc<usage::Usage>>,
 }
 
 impl Backend {
     pub fn embedded() -> Self {
         use shared::queue::embedded::EmbeddedQueue;
+        use usage::{MeteredQueue, MeteredTable, Usage};
+        let usage = Arc::new(Usage::default());
+        let metered = |queue: Arc<dyn LocalQueue>, name| -> Arc<dyn LocalQueue> { Arc::new(MeteredQueue::new(queue, usage.clone(), name)) };
         let visibility = POSTER_TIMEOUT * 6;
         let work_dlq = Arc::new(EmbeddedQueue::new(visibility));
         let work = EmbeddedQueue::new(visibility).with_dead_letter(Arc::clone(&work_dlq), MAX_RECEIVE_COUNT);
         let icare_dlq = Arc::new(EmbeddedQueue::new(ICARE_RETRY_SPACING));
         let icare = EmbeddedQueue::new(ICARE_RETRY_SPACING).with_dead_letter(Arc::clone(&icare_dlq), ICARE_MAX_RECEIVE_COUNT);
         Self {
-            table: Arc::new(shared::store::embedded::EmbeddedTable::new()),
-            work: Arc::new(work),
-            work_dlq,
-            icare: Arc::new(icare),
-            icare_dlq,
+            table: Arc::new(MeteredTable::new(Arc::new(shared::store::embedded::EmbeddedTable::new()), usage.clone())),
+            work: metered(Arc::new(work), "work"),
+            work_dlq: metered(work_dlq, "workDlq"),
+            icare: metered(Arc::new(icare), "icare"),
+            icare_dlq: metered(icare_dlq, "icareDlq"),
             description: "embedded (in-process store and queues)".into(),
+            usage: Some(usage),
         }
     }
 
@@ -95,6 +102,7 @@ impl Backend {
             work_dlq: Arc::new(work_dlq),
             icare: Arc::new(icare),
             icare_dlq: Arc::new(icare_dlq),
+            usage: None,
         })
     }
 }
@@ -215,6 +223,7 @@ struct Apps {
     api_keys: HashMap<String, String>,
     /// What the receiver accepted lately, for the flow page.
     recent: flow::Recent,
+    usage: Option<Arc<usage::Usage>>,
 }
 
 /// The defaults that make every connector talk to its simulator on this stack.
@@ -301,6 +310,7 @@ pub async fn start(vars: Vars, listener: tokio::net::TcpListener) -> anyhow::Res
         icare,
         api_keys: api_keys.clone(),
         recent: flow::Recent::default(),
+        usage: backend.usage.clone(),
     });
     let hicaps = sim::hicaps::Simulator::new(&vars, &base_url, http.clone())?;
 
@@ -314,6 +324,10 @@ pub async fn start(vars: Vars, listener: tokio::net::TcpListener) -> anyhow::Res
         .route("/local/queues", get({
             let backend = Arc::clone(&backend);
             move || queue_depths(Arc::clone(&backend))
+        }))
+        .route("/local/usage", get({
+            let usage = backend.usage.clone();
+            move || usage_report(usage.clone())
         }))
         .merge(flow::router(Arc::clone(&backend), hicaps.clone(), apps.recent.clone()))
         .nest("/sim/hicaps", hicaps.router())
@@ -383,6 +397,17 @@ async fn queue_depths(backend: Arc<Backend>) -> Response {
     axum::Json(serde_json::Value::Object(depths)).into_response()
 }
 
+/// `GET /local/usage`: what the stack's work so far would be billed in AWS (`usage` module).
+async fn usage_report(usage: Option<Arc<usage::Usage>>) -> Response {
+    match usage {
+        Some(usage) => axum::Json(usage.report()).into_response(),
+        None => {
+            let problem = serde_json::json!({ "error": "usage is counted on the embedded store and queues only" });
+            (http::StatusCode::NOT_FOUND, axum::Json(problem)).into_response()
+        }
+    }
+}
+
 const fn route(method: &'static str, path: &'static str, function: &'static str, handler: fn(&Apps) -> &dyn HttpHandler) -> LambdaRoute {
     LambdaRoute { method, path, function, handler }
 }
@@ -408,6 +433,9 @@ fn lambda(
 ) -> impl Fn(State<Arc<Apps>>, Option<Path<HashMap<String, String>>>, Request) -> BoxFuture<'static, Response> + Clone + Send + Sync + 'static {
     move |State(apps): State<Arc<Apps>>, path: Option<Path<HashMap<String, String>>>, request: Request| {
         Box::pin(async move {
+            if let Some(usage) = &apps.usage {
+                usage.api_request(route.function);
+            }
             let caller = caller_of(&apps, &request);
             let path = path.map(|Path(path)| path).unwrap_or_default();
             let route_key = format!("{} {}", route.method, route.path);
