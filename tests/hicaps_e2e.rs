@@ -468,6 +468,43 @@ async fn decisions_are_the_programs_alone_idempotent_and_never_contradict() {
 }
 
 #[tokio::test]
+async fn decision_idempotency_keys_are_at_most_128_characters_and_kept_per_caller() {
+    for backend in BOTH {
+        // A second program caller: `partner-key` is caller `partner` in the test stack.
+        let stack = start(backend, &[("DECISION_CALLERS", "test-caller,partner")]).await;
+        let (invoice_id, url, approve, _) = pending_invoice(&stack).await;
+        let post = |key: &'static str, idempotency: String| {
+            client().post(&url).bearer_auth(key).json(&approve).header("Idempotency-Key", idempotency).send()
+        };
+        // 129 characters: 400 naming the header.
+        let too_long = post(gateway_tests::API_KEY, "k".repeat(129)).await.expect("post");
+        assert_eq!(too_long.status(), 400, "{backend:?}");
+        let error: Value = too_long.json().await.expect("json");
+        assert_eq!(error["invalidParams"][0]["name"], "Idempotency-Key", "{backend:?}: {error}");
+        assert!(error["invalidParams"][0]["reason"].as_str().is_some_and(|r| r.contains("128")), "{backend:?}: {error}");
+        // Exactly 128: accepted.
+        let longest = "k".repeat(128);
+        let first = post(gateway_tests::API_KEY, longest.clone()).await.expect("post");
+        assert_eq!(first.status(), 202, "{backend:?}");
+        let first: Value = first.json().await.expect("json");
+        // The same key and body from another caller: a decision of its own, not a replay.
+        let other = post("partner-key", longest.clone()).await.expect("post");
+        assert_eq!(other.status(), 202, "{backend:?}");
+        assert!(other.headers().get("idempotent-replayed").is_none(), "{backend:?}");
+        let other: Value = other.json().await.expect("json");
+        assert!(other["decisionId"].is_string() && first["decisionId"].is_string(), "{first} {other}");
+        assert_ne!(other["decisionId"], first["decisionId"], "{backend:?}: a separate decision");
+        // Each caller's own retry still replays its own decision.
+        let again = post("partner-key", longest).await.expect("post");
+        assert_eq!(again.headers()["idempotent-replayed"], "true", "{backend:?}");
+        assert_eq!(again.json::<Value>().await.expect("json")["decisionId"], other["decisionId"]);
+        // The adjudication, then each caller's decision (the same approval, so neither is stale).
+        assert!(eventually(SETTLE, || posts_for(&stack, &invoice_id, "invoice-status").len() == 3).await, "{backend:?}");
+        stack.stop();
+    }
+}
+
+#[tokio::test]
 async fn two_contradicting_decisions_accepted_together_post_once() {
     for backend in BOTH {
         let stack = start(backend, &[]).await;
@@ -484,6 +521,10 @@ async fn two_contradicting_decisions_accepted_together_post_once() {
         }
         assert!(dead_lettered().await, "{backend:?}: the stale one is dead-lettered with its reason");
         assert_eq!(posts_for(&stack, &invoice_id, "invoice-status").len(), 2, "{backend:?}: the adjudication and one decision");
+        let letters = stack.backend.work_dlq.receive(10, Duration::from_millis(500)).await.expect("dlq");
+        assert_eq!(letters.len(), 1, "{backend:?}");
+        let letter: Value = serde_json::from_str(&letters[0].body).expect("a dead letter is JSON");
+        assert!(letter["reason"].as_str().is_some_and(|r| r.starts_with("stale decision:")), "{backend:?}: {letter}");
         stack.stop();
     }
 }

@@ -421,6 +421,60 @@ async fn token_endpoint_failures_are_502_and_nothing_is_checked() {
 }
 
 #[tokio::test]
+async fn a_rotated_client_secret_is_read_again_when_the_token_endpoint_refuses_it() {
+    for refusal in [401, 403] {
+        let server = MockServer::start().await;
+        let clock = SteppingClock::new(Utc::now());
+        let today = support::today(clock.as_ref());
+        let rotated = json!({"client_id": CLIENT_ID, "client_secret": "rotated-secret", "grant_type": "client_credentials"});
+        Mock::given(method("POST"))
+            .and(path("/v2/oauth/token"))
+            .and(body_json(rotated))
+            .respond_with(TokenResponder::new(Utc::now() + TimeDelta::hours(24)))
+            .expect(1)
+            .named("token for the rotated secret")
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/v2/oauth/token"))
+            .respond_with(ResponseTemplate::new(refusal).set_body_json(json!({"error": "invalid_client"})))
+            .expect(1)
+            .named("token for the old secret")
+            .mount(&server)
+            .await;
+        eligibility()
+            .and(header("authorization", "Bearer tok-1"))
+            .respond_with(answer("ecf-mandatory-response.json"))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let source = Arc::new(shared::secrets::FakeSource(std::sync::Mutex::new(CLIENT_SECRET.into())));
+        let vars = vars(&server.uri())
+            .with("CLAIMING_CLIENT_SECRET", "")
+            .with_secret_source("CLAIMING_CLIENT_SECRET", source.clone());
+        let (app, _) = app_with(vars, clock.clone()).await;
+        // The operator rotates the secret in Secrets Manager; the function still holds the old one.
+        *source.0.lock().expect("lock") = "rotated-secret".into();
+
+        let response = app.handle(check_request(&mandatory(today))).await;
+        assert_eq!(response.status(), 502, "{refusal}: the old secret is refused");
+        let title = json_body(response).await["title"].as_str().unwrap_or_default().to_owned();
+        assert!(title.contains(&format!("refused the client credentials (HTTP {refusal})")), "{title}");
+        assert_eq!(app.handle(check_request(&mandatory(today))).await.status(), 200, "{refusal}: the re-read secret works");
+        let secrets: Vec<Value> = server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r.url.path() == "/v2/oauth/token")
+            .map(|r| serde_json::from_slice::<Value>(&r.body).map(|body| body["client_secret"].clone()).unwrap_or(Value::Null))
+            .collect();
+        assert_eq!(secrets, [json!(CLIENT_SECRET), json!("rotated-secret")], "{refusal}: one refusal, then the secret read again");
+        server.verify().await;
+    }
+}
+
+#[tokio::test]
 async fn an_unreachable_claiming_is_a_502() {
     // A port nobody listens on: bind, note the address, close.
     let address = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("address");
@@ -502,6 +556,24 @@ async fn a_location_the_caller_is_not_granted_is_refused_and_audited_without_cal
     let member = body["patient"]["fund"]["number"].as_str().unwrap_or("none").to_owned();
     for personal in ["familyName", "dateOfBirth", member.as_str()] {
         assert!(!stored.contains(personal), "{personal} in the audit record: {stored}");
+    }
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn empty_location_grants_refuse_every_caller() {
+    let server = MockServer::start().await;
+    mount_tokens(&server, Utc::now() + TimeDelta::hours(24), 0).await;
+    eligibility().respond_with(answer("ecf-mandatory-response.json")).expect(0).mount(&server).await;
+    let clock = SteppingClock::new(Utc::now());
+    let body = mandatory(support::today(clock.as_ref()));
+    let (app, table) = app_with(vars(&server.uri()).with("ECF_LOCATION_GRANTS", ""), clock.clone()).await;
+    for (caller, location) in [(CALLER, LOCATION), (OTHER_CALLER, "99")] {
+        let response = app.handle(request(Some(caller), Some(location), &body.to_string())).await;
+        assert_eq!(response.status(), 403, "{caller} at {location}");
+        let check_id = response.headers()[eligibility_check::CHECK_ID_HEADER].to_str().expect("id").parse().expect("uuid");
+        let audit = table.get(&eligibility_check::audit::check_key(check_id)).await.expect("get").expect("audited");
+        assert_eq!((audit.str_attr("outcome"), audit.str_attr("caller")), (Some("forbidden"), Some(caller)));
     }
     server.verify().await;
 }

@@ -4,10 +4,17 @@
 mod support;
 
 use serde_json::{Value, json};
+use shared::config::Vars;
+use shared::http_client::ReqwestClient;
+use shared::queue::embedded::EmbeddedQueue;
+use shared::secrets::FakeSource;
+use shared::store::embedded::EmbeddedTable;
+use shared::time::SystemClock;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::*;
 use wiremock::matchers::{header, method, path};
-use wiremock::{Mock, ResponseTemplate};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn names(body: &Value) -> Vec<String> {
     body["invalidParams"]
@@ -265,6 +272,60 @@ async fn at_the_horizon_the_last_failure_gives_the_notification_up() {
     assert_eq!(body["attempts"], 2);
     assert_eq!(body["failure"]["type"], shared::icare::ICARE_GAVE_UP_TYPE);
     assert!(h.queue.is_empty());
+}
+
+/// The harness with the iCare API key read from `source`, as from Secrets Manager.
+async fn harness_with_api_key_from(source: Arc<FakeSource>) -> Harness {
+    let server = MockServer::start().await;
+    let vars = Vars::default()
+        .with("ICARE_BASE_URL", server.uri())
+        .with_secret_source("ICARE_API_KEY", source)
+        .with("ICARE_TIMEOUT_SECONDS", "1")
+        .with("ICARE_RETRY_TIMEOUT_SECONDS", "1");
+    let config = icare_sender::Config::from_vars(&vars).await.expect("config");
+    let queue = Arc::new(EmbeddedQueue::new(Duration::from_millis(20)));
+    let dead_letters = Arc::new(EmbeddedQueue::new(Duration::from_millis(20)));
+    let app = icare_sender::App::new(
+        config,
+        Arc::new(EmbeddedTable::new()),
+        Arc::new(ReqwestClient::new().expect("http client")),
+        Arc::new(SystemClock),
+        icare_sender::Queues { retries: queue.clone(), dead_letters: dead_letters.clone() },
+    );
+    Harness { app, queue, dead_letters, server }
+}
+
+#[tokio::test]
+async fn a_rotated_api_key_is_read_again_when_icare_refuses_it() {
+    for refusal in [401, 403] {
+        let source = Arc::new(FakeSource(Mutex::new("old-key".into())));
+        let h = harness_with_api_key_from(source.clone()).await;
+        with_policy(&h).await;
+        Mock::given(method("POST"))
+            .and(path("/notifications"))
+            .and(header("x-api-key", "rotated-key"))
+            .respond_with(ResponseTemplate::new(201).set_body_json(json!({"claimNumber": "ICN-ROTATED"})))
+            .expect(1)
+            .mount(&h.server)
+            .await;
+        Mock::given(method("POST")).and(path("/notifications")).respond_with(ResponseTemplate::new(refusal)).expect(1).mount(&h.server).await;
+        // The operator rotates the key in Secrets Manager; the function still holds the old one.
+        *source.0.lock().expect("lock") = "rotated-key".into();
+        let (status, body) = post_notification(&h.app, Some("rotated"), &notification()).await;
+        assert_eq!((status, body["status"].as_str()), (202, Some("queued")), "{refusal}: refused, so queued: {body}");
+        let id = body["notificationId"].as_str().expect("id").to_owned();
+        assert!(drain_once(&h).await.expect("a retry message").batch_item_failures.is_empty(), "{refusal}");
+        let (_, body) = get_notification(&h.app, &id).await;
+        assert_eq!((body["status"].as_str(), body["claimNumber"].as_str()), (Some("claimNumberReceived"), Some("ICN-ROTATED")), "{refusal}");
+        let keys: Vec<String> = received(&h.server, "/notifications")
+            .await
+            .iter()
+            .map(|r| r.headers.get("x-api-key").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(keys, ["old-key", "rotated-key"], "{refusal}: one refusal, then the key read again");
+        assert!(h.queue.is_empty());
+        h.server.verify().await;
+    }
 }
 
 #[tokio::test]

@@ -419,6 +419,42 @@ async fn acc_5xx_and_refused_credentials_become_502() {
 }
 
 #[tokio::test]
+async fn a_rotated_acc_key_is_read_again_when_acc_refuses_it() {
+    for refusal in [401, 403] {
+        let acc = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(header("x-api-key", "rotated-key"))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(APPENDIX_B_SAMPLE, "application/json"))
+            .expect(1)
+            .mount(&acc)
+            .await;
+        Mock::given(method("GET")).respond_with(ResponseTemplate::new(refusal)).expect(1).mount(&acc).await;
+        let source = Arc::new(shared::secrets::FakeSource(std::sync::Mutex::new("old-key".into())));
+        let vars = Vars::default()
+            .with("ACC_BASE_URL", acc.uri())
+            .with_secret_source("ACC_API_KEY", source.clone())
+            .with("ICP_VENDOR_GRANTS", "physio-app=VEND01")
+            .with("ICP_AUDIT_HMAC_KEY", HMAC_KEY);
+        let config = Config::from_vars(&vars).await.expect("config");
+        let http = Arc::new(ReqwestClient::new().expect("http client"));
+        let app = App::new(config, Arc::new(EmbeddedTable::new()), http, Arc::new(FixedClock(default_now())));
+        // The operator rotates the key in Secrets Manager; the function still holds the old one.
+        *source.0.lock().expect("lock") = "rotated-key".into();
+        assert_eq!(app.handle(request(CLAIM, &good_query())).await.status(), 502, "{refusal}: ACC refused the old key");
+        assert_eq!(app.handle(request(CLAIM, &good_query())).await.status(), 200, "{refusal}: the re-read key works");
+        let sent: Vec<String> = acc
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .map(|r| r.headers.get("x-api-key").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(sent, ["old-key", "rotated-key"], "{refusal}: one refusal, then the key read again");
+        acc.verify().await;
+    }
+}
+
+#[tokio::test]
 async fn no_answer_within_the_configured_timeout_is_504() {
     let acc = MockServer::start().await;
     Mock::given(method("GET"))
@@ -541,5 +577,31 @@ async fn a_guessed_date_of_birth_gets_429_after_the_limit_without_calling_acc() 
     // Another caller is not affected.
     let other = request_with("GET", Some("admin"), Some(CLAIM), "dateOfBirth=1985-03-18&vendorId=VEND01&providerId=PROV01");
     assert_eq!(h.app.handle(other).await.status(), 400);
+    acc.verify().await;
+}
+
+#[tokio::test]
+async fn the_date_of_birth_counter_expires_a_day_after_its_first_mismatch() {
+    use shared::store::ItemGet;
+    let acc = MockServer::start().await;
+    let mismatch = json!({"code": 400, "message": "The Claim and specified Patient DOB do not match."});
+    Mock::given(method("GET")).respond_with(ResponseTemplate::new(400).set_body_json(mismatch)).expect(2).mount(&acc).await;
+    let h = harness(&acc.uri(), default_now(), &[]).await;
+    let digest = icp_query_proxy::audit::hash_claim_number(&secrecy::SecretString::from(HMAC_KEY), CLAIM);
+    let counter = icp_query_proxy::audit::dob_counter_key(CALLER, &digest);
+    let query = "dateOfBirth=1985-03-15&vendorId=VEND01&providerId=PROV01";
+    // The table expires items by the real clock, whatever the proxy's clock says.
+    let before = Utc::now().timestamp();
+    assert_eq!(h.app.handle(request(CLAIM, query)).await.status(), 400);
+    let after = Utc::now().timestamp();
+    let first = h.table.get(&counter).await.expect("get").expect("the counter is stored");
+    assert_eq!(first.attrs["count"], json!(1));
+    let expires_at = first.expires_at.expect("the counter carries an expiry");
+    assert!((before + 86_400..=after + 86_400).contains(&expires_at), "{expires_at} is not a day from now ({before})");
+    // A second mismatch counts in the same day: the expiry stays where the first one set it.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(h.app.handle(request(CLAIM, query)).await.status(), 400);
+    let second = h.table.get(&counter).await.expect("get").expect("the counter is stored");
+    assert_eq!((second.attrs["count"].clone(), second.expires_at), (json!(2), Some(expires_at)));
     acc.verify().await;
 }
