@@ -93,3 +93,70 @@ pub async fn run<F, Fut>(
     }
     while workers.join_next().await.is_some() {}
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lambda_events::sqs::SqsMessage;
+    use shared::queue::MessageSender;
+    use shared::queue::embedded::EmbeddedQueue;
+    use tokio::time::Instant;
+
+    /// What the consumer was handed: each record's body and receive count, and when.
+    type Seen = Arc<std::sync::Mutex<Vec<(String, String, Instant)>>>;
+
+    fn sightings(seen: &Seen) -> Vec<(String, String, Instant)> {
+        seen.lock().expect("seen").clone()
+    }
+
+    /// Waits, on the test's clock, until `done` holds.
+    async fn until(what: &str, done: impl Fn() -> bool) {
+        for _ in 0..600 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{what} never happened");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_consumer_that_panics_loses_its_batch_not_the_poller() {
+        let visibility = Duration::from_millis(500);
+        let queue = Arc::new(EmbeddedQueue::new(visibility));
+        let abandoned = Arc::new(AtomicU64::new(0));
+        let seen: Seen = Arc::default();
+        let consumer_seen = Arc::clone(&seen);
+        // One worker, so the later message can only be consumed if the panic left it running.
+        let poller = tokio::spawn(run(queue.clone(), "arn:test".into(), 1, Duration::from_secs(30), abandoned.clone(), move |event: SqsEvent| {
+            let seen = Arc::clone(&consumer_seen);
+            async move {
+                for record in &event.records {
+                    let SqsMessage { body, attributes, .. } = record;
+                    let body = body.clone().unwrap_or_default();
+                    let count = attributes.get("ApproximateReceiveCount").cloned().unwrap_or_default();
+                    seen.lock().expect("seen").push((body.clone(), count.clone(), Instant::now()));
+                    // A bug that input reaches, the first time only.
+                    assert!(!(body == "poison" && count == "1"), "a bug input reached");
+                }
+                SqsBatchResponse::default()
+            }
+        }));
+        queue.send("poison".into()).await.expect("send");
+        until("the panicked batch counted", || abandoned.load(Ordering::Relaxed) == 1).await;
+        assert_eq!(queue.len(), 1, "the panicked batch's message is not deleted");
+        queue.send("later".into()).await.expect("send");
+        until("both messages consumed and deleted", || queue.is_empty()).await;
+        let seen = sightings(&seen);
+        let order: Vec<(&str, &str)> = seen.iter().map(|(body, count, _)| (body.as_str(), count.as_str())).collect();
+        assert_eq!(
+            order,
+            [("poison", "1"), ("later", "1"), ("poison", "2")],
+            "the later message went first, while the panicked one was invisible; then it came back"
+        );
+        assert!(seen[2].2 - seen[0].2 >= visibility, "back only after its visibility timeout: {seen:?}");
+        assert_eq!(abandoned.load(Ordering::Relaxed), 1, "only the batch that panicked");
+        assert!(!poller.is_finished(), "the poller is still running");
+        poller.abort();
+    }
+}

@@ -12,9 +12,11 @@ use shared::program::work::webhook_message;
 use shared::queue::embedded::EmbeddedQueue;
 use shared::queue::{MessageSource, MessageVisibility, QueueError};
 use shared::store::embedded::EmbeddedTable;
-use shared::store::{Condition, Item, ItemDelete, ItemGet, ItemGetMany, ItemPut, ItemPutMany, ItemQuery, Key, StoreError, Table};
+use shared::store::{
+    Condition, Item, ItemDelete, ItemGet, ItemGetMany, ItemPut, ItemPutMany, ItemQuery, Key, MAX_PK_BYTES, MAX_SK_BYTES, StoreError, Table,
+};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -195,31 +197,46 @@ async fn hicaps_500_twice_then_200_gives_one_effective_post() {
     assert!(h.dlq.is_empty());
 }
 
-#[tokio::test]
-async fn hicaps_400_dead_letters_once_without_webhook_error_and_a_redelivery_is_a_duplicate() {
+/// HICAPS refuses the status post with `status`, a 4xx it would refuse again: the webhook is
+/// dead-lettered once, `lp:webhook-error` is not called (the webhook was fine, our answer was
+/// not), and a redelivery of the webhook is a duplicate.
+async fn a_refused_post_dead_letters_once_without_webhook_error(status: u16) {
     let h = harness(Arc::new(EmbeddedTable::new())).await;
     Mock::given(method("POST"))
         .and(path("/invoices/1/status"))
-        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"title": "bad"})))
+        .respond_with(ResponseTemplate::new(status).set_body_json(json!({"title": "bad"})))
         .mount(&h.hicaps)
         .await;
     Mock::given(method("POST")).and(path("/webhook-error/1")).respond_with(ResponseTemplate::new(202)).expect(0).mount(&h.hicaps).await;
     let message = webhook_message(&webhook_to(&h.hicaps), 0);
-    assert!(h.poster.handle(event(&message, 1), deadline()).await.batch_item_failures.is_empty(), "not retried");
+    assert!(h.poster.handle(event(&message, 1), deadline()).await.batch_item_failures.is_empty(), "{status}: not retried");
     // HICAPS delivers the same webhook again (a new SQS message): acknowledged, not processed.
     assert!(h.poster.handle(event(&webhook_message(&webhook_to(&h.hicaps), 9), 1), deadline()).await.batch_item_failures.is_empty());
-    assert_eq!(status_posts(&h.hicaps).await.len(), 1, "the refused request is not made again");
+    assert_eq!(status_posts(&h.hicaps).await.len(), 1, "{status}: the refused request is not made again");
     let letters = h.dlq.receive(10, Duration::from_secs(1)).await.expect("dlq");
-    assert_eq!(letters.len(), 1);
+    assert_eq!(letters.len(), 1, "{status}");
     let letter: Value = serde_json::from_str(&letters[0].body).expect("letter");
-    assert!(letter["reason"].as_str().is_some_and(|r| r.contains("400")), "{letter}");
+    assert!(letter["reason"].as_str().is_some_and(|r| r.contains(&status.to_string())), "{letter}");
     assert_eq!(shared::program::work::unwrap_dead_letter(&letters[0].body), message, "the letter keeps the original");
     // An operator's replay processes it again.
     let replay = shared::program::work::replayable(&letters[0].body);
     assert!(h.poster.handle(event(&replay, 1), deadline()).await.batch_item_failures.is_empty());
-    assert_eq!(status_posts(&h.hicaps).await.len(), 2, "the replay posted");
-    assert_eq!(h.dlq.len(), 2, "the first letter (in flight here) and the replay's, refused again");
+    assert_eq!(status_posts(&h.hicaps).await.len(), 2, "{status}: the replay posted");
+    assert_eq!(h.dlq.len(), 2, "{status}: the first letter (in flight here) and the replay's, refused again");
     h.hicaps.verify().await;
+}
+
+#[tokio::test]
+async fn hicaps_400_dead_letters_once_without_webhook_error_and_a_redelivery_is_a_duplicate() {
+    a_refused_post_dead_letters_once_without_webhook_error(400).await;
+}
+
+#[tokio::test]
+async fn hicaps_403_404_409_422_are_permanent_like_400() {
+    // Only 401 (retried once with a fresh token), 408, 425 and 429 among the 4xx are transient.
+    for status in [403, 404, 409, 422] {
+        a_refused_post_dead_letters_once_without_webhook_error(status).await;
+    }
 }
 
 #[tokio::test]
@@ -530,6 +547,176 @@ async fn a_member_check_without_program_is_rejected_naming_it() {
     assert_eq!(posts.len(), 1);
     assert_eq!(posts[0]["setState"], "rejected");
     assert_eq!(posts[0]["invalidParams"][0]["name"], "program", "{}", posts[0]);
+}
+
+/// A [`HookedTable`] hook counting the keys DynamoDB would refuse (over its key limits) that
+/// reach the table in a read or a write.
+fn counting_keys_over_limits(count: Arc<AtomicUsize>) -> impl Fn(Op<'_>) -> Result<(), StoreError> + Send + Sync + 'static {
+    move |op| {
+        let over = match op {
+            Op::GetMany(keys) => keys.iter().filter(|key| key.check().is_err()).count(),
+            Op::Put(item) => usize::from(item.key.check().is_err()),
+            Op::PutMany(items) => items.iter().filter(|item| item.key.check().is_err()).count(),
+            Op::Get | Op::Delete | Op::Query => 0,
+        };
+        count.fetch_add(over, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+fn claim_statuses(post: &Value) -> Vec<Value> {
+    post["claimStatuses"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn item_codes_over_the_sort_key_limit_are_rejected_as_unknown_and_the_other_claims_adjudicated() {
+    let over_limits = Arc::new(AtomicUsize::new(0));
+    let table = Arc::new(HookedTable::new(counting_keys_over_limits(over_limits.clone())));
+    let h = harness(table.clone()).await;
+    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+    let mut webhook: Value = serde_json::from_str(&webhook_to(&h.hicaps)).expect("json");
+    let good = webhook["data"]["claims"][0].clone();
+    // The rule's key is `schedule#<program>` / `item#<itemCode>`: one byte over the sort key's
+    // limit, and far over it in two-byte characters (under the limit counted in characters).
+    let long_codes = ["1".repeat(MAX_SK_BYTES - "item#".len() + 1), "é".repeat(MAX_SK_BYTES - 100)];
+    let mut claims = vec![good.clone()];
+    for (index, code) in long_codes.iter().enumerate() {
+        let mut claim = good.clone();
+        claim["claimId"] = json!(format!("00000000-0000-4000-8000-00000000000{index}"));
+        claim["itemCode"] = json!(code);
+        claims.push(claim);
+    }
+    webhook["data"]["claims"] = Value::Array(claims);
+    let message = webhook_message(&webhook.to_string(), 0);
+    assert!(h.poster.handle(event(&message, 1), deadline()).await.batch_item_failures.is_empty(), "answered, not retried");
+    // A redelivery is a duplicate: the answer went.
+    assert!(h.poster.handle(event(&webhook_message(&webhook.to_string(), 9), 1), deadline()).await.batch_item_failures.is_empty());
+    assert!(h.dlq.is_empty(), "answered, not dead-lettered");
+    assert!(h.retry_delays.0.lock().expect("delays").is_empty(), "never retried as transient");
+    let posts = status_posts(&h.hicaps).await;
+    assert_eq!(posts.len(), 1);
+    let statuses = claim_statuses(&posts[0]);
+    assert_eq!(statuses.len(), 3, "{}", posts[0]);
+    assert_eq!(statuses[0]["claimId"], good["claimId"]);
+    assert_eq!(statuses[0]["state"], "approved", "the claim with a known item is adjudicated as usual: {}", statuses[0]);
+    assert_eq!(statuses[0]["benefit"].as_f64(), Some(40.0), "80% of 55.63, capped at 40.00 per unit");
+    for (status, code) in statuses[1..].iter().zip(&long_codes) {
+        assert_eq!(status["state"], "rejected", "{status}");
+        assert_eq!(status["statusTitle"], "Unknown item");
+        assert_eq!(status["benefit"].as_f64(), Some(0.0));
+        assert_eq!(status["invalidParams"][0]["name"], "itemCode");
+        assert_eq!(status["invalidParams"][0]["reason"], format!("Item {code} is unknown"));
+    }
+    assert_eq!(over_limits.load(Ordering::SeqCst), 0, "no key over DynamoDB's limits reached the table");
+    let invoice = shared::program::records::load_invoice(&table.inner, "9a15ad10-dbf0-4ab6-83f1-e42019f188b5")
+        .await
+        .expect("load")
+        .expect("recorded");
+    let mut states: Vec<_> = invoice.claims.iter().map(|claim| (claim.claim_id.clone(), claim.state)).collect();
+    states.sort_by(|a, b| a.0.cmp(&b.0));
+    use shared::hicaps::ClaimState::{Approved, Rejected};
+    assert_eq!(
+        states,
+        [
+            ("00000000-0000-4000-8000-000000000000".to_owned(), Rejected),
+            ("00000000-0000-4000-8000-000000000001".to_owned(), Rejected),
+            ("7329d4a5-a15d-4db0-a831-da2e6bbba425".to_owned(), Approved),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn member_numbers_and_programs_over_the_key_limits_are_answered_rejected_never_retried() {
+    let over_limits = Arc::new(AtomicUsize::new(0));
+    let table = Arc::new(HookedTable::new(counting_keys_over_limits(over_limits.clone())));
+    let h = harness(table.clone()).await;
+    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+    let mut original: Value = serde_json::from_str(&webhook_to(&h.hicaps)).expect("json");
+    // A second claim, for an item the schedule knows, to show every claim is answered.
+    let mut second = original["data"]["claims"][0].clone();
+    second["claimId"] = json!("00000000-0000-4000-8000-0000000000ff");
+    second["itemCode"] = json!("505");
+    original["data"]["claims"].as_array_mut().expect("claims").push(second);
+    // The member's key is `member#<program>` / `<memberNumber>` and the rules' `schedule#<program>`
+    // / `item#<itemCode>`: the member number is a sort key (1,024 bytes), the program part of
+    // partition keys (2,048 bytes). Each just over its limit, and over 2,048 bytes.
+    let cases = [
+        ("/data/member/memberNumber", "9".repeat(MAX_SK_BYTES + 1)),
+        ("/data/member/memberNumber", "9".repeat(MAX_PK_BYTES + 1)),
+        ("/data/program", "p".repeat(MAX_PK_BYTES - "member#".len() + 1)),
+        ("/data/program", "p".repeat(MAX_PK_BYTES + 1)),
+    ];
+    for (index, (pointer, value)) in cases.iter().enumerate() {
+        let mut webhook = original.clone();
+        webhook["id"] = json!(format!("00000000-0000-4000-8000-00000000001{index}"));
+        webhook["data"]["invoiceId"] = json!(format!("00000000-0000-4000-8000-00000000002{index}"));
+        *webhook.pointer_mut(pointer).expect("field") = json!(value);
+        let case = format!("{pointer} of {} bytes", value.len());
+        let message = webhook_message(&webhook.to_string(), 0);
+        assert!(h.poster.handle(event(&message, 1), deadline()).await.batch_item_failures.is_empty(), "{case}: answered, not retried");
+        let redelivery = webhook_message(&webhook.to_string(), 9);
+        assert!(h.poster.handle(event(&redelivery, 1), deadline()).await.batch_item_failures.is_empty(), "{case}: a duplicate");
+        let posts = status_posts(&h.hicaps).await;
+        assert_eq!(posts.len(), index + 1, "{case}: answered once");
+        let statuses = claim_statuses(&posts[index]);
+        assert_eq!(statuses.len(), 2, "{case}: every claim is answered");
+        for status in &statuses {
+            assert_eq!(status["state"], "rejected", "{case}: {status}");
+            assert_eq!(status["statusTitle"], "Member not found", "{case}");
+            assert_eq!(status["benefit"].as_f64(), Some(0.0), "{case}");
+            assert_eq!(status["invalidParams"][0]["name"], "member.memberNumber", "{case}");
+        }
+        let invoice_id = webhook["data"]["invoiceId"].as_str().expect("invoiceId");
+        let invoice = shared::program::records::load_invoice(&table.inner, invoice_id).await.expect("load").expect("recorded");
+        assert_eq!(invoice.claims.len(), 2, "{case}");
+        assert!(invoice.claims.iter().all(|claim| claim.state == shared::hicaps::ClaimState::Rejected), "{case}: {invoice:?}");
+    }
+    assert!(h.dlq.is_empty(), "answered, not dead-lettered");
+    assert!(h.retry_delays.0.lock().expect("delays").is_empty(), "never retried as transient");
+    assert_eq!(over_limits.load(Ordering::SeqCst), 0, "no key over DynamoDB's limits reached the table");
+}
+
+#[tokio::test]
+async fn a_member_check_over_the_key_limits_is_answered_rejected_without_a_read() {
+    let over_limits = Arc::new(AtomicUsize::new(0));
+    let h = harness(Arc::new(HookedTable::new(counting_keys_over_limits(over_limits.clone())))).await;
+    Mock::given(method("POST")).and(path("/members/1/state")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+    let cases = [
+        ("9".repeat(MAX_SK_BYTES + 1), "mpl".to_owned()),
+        ("9".repeat(MAX_PK_BYTES + 1), "mpl".to_owned()),
+        ("789456123".to_owned(), "p".repeat(MAX_PK_BYTES - "member#".len() + 1)),
+        ("789456123".to_owned(), "p".repeat(MAX_PK_BYTES + 1)),
+    ];
+    for (index, (member_number, program)) in cases.iter().enumerate() {
+        let check = json!({
+            "id": format!("member-check-{index}"),
+            "type": "admin.member.check",
+            "data": {"memberNumber": member_number, "program": program},
+            "_links": {"lp:update-member-state": {"href": format!("{}/members/1/state", h.hicaps.uri())}},
+        });
+        let case = format!("memberNumber of {} bytes, program of {} bytes", member_number.len(), program.len());
+        let message = webhook_message(&check.to_string(), 0);
+        assert!(h.poster.handle(event(&message, 1), deadline()).await.batch_item_failures.is_empty(), "{case}: answered, not retried");
+        assert!(h.poster.handle(event(&message, 2), deadline()).await.batch_item_failures.is_empty(), "{case}: a duplicate");
+    }
+    let posts: Vec<Value> = h
+        .hicaps
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path() == "/members/1/state")
+        .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+        .collect();
+    assert_eq!(posts.len(), cases.len(), "one answer each");
+    for (post, (member_number, _)) in posts.iter().zip(&cases) {
+        assert_eq!(post["setState"], "rejected", "{post}");
+        assert_eq!(post["statusTitle"], "Member not found");
+        assert_eq!(post["memberNumber"], member_number.as_str(), "answered for its own data");
+    }
+    assert!(h.dlq.is_empty(), "answered, not dead-lettered");
+    assert!(h.retry_delays.0.lock().expect("delays").is_empty(), "never retried as transient");
+    assert_eq!(over_limits.load(Ordering::SeqCst), 0, "no key over DynamoDB's limits reached the table");
 }
 
 #[tokio::test]

@@ -210,6 +210,79 @@ proptest::proptest! {
     }
 }
 
+/// Any JSON value, nested a few levels and bounded in size, with keys the receiver and the poster
+/// look for.
+fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let key = prop_oneof![
+        Just("id".to_owned()),
+        Just("type".to_owned()),
+        Just("data".to_owned()),
+        Just("claims".to_owned()),
+        Just("invoiceId".to_owned()),
+        Just("_links".to_owned()),
+        "[a-zA-Z]{1,8}",
+    ];
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<u64>().prop_map(|n| json!(n)),
+        any::<f64>().prop_map(|n| json!(n)),
+        ".{0,40}".prop_map(Value::String),
+        Just(json!("claiming.invoice.submitted")),
+    ];
+    leaf.prop_recursive(4, 64, 8, move |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+            proptest::collection::vec((key.clone(), inner), 0..8)
+                .prop_map(|entries| Value::Object(entries.into_iter().collect::<serde_json::Map<_, _>>())),
+        ]
+    })
+}
+
+/// An envelope whose `id`, `type` and `data` are each absent, plausible or any JSON, with other
+/// members of any JSON beside them.
+fn any_envelope() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let example: Value = serde_json::from_str(EXAMPLE).unwrap_or(Value::Null);
+    let id = prop_oneof![Just(None), "[a-z0-9-]{0,40}".prop_map(|id| Some(json!(id))), ".{0,200}".prop_map(|id| Some(json!(id))), any_json().prop_map(Some)];
+    let kind = prop_oneof![
+        Just(None),
+        proptest::sample::select(shared::hicaps::WebhookType::ALL.to_vec()).prop_map(|kind| Some(json!(kind.as_str()))),
+        ".{0,200}".prop_map(|kind| Some(json!(kind))),
+        any_json().prop_map(Some),
+    ];
+    let data = prop_oneof![Just(None), Just(Some(example["data"].clone())), any_json().prop_map(Some)];
+    let others = proptest::collection::vec(("[a-zA-Z_]{1,8}", any_json()), 0..3);
+    (id, kind, data, others).prop_map(|(id, kind, data, others)| {
+        let mut envelope: serde_json::Map<String, Value> = others.into_iter().collect();
+        for (name, value) in [("id", id), ("type", kind), ("data", data)] {
+            if let Some(value) = value {
+                envelope.insert(name.to_owned(), value);
+            }
+        }
+        Value::Object(envelope)
+    })
+}
+
+proptest::proptest! {
+    // proptest's default: 256 cases, or `PROPTEST_CASES`.
+    #[test]
+    fn any_json_gets_202_or_a_4xx_never_a_5xx_or_a_panic(
+        body in proptest::prop_oneof![any_json(), any_envelope()],
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async {
+            let queue = Arc::new(EmbeddedQueue::new(Duration::from_secs(30)));
+            let receiver = receiver_with(queue.clone()).await;
+            let status = answer(&receiver, webhook_request(Some("new-secret"), &body.to_string())).await.0;
+            assert!(status == 202 || (400..500).contains(&status), "{status} for {body}");
+            assert_eq!(queue.len(), usize::from(status == 202), "{status}: queued exactly when accepted, for {body}");
+        });
+    }
+}
+
 #[tokio::test]
 async fn the_rotation_steps_work_without_a_restart() {
     let source = Arc::new(shared::secrets::FakeSource(std::sync::Mutex::new("old-secret".into())));
