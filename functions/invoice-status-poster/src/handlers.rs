@@ -192,6 +192,11 @@ async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<&'sta
                 return Ok("disregarded");
             }
             let href = required_link(webhook.links.invoice_status_updated_href(), "lp:invoice-status-updated")?;
+            // The header names the submission whose post its claims record: this webhook's post
+            // happened in an attempt that crashed before its completion. Resume after it.
+            if inputs.known.as_ref().and_then(|record| record.posted_by.as_deref()) == Some(webhook_id.as_str()) {
+                poster.lock.lock().await.posted = true;
+            }
             let mut statuses = adjudicate(invoice, &inputs.schedule, inputs.standing.as_ref());
             // A resubmission (a new webhook id for a known invoice) never moves a stored claim
             // against the state machine: a paid claim stays paid, and is left out of the answer.
@@ -241,10 +246,11 @@ async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<&'sta
                 webhook_error_href: webhook.links.webhook_error_href().map(str::to_owned),
                 cancelled_before_submission: false,
                 recorded_by: Some(webhook_id.clone()),
+                // The post's note (see `posted_by`): one write unit less than the lock's own note.
+                posted_by: answered.is_ok().then(|| webhook_id.clone()),
                 claims,
             };
-            let note = poster.pending_note().await;
-            let saved = records::save_invoice(poster.table.as_ref(), &record, poster.record_expiry(), note).await;
+            let saved = records::save_invoice(poster.table.as_ref(), &record, poster.record_expiry(), None).await;
             if saved.is_ok() {
                 poster.noted().await;
             }
@@ -275,6 +281,7 @@ async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<&'sta
                     webhook_error_href: webhook.links.webhook_error_href().map(str::to_owned),
                     cancelled_before_submission: true,
                     recorded_by: Some(webhook_id.clone()),
+                    posted_by: None,
                     claims: Vec::new(),
                 };
                 match records::save_new_header(poster.table.as_ref(), &record, expires).await {

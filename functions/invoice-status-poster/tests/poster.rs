@@ -326,19 +326,21 @@ async fn links_to_other_hosts_are_refused_and_no_token_is_sent() {
 /// everything it writes to the record, as if the function had crashed there.
 fn crash_at(target: &'static str) -> Arc<HookedTable> {
     let crashed_at: std::sync::Mutex<Option<std::time::Instant>> = Default::default();
+    // The post's note: the invoice header's `postedBy` in the records' batch (an invoice), or the
+    // lock's own `posted` (other work).
+    let notes_post = |item: &Item| item.attrs.contains_key("postedBy");
     let is_target = move |item: &Item| {
-        item.key.pk.starts_with("idempotency#")
-            && match target {
-                "posted" => item.attrs.get("posted") == Some(&json!(true)) && item.str_attr("status") == Some("inProgress"),
-                status => item.str_attr("status") == Some(status),
-            }
+        match target {
+            "posted" => notes_post(item) || (item.key.pk.starts_with("idempotency#") && item.attrs.get("posted") == Some(&json!(true)) && item.str_attr("status") == Some("inProgress")),
+            status => item.key.pk.starts_with("idempotency#") && item.str_attr("status") == Some(status),
+        }
     };
     let refuses = move |item: &Item| {
         let mut crashed_at = crashed_at.lock().expect("crash clock");
         if crashed_at.is_none() && is_target(item) {
             *crashed_at = Some(std::time::Instant::now());
         }
-        crashed_at.is_some_and(|at| at.elapsed() < Duration::from_secs(5)) && item.key.pk.starts_with("idempotency#")
+        crashed_at.is_some_and(|at| at.elapsed() < Duration::from_secs(5)) && (item.key.pk.starts_with("idempotency#") || notes_post(item))
     };
     Arc::new(HookedTable::new(move |op| {
         let lost = match op {

@@ -85,6 +85,10 @@ pub struct InvoiceRecord {
     pub cancelled_before_submission: bool,
     /// The webhook that wrote the header (the submission, or a cancellation that came first).
     pub recorded_by: Option<String>,
+    /// The submission whose status post the claims record. Written in the same batch as the
+    /// claims, it is that post's note: a redelivery of the webhook after a crash finds it and
+    /// resumes after the post, with no idempotency write of its own (BENCHMARKS.md, cost).
+    pub posted_by: Option<String>,
     pub claims: Vec<ClaimRecord>,
 }
 
@@ -115,6 +119,7 @@ pub fn header_from_item(invoice_id: &str, item: &Item) -> InvoiceRecord {
         webhook_error_href: item.str_attr("webhookErrorHref").map(str::to_owned),
         cancelled_before_submission: item.attrs.get("cancelledBeforeSubmission").and_then(Value::as_bool).unwrap_or(false),
         recorded_by: item.str_attr("recordedBy").map(str::to_owned),
+        posted_by: item.str_attr("postedBy").map(str::to_owned),
         claims: Vec::new(),
     }
 }
@@ -148,6 +153,9 @@ fn header_item(record: &InvoiceRecord, expires_at: i64) -> Item {
     attrs.insert("cancelledBeforeSubmission".into(), json!(record.cancelled_before_submission));
     if let Some(by) = &record.recorded_by {
         attrs.insert("recordedBy".into(), json!(by));
+    }
+    if let Some(by) = &record.posted_by {
+        attrs.insert("postedBy".into(), json!(by));
     }
     Item::new(header_key(&record.invoice_id), attrs).expiring_at(expires_at)
 }
