@@ -156,7 +156,7 @@ pub async fn run(options: &CrashOptions) -> anyhow::Result<SeedReport> {
     let crashed: HashSet<String> =
         records.posts.iter().filter(|post| post.at_ms < killed_at_ms + grace_ms).map(|post| post.webhook_id.clone()).collect();
     let acknowledged = lock(&driver.acknowledged).clone();
-    let identical_repeats = check(&table, &planned, &acknowledged, &crashed, &records, &remaining, &mut violations).await?;
+    let (identical_repeats, stale_dead_letters) = check(&table, &planned, &acknowledged, &crashed, &records, &remaining, &mut violations).await?;
     let log = std::fs::read_to_string(&options.log).unwrap_or_default();
     let abandoned = log.matches("will be redelivered").count() as u64;
     Ok(SeedReport {
@@ -171,6 +171,7 @@ pub async fn run(options: &CrashOptions) -> anyhow::Result<SeedReport> {
         identical_repeats,
         dead_letters_before_replay: replayed,
         dead_letters_after_replay: remaining.len(),
+        stale_dead_letters,
         webhook_error_calls: records.webhook_errors.values().sum(),
         // On the real clock and a real kill, no two crash runs are alike.
         fingerprint: String::new(),
