@@ -28,6 +28,8 @@
 
 #![allow(clippy::float_arithmetic)] // statistics of measurements, not money
 
+mod cost;
+
 use anyhow::{Context, anyhow, bail};
 use serde_json::{Value, json};
 use shared::queue::sqs::SqsQueue;
@@ -120,6 +122,10 @@ enum Unit {
     /// A ratio of two figures ("times").
     Ratio,
     Cores,
+    /// US dollars.
+    Usd,
+    /// A count or a mean, with two decimals.
+    Decimal,
 }
 
 fn format_value(unit: Unit, value: f64) -> String {
@@ -134,6 +140,8 @@ fn format_value(unit: Unit, value: f64) -> String {
         Unit::Count => format!("{value:.0}"),
         Unit::Ratio => format!("{value:.1}×"),
         Unit::Cores => format!("{value:.2} cores"),
+        Unit::Usd => format!("${value:.2}"),
+        Unit::Decimal => format!("{value:.2}"),
     }
 }
 
@@ -394,10 +402,11 @@ pub fn run(root: &Path, venv: &Path, parts: &[String]) -> anyhow::Result<()> {
         ("load", "Load through the local stack"),
         ("cold-start", "Cold start, CPU per invocation and memory (Lambda Runtime API emulator)"),
     ];
+    let mut costs = cost::Inputs::default();
     for (part, title) in release_parts.into_iter().filter(|(part, _)| wanted(part)) {
         let section = match &built {
-            Ok(()) if part == "load" => guarded(title, || load(root, &work)),
-            Ok(()) => guarded(title, || cold_start(root, venv, &work)),
+            Ok(()) if part == "load" => guarded(title, || load(root, &work, &mut costs)),
+            Ok(()) => guarded(title, || cold_start(root, venv, &work, &mut costs)),
             Err(error) => {
                 let mut section = Section::new(title);
                 section.failures.push(format!("the release build failed: {error:#}"));
@@ -405,6 +414,9 @@ pub fn run(root: &Path, venv: &Path, parts: &[String]) -> anyhow::Result<()> {
             }
         };
         sections.push(section);
+    }
+    if wanted("load") && wanted("cold-start") && built.is_ok() {
+        sections.push(guarded("What a million webhooks cost", || cost::section(&costs)));
     }
     if wanted("package") {
         sections.push(guarded("Package size", || package(root, venv)));
@@ -520,7 +532,15 @@ const CRITERION_FIGURES: &[CriterionFigure] = &[
         bench: "receiver",
         group: "webhook-receiver",
         function: "handle-request-to-202",
-        name: "Receiver, second half: `Receiver::handle` → 202, queued (criterion)",
+        name: "Receiver, second half: `Receiver::handle` → 202, queued, its value from a rotating secret (criterion)",
+        max_ns: None,
+    },
+    CriterionFigure {
+        package: "webhook-receiver",
+        bench: "receiver",
+        group: "webhook-receiver",
+        function: "handle-request-to-202-fixed-secret",
+        name: "Receiver, second half, its value fixed in the environment: what rotation costs is the difference (criterion)",
         max_ns: None,
     },
     CriterionFigure {
@@ -1156,6 +1176,9 @@ struct LoadRun {
     stack_cpu_ms_per_webhook: f64,
     stack_rss_kib: u64,
     statuses: String,
+    deliveries: usize,
+    /// `GET /local/usage` once drained: what the run would be billed in AWS.
+    usage: Option<Value>,
 }
 
 fn load_run(root: &Path, work: &Path, template: &Value, run: usize) -> anyhow::Result<LoadRun> {
@@ -1218,6 +1241,10 @@ fn load_run(root: &Path, work: &Path, template: &Value, run: usize) -> anyhow::R
     let stack_cpu_seconds = (cpu_ticks(&pid)? - stack_cpu_before) as f64 / ticks;
     let stack_rss_kib = peak_rss_kib(stack.pid())?;
     let dlq_depth = queue_depths(port).map(|(_, dlq)| dlq);
+    let usage = http_request(port, "GET", "/local/usage", None, Duration::from_secs(10))
+        .ok()
+        .filter(|(status, _)| *status == 200)
+        .and_then(|(_, body)| serde_json::from_slice::<Value>(&body).ok());
 
     let ours: HashSet<&str> = plan.invoice_ids.iter().map(String::as_str).collect();
     let mut per_invoice: HashMap<&str, usize> = HashMap::new();
@@ -1260,10 +1287,12 @@ fn load_run(root: &Path, work: &Path, template: &Value, run: usize) -> anyhow::R
         stack_cpu_ms_per_webhook: stack_cpu_seconds * 1e3 / processed as f64,
         stack_rss_kib,
         statuses,
+        deliveries: driven.sent.len(),
+        usage,
     })
 }
 
-fn load(root: &Path, work: &Path) -> anyhow::Result<Section> {
+fn load(root: &Path, work: &Path, costs: &mut cost::Inputs) -> anyhow::Result<Section> {
     let mut section = Section::new("Load through the local stack");
     let template = webhook_template(root)?;
     section.commands.push(format!(
@@ -1278,6 +1307,9 @@ fn load(root: &Path, work: &Path) -> anyhow::Result<Section> {
             "  run {run}/{LOAD_RUNS}: {:.0} acks/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} distinct acknowledged, {} missing, {} posted twice, all posted after {:.1} s, queue empty after {:.1} s",
             result.acks_per_second, result.p50_ms, result.p99_ms, result.max_ms, result.acknowledged_distinct, result.missing, result.posted_twice, result.posted_seconds, result.drained_seconds
         );
+        if let Some(report) = result.usage.clone() {
+            costs.loads.push(cost::LoadUsage { report, webhooks: result.acknowledged_distinct as f64, deliveries: result.deliveries as f64 });
+        }
         runs.push(result);
     }
     let column = |f: fn(&LoadRun) -> f64| runs.iter().map(f).collect::<Vec<f64>>();
@@ -1987,7 +2019,18 @@ struct ColdRun {
     first_invoke_moto_requests: u64,
     warm_cpu_ms: f64,
     warm_wall_ms: f64,
+    /// What a warm invocation writes to its log (CloudWatch Logs bytes), and of it EMF lines.
+    warm_log_bytes: f64,
+    warm_emf_bytes: f64,
     rss_kib: u64,
+}
+
+/// Bytes a log gained after `offset`, and of them the bytes of EMF lines (`"_aws"`).
+fn log_bytes_since(log: &Path, offset: u64) -> (u64, u64) {
+    let text = std::fs::read(log).unwrap_or_default();
+    let added = text.get(usize::try_from(offset).unwrap_or(usize::MAX)..).unwrap_or_default();
+    let emf = added.split_inclusive(|b| *b == b'\n').filter(|line| find(line, "\"_aws\"").is_some()).map(<[u8]>::len).sum::<usize>();
+    (added.len() as u64, emf as u64)
 }
 
 fn millis_between(from: Instant, to: Instant) -> f64 {
@@ -2051,6 +2094,7 @@ fn cold_run(
         }
         None => None,
     };
+    let log_before = std::fs::metadata(&process.log).map_or(0, |m| m.len());
     let cpu_before = cpu_ticks(&pid)?;
     let warm_started = Instant::now();
     for event in warm {
@@ -2061,6 +2105,7 @@ fn cold_run(
     }
     let warm_elapsed = warm_started.elapsed();
     let cpu_after = cpu_ticks(&pid)?;
+    let (warm_log_bytes, warm_emf_bytes) = log_bytes_since(&process.log, log_before);
     if let Some(mut perf) = perf {
         // SIGINT, so perf writes its data out.
         let _ = Command::new("kill").args(["-INT", &perf.id().to_string()]).status();
@@ -2082,6 +2127,8 @@ fn cold_run(
         first_invoke_moto_requests: moto_after.1 - moto_before.1,
         warm_cpu_ms: (cpu_after - cpu_before) as f64 / ticks_per_second() * 1e3 / count,
         warm_wall_ms: warm_elapsed.as_secs_f64() * 1e3 / count,
+        warm_log_bytes: warm_log_bytes as f64 / count,
+        warm_emf_bytes: warm_emf_bytes as f64 / count,
         rss_kib,
     })
 }
@@ -2118,7 +2165,7 @@ fn powertools_peer(root: &Path, moto: &mut Moto, simulator_port: u16, work: &Pat
     Ok(runs)
 }
 
-fn cold_start(root: &Path, venv: &Path, work: &Path) -> anyhow::Result<Section> {
+fn cold_start(root: &Path, venv: &Path, work: &Path, costs: &mut cost::Inputs) -> anyhow::Result<Section> {
     let mut section = Section::new("Cold start, CPU per invocation and memory (Lambda Runtime API emulator)");
     let mut moto = start_moto(root, venv)?;
     let (mut stack, simulator_port) = start_stack(root, work.join("cold-start-simulators.log"))?;
@@ -2195,6 +2242,17 @@ fn cold_start(root: &Path, venv: &Path, work: &Path) -> anyhow::Result<Section> 
             ]);
             continue;
         }
+        let median_of = |f: fn(&ColdRun) -> f64| spread(&column(f)).map(|s| s.median);
+        if let (Some(cpu_ms), Some(wall_ms), Some(log_bytes), Some(emf_bytes)) =
+            (median_of(|r| r.warm_cpu_ms), median_of(|r| r.warm_wall_ms), median_of(|r| r.warm_log_bytes), median_of(|r| r.warm_emf_bytes))
+        {
+            let warm = Some(cost::Warm { cpu_ms, wall_ms, log_bytes, emf_bytes });
+            match function {
+                "webhook-receiver" => costs.receiver = warm,
+                "invoice-status-poster" => costs.poster = warm,
+                _ => {}
+            }
+        }
         let first_invocation_goal = if function == "invoice-status-poster" { POSTER_FIRST_INVOCATION_MAX_MS } else { FIRST_INVOCATION_MAX_MS };
         let at_256_mb = |r: &ColdRun| r.first_invocation_cpu_ms * LAMBDA_MB_PER_VCPU / TEMPLATE_MEMORY_MB;
         section.figures.extend([
@@ -2224,6 +2282,7 @@ fn cold_start(root: &Path, venv: &Path, work: &Path) -> anyhow::Result<Section> 
                 (function == "webhook-receiver").then_some(Goal::AtMost(RECEIVER_CPU_MAX_MS)),
             ),
             Figure::new(format!("Wall time per warm invocation: {function} (moto and simulators included)"), Unit::Millis, column(|r| r.warm_wall_ms), None),
+            Figure::new(format!("Log bytes per warm invocation: {function} (EMF included)"), Unit::Decimal, column(|r| r.warm_log_bytes), None),
             Figure::new(format!("Memory: {function} peak RSS (VmHWM)"), Unit::Kib, column(|r| r.rss_kib as f64), Some(Goal::AtMost(FUNCTION_RSS_MAX_MIB * 1024.0))),
         ]);
         section.notes.push(format!("{function}: first event events/{}, then the same {} times{}.", subject.event, subject.warm_invocations, if function == "invoice-status-poster" {
