@@ -19,8 +19,9 @@
 //! 4. **Package size**: `crate::lambda::package` (`cargo lambda build --release --arm64`, zipped).
 //!
 //! While profiling: `XTASK_BENCH_FUNCTIONS=webhook-receiver` limits the cold-start part to the
-//! named functions, and `XTASK_BENCH_PERF=<dir>` records their warm invocations with
-//! `perf record -g` into `<dir>`.
+//! named functions, `XTASK_BENCH_PERF=<dir>` records their warm invocations with
+//! `perf record -g` into `<dir>`, and `XTASK_BENCH_NO_BUILD=1` measures the release binaries as
+//! they are (a build with symbols, say, from `CARGO_PROFILE_RELEASE_STRIP=false`).
 //!
 //! Every figure is the median of several runs with its min-max spread. Targets are checked on
 //! the median (counts that must be zero: on every run); the task fails naming each missed one,
@@ -397,7 +398,8 @@ pub fn run(root: &Path, venv: &Path, parts: &[String]) -> anyhow::Result<()> {
         sections.push(guarded("Handler cost (criterion, in process)", || criterion(root)));
     }
     let needs_release = wanted("load") || wanted("cold-start");
-    let built = if needs_release { build_release(root) } else { Ok(()) };
+    // XTASK_BENCH_NO_BUILD=1: measure the release binaries as they are (a profiling build).
+    let built = if needs_release && std::env::var_os("XTASK_BENCH_NO_BUILD").is_none() { build_release(root) } else { Ok(()) };
     let release_parts = [
         ("load", "Load through the local stack"),
         ("cold-start", "Cold start, CPU per invocation and memory (Lambda Runtime API emulator)"),
@@ -1779,6 +1781,7 @@ fn start_keep_alive_relay(moto_port: u16, tls: Option<Arc<rustls::ServerConfig>>
     let port = listener.local_addr()?.port();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
+            wait.connections.fetch_add(1, Ordering::Relaxed);
             let (wait, tls) = (Arc::clone(&wait), tls.clone());
             std::thread::spawn(move || {
                 let _ = stream.set_nodelay(true);
@@ -1833,6 +1836,8 @@ impl TlsFront {
 #[derive(Default)]
 struct MotoWait {
     state: Mutex<MotoWaitState>,
+    /// Client connections the relay accepted: a warm function should open none.
+    connections: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -2022,6 +2027,8 @@ struct ColdRun {
     /// What a warm invocation writes to its log (CloudWatch Logs bytes), and of it EMF lines.
     warm_log_bytes: f64,
     warm_emf_bytes: f64,
+    /// Connections to the AWS endpoint opened during the warm invocations (all of them).
+    warm_connections: f64,
     rss_kib: u64,
 }
 
@@ -2095,6 +2102,7 @@ fn cold_run(
         None => None,
     };
     let log_before = std::fs::metadata(&process.log).map_or(0, |m| m.len());
+    let connections_before = moto_wait.connections.load(Ordering::Relaxed);
     let cpu_before = cpu_ticks(&pid)?;
     let warm_started = Instant::now();
     for event in warm {
@@ -2106,6 +2114,7 @@ fn cold_run(
     let warm_elapsed = warm_started.elapsed();
     let cpu_after = cpu_ticks(&pid)?;
     let (warm_log_bytes, warm_emf_bytes) = log_bytes_since(&process.log, log_before);
+    let warm_connections = moto_wait.connections.load(Ordering::Relaxed) - connections_before;
     if let Some(mut perf) = perf {
         // SIGINT, so perf writes its data out.
         let _ = Command::new("kill").args(["-INT", &perf.id().to_string()]).status();
@@ -2128,6 +2137,7 @@ fn cold_run(
         warm_cpu_ms: (cpu_after - cpu_before) as f64 / ticks_per_second() * 1e3 / count,
         warm_wall_ms: warm_elapsed.as_secs_f64() * 1e3 / count,
         warm_log_bytes: warm_log_bytes as f64 / count,
+        warm_connections: warm_connections as f64,
         warm_emf_bytes: warm_emf_bytes as f64 / count,
         rss_kib,
     })
@@ -2211,13 +2221,14 @@ fn cold_start(root: &Path, venv: &Path, work: &Path, costs: &mut cost::Inputs) -
             match cold_run(subject, command, &moto.wait, &first, warm, log) {
                 Ok(result) => {
                     println!(
-                        "  {} {label} run {run}/{COLD_STARTS}: init {:.2} ms ({:.2} ms CPU), first invocation {:.2} ms ({:.2} ms CPU), warm CPU {:.3} ms/invocation, peak RSS {:.1} MiB",
+                        "  {} {label} run {run}/{COLD_STARTS}: init {:.2} ms ({:.2} ms CPU), first invocation {:.2} ms ({:.2} ms CPU), warm CPU {:.3} ms/invocation ({} new connections), peak RSS {:.1} MiB",
                         subject.function,
                         result.init_ms,
                         result.init_cpu_ms,
                         result.first_invocation_only_ms,
                         result.first_invocation_cpu_ms,
                         result.warm_cpu_ms,
+                        result.warm_connections,
                         result.rss_kib as f64 / 1024.0
                     );
                     if run > 0 {
@@ -2283,6 +2294,12 @@ fn cold_start(root: &Path, venv: &Path, work: &Path, costs: &mut cost::Inputs) -
             ),
             Figure::new(format!("Wall time per warm invocation: {function} (moto and simulators included)"), Unit::Millis, column(|r| r.warm_wall_ms), None),
             Figure::new(format!("Log bytes per warm invocation: {function} (EMF included)"), Unit::Decimal, column(|r| r.warm_log_bytes), None),
+            Figure::new(
+                format!("New connections to the AWS endpoint in {} warm invocations: {function} (kept alive: 0)", subject.warm_invocations),
+                Unit::Count,
+                column(|r| r.warm_connections),
+                None,
+            ),
             Figure::new(format!("Memory: {function} peak RSS (VmHWM)"), Unit::Kib, column(|r| r.rss_kib as f64), Some(Goal::AtMost(FUNCTION_RSS_MAX_MIB * 1024.0))),
         ]);
         section.notes.push(format!("{function}: first event events/{}, then the same {} times{}.", subject.event, subject.warm_invocations, if function == "invoice-status-poster" {
