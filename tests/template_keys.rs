@@ -72,3 +72,21 @@ fn the_prefixes_are_the_ones_keys_are_built_with() {
         assert!(prefixes.iter().all(|p| p.ends_with('#') && !p[..p.len() - 1].contains('#')), "{prefixes:?}");
     }
 }
+
+/// The poster honours `Retry-After` up to the work queue's visibility timeout: the template's
+/// queue must have the visibility the code caps at.
+#[test]
+fn the_work_queue_visibility_is_the_retry_after_cap() {
+    let queue: Vec<&str> = TEMPLATE
+        .lines()
+        .skip_while(|line| *line != "  WorkQueue:")
+        .skip(1)
+        .take_while(|line| line.is_empty() || line.starts_with("   "))
+        .collect();
+    let visibility = queue
+        .iter()
+        .find_map(|line| line.trim().strip_prefix("VisibilityTimeout:"))
+        .and_then(|value| value.trim().parse::<u64>().ok())
+        .expect("WorkQueue has a VisibilityTimeout");
+    assert_eq!(visibility, invoice_status_poster::RETRY_AFTER_MAX.as_secs());
+}

@@ -156,6 +156,11 @@ enum Disposition {
 /// asks: SQS would allow 12 hours, but a webhook's effect should not wait longer than this.
 pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(900);
 
+/// The longest HICAPS's `Retry-After` may hold a record back: the work queue's visibility timeout
+/// (the template's `WorkQueue`, held equal by `tests/template_keys.rs`). An upstream asks for a
+/// pause, not for a message parked beyond one visibility period.
+pub const RETRY_AFTER_MAX: Duration = Duration::from_secs(180);
+
 /// Times a record tries to note that its post happened before carrying on without the note.
 const MARK_POSTED_ATTEMPTS: u32 = 3;
 
@@ -359,7 +364,7 @@ impl Poster {
         reason: &str,
         retry_after: Option<Duration>,
     ) -> Disposition {
-        let delay = self.backoff(receive_count).max(retry_after.unwrap_or_default()).min(MAX_RETRY_DELAY);
+        let delay = self.backoff(receive_count).max(retry_after.unwrap_or_default().min(RETRY_AFTER_MAX)).min(MAX_RETRY_DELAY);
         self.retry_in(record, receive_count, delay, id, reason).await
     }
 

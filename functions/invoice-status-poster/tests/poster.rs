@@ -45,6 +45,10 @@ impl MessageVisibility for RetryDelays {
 }
 
 async fn harness(table: Arc<dyn Table>) -> Harness {
+    harness_with_retry_base(table, 0).await
+}
+
+async fn harness_with_retry_base(table: Arc<dyn Table>, retry_base_millis: u64) -> Harness {
     let hicaps = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/oauth/token"))
@@ -59,7 +63,7 @@ async fn harness(table: Arc<dyn Table>) -> Harness {
         .with("HICAPS_CALLBACK_HOSTS", format!("127.0.0.1:{}", address.port()))
         .with("MAX_RECEIVE_COUNT", "5")
         .with("HICAPS_TIMEOUT_SECONDS", "2")
-        .with("RETRY_BASE_MILLIS", "0");
+        .with("RETRY_BASE_MILLIS", retry_base_millis.to_string());
     for item in shared::program::reference::schedule_items(SCHEDULE)
         .expect("schedule")
         .into_iter()
@@ -262,6 +266,36 @@ async fn hicaps_429_is_retried_after_its_retry_after_not_dead_lettered() {
     assert!(h.poster.handle(event(&message, 5), deadline()).await.batch_item_failures.is_empty());
     assert!(h.dlq.is_empty());
     h.hicaps.verify().await;
+}
+
+#[tokio::test]
+async fn retry_after_is_capped_at_the_visibility_timeout_and_backoff_is_jittered() {
+    let h = harness_with_retry_base(Arc::new(EmbeddedTable::new()), 1_000).await;
+    // A day in seconds, then an HTTP date a day ahead: both held to the queue's visibility timeout.
+    let tomorrow = (chrono::Utc::now() + chrono::TimeDelta::days(1)).to_rfc2822();
+    for retry_after in ["86400".to_owned(), tomorrow] {
+        Mock::given(method("POST"))
+            .and(path("/invoices/1/status"))
+            .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", retry_after.as_str()))
+            .up_to_n_times(1)
+            .mount(&h.hicaps)
+            .await;
+    }
+    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(503)).mount(&h.hicaps).await;
+    let message = webhook_message(&webhook_to(&h.hicaps), 0);
+    for attempt in 1..=2 {
+        assert_eq!(h.poster.handle(event(&message, attempt), deadline()).await.batch_item_failures.len(), 1);
+    }
+    // The same attempt's backoff, many times over: within half to all of its step, and varied.
+    for _ in 0..20 {
+        assert_eq!(h.poster.handle(event(&message, 3), deadline()).await.batch_item_failures.len(), 1);
+    }
+    let delays = h.retry_delays.0.lock().expect("delays").clone();
+    assert_eq!(&delays[..2], &[invoice_status_poster::RETRY_AFTER_MAX; 2], "{delays:?}");
+    let step = invoice_status_poster::backoff(Duration::from_millis(1_000), 3);
+    let backoffs = &delays[2..];
+    assert!(backoffs.iter().all(|d| *d >= step / 2 && *d <= step), "{backoffs:?} not within [{:?}, {step:?}]", step / 2);
+    assert!(backoffs.iter().any(|d| *d != backoffs[0]), "{backoffs:?}: no jitter");
 }
 
 #[tokio::test]
