@@ -342,6 +342,25 @@ async fn upstream_5xx_is_a_502() {
 }
 
 #[tokio::test]
+async fn answers_over_their_caps_are_502_not_read_whole() {
+    // The fund's answer over 1 MiB; then a token answer over 16 KiB.
+    let server = MockServer::start().await;
+    let clock = SteppingClock::new(Utc::now());
+    mount_tokens(&server, Utc::now() + TimeDelta::hours(24), 1).await;
+    eligibility().respond_with(ResponseTemplate::new(200).set_body_raw(vec![b' '; 1024 * 1024 + 1], "application/json")).mount(&server).await;
+    let (big_answer, _) = app(&server.uri(), clock.clone()).await;
+    assert_eq!(big_answer.handle(check_request(&mandatory(support::today(clock.as_ref())))).await.status(), 502);
+
+    let server = MockServer::start().await;
+    let mut token = json!({"access_token": "tok-1", "expiry": Utc::now() + TimeDelta::hours(24)}).to_string().into_bytes();
+    token.extend(std::iter::repeat_n(b' ', 16 * 1024));
+    Mock::given(method("POST")).and(path("/v2/oauth/token")).respond_with(ResponseTemplate::new(200).set_body_raw(token, "application/json")).mount(&server).await;
+    eligibility().respond_with(answer("ecf-mandatory-response.json")).expect(0).mount(&server).await;
+    let (big_token, _) = app(&server.uri(), clock.clone()).await;
+    assert_eq!(big_token.handle(check_request(&mandatory(support::today(clock.as_ref())))).await.status(), 502);
+}
+
+#[tokio::test]
 async fn an_answer_that_is_not_json_is_a_502() {
     let server = MockServer::start().await;
     let clock = SteppingClock::new(Utc::now());

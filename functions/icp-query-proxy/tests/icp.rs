@@ -419,6 +419,19 @@ async fn acc_5xx_and_refused_credentials_become_502() {
 }
 
 #[tokio::test]
+async fn an_acc_answer_over_1_mib_is_502_not_read_whole() {
+    let acc = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(vec![b' '; 1024 * 1024 + 1], "application/json"))
+        .mount(&acc)
+        .await;
+    let h = harness(&acc.uri(), default_now(), &[]).await;
+    let response = h.app.handle(request(CLAIM, &good_query())).await;
+    assert_eq!(response.status(), 502);
+    assert_eq!(body_json(&response)["code"], 502);
+}
+
+#[tokio::test]
 async fn a_rotated_acc_key_is_read_again_when_acc_refuses_it() {
     for refusal in [401, 403] {
         let acc = MockServer::start().await;
