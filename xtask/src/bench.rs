@@ -843,11 +843,16 @@ fn read_message(stream: &mut impl Read, buffer: &mut Vec<u8>) -> anyhow::Result<
 
 /// One request on a fresh connection; (status, body).
 fn http_request(port: u16, method: &str, path: &str, body: Option<&[u8]>, timeout: Duration) -> anyhow::Result<(u16, Vec<u8>)> {
+    http_request_with(port, method, path, &[], body, timeout)
+}
+
+fn http_request_with(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>, timeout: Duration) -> anyhow::Result<(u16, Vec<u8>)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).with_context(|| format!("connecting to 127.0.0.1:{port}"))?;
     stream.set_read_timeout(Some(timeout))?;
     let body = body.unwrap_or_default();
+    let extra: String = headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes())?;
@@ -1379,11 +1384,75 @@ fn load(root: &Path, work: &Path, costs: &mut cost::Inputs) -> anyhow::Result<Se
          a cross-check of the acknowledgement figures."
             .into(),
     );
+    match poison_check(root, work, &template) {
+        Ok(failures) => {
+            section.figures.push(Figure::new(
+                "Release stack: 4 poisonous webhooks, then an ordinary one, not answered as the spec says",
+                Unit::Count,
+                vec![failures.len() as f64],
+                Some(Goal::Exactly(0.0)),
+            ));
+            section.notes.extend(failures.into_iter().map(|failure| format!("Poison check: {failure}")));
+        }
+        Err(error) => section.failures.push(format!("poison check: {error:#}")),
+    }
     match cross_check(root, work, &template) {
         Ok(notes) => section.notes.extend(notes.0),
         Err(error) => section.notes.push(format!("Cross-check not run: {error:#}")),
     }
     Ok(section)
+}
+
+/// The release-profile stack under poisonous webhooks (issue 14; `tests/hicaps_e2e.rs` runs the
+/// same on the test build): each claim answered `rejected` naming the field, and an ordinary
+/// webhook still adjudicated afterwards. Returns what went otherwise.
+fn poison_check(root: &Path, work: &Path, template: &Value) -> anyhow::Result<Vec<String>> {
+    const SETTLE: Duration = Duration::from_secs(30);
+    let (mut stack, port) = start_stack(root, work.join("poison-local.log"))?;
+    let poisons = [
+        json!({"quantity": 100_000_000_000_000_000u64, "unitPrice": 10_000_000_000_000u64}),
+        json!({"quantity": "Zebediah-77"}),
+        json!({"unitPrice": -50}),
+        json!({"quantity": 1e300, "unitPrice": {"nested": [1, 2, 3]}}),
+    ];
+    let seed = run_seed();
+    let mut wanted = Vec::new();
+    let mut failures = Vec::new();
+    for (n, claim) in poisons.iter().chain(std::iter::once(&json!({}))).enumerate() {
+        let mut webhook = template.clone();
+        let invoice_id = reidentify(&mut webhook, seed, n as u64, port);
+        for (name, value) in claim.as_object().into_iter().flatten() {
+            webhook["data"]["claims"][0][name] = value.clone();
+        }
+        let body = webhook.to_string();
+        let (status, _) = http_request_with(port, "POST", "/hicaps/webhooks", &[(WEBHOOK_HEADER, WEBHOOK_SECRET)], Some(body.as_bytes()), SETTLE)?;
+        if status != 202 {
+            failures.push(format!("webhook {n} answered {status}"));
+        }
+        wanted.push((invoice_id, if claim.as_object().is_some_and(|c| c.is_empty()) { "approved" } else { "rejected" }));
+    }
+    let deadline = Instant::now() + SETTLE;
+    for (invoice_id, state) in &wanted {
+        let posted = loop {
+            stack.check_running()?;
+            let (_, body) = http_request(port, "GET", &format!("/sim/hicaps/posts?invoiceId={invoice_id}"), None, SETTLE)?;
+            let posts: Value = serde_json::from_slice(&body).unwrap_or_default();
+            if let Some(post) = posts.as_array().and_then(|posts| posts.first()) {
+                break Some(post["body"]["claimStatuses"][0]["state"].as_str().unwrap_or_default().to_owned());
+            }
+            if Instant::now() > deadline {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        match posted {
+            Some(posted) if posted == *state => {}
+            Some(posted) => failures.push(format!("invoice {invoice_id}: {posted}, wanted {state}")),
+            None => failures.push(format!("invoice {invoice_id}: no status posted in {} s", SETTLE.as_secs())),
+        }
+    }
+    stack.check_running()?;
+    Ok(failures)
 }
 
 /// Cross-check with a standard tool: oha (`cargo install oha --locked` into target/xtask-tools)
