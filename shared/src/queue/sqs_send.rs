@@ -21,8 +21,9 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct SqsSender {
     http: reqwest::Client,
-    /// `{endpoint}/`, where the JSON protocol is posted.
-    url: String,
+    /// `{endpoint}/`, where the JSON protocol is posted; parsed once, as reqwest would on every
+    /// request given a string (1.5% of the receiver's CPU per webhook in a profile).
+    url: reqwest::Url,
     region: String,
     credentials: SharedCredentialsProvider,
     queue_url: String,
@@ -48,14 +49,15 @@ impl SqsSender {
             .timeout(ATTEMPT_TIMEOUT)
             .build()
             .map_err(|e| ConfigError::new("QUEUE_URL", format!("cannot build the HTTP client: {e}")))?;
-        Ok(Self { http, url: format!("{endpoint}/"), region, credentials, queue_url: queue_url.to_owned() })
+        let url = reqwest::Url::parse(&format!("{endpoint}/")).map_err(|e| ConfigError::new("AWS_ENDPOINT_URL", format!("is not a URL: {e}")))?;
+        Ok(Self { http, url, region, credentials, queue_url: queue_url.to_owned() })
     }
 
     /// Opens the connection to the SQS endpoint, TLS handshake included, so that the first send
     /// does not pay for it: an unsigned `GET /`, which SQS answers with an error and no effect.
     /// Any answer will do; only a failure to connect is an error.
     pub async fn warm_up(&self) -> Result<(), String> {
-        let response = self.http.get(&self.url).send().await.map_err(|e| format!("GET {}: {e}", self.url))?;
+        let response = self.http.get(self.url.clone()).send().await.map_err(|e| format!("GET {}: {e}", self.url))?;
         // Read to the end, so the connection goes back to the pool.
         response.bytes().await.map(drop).map_err(|e| format!("GET {}: {e}", self.url))
     }
@@ -76,7 +78,7 @@ impl SqsSender {
         let signable = SignableRequest::new("POST", self.url.as_str(), headers.iter().copied(), SignableBody::Bytes(payload))
             .map_err(|e| Attempt::Final(format!("signing: {e}")))?;
         let (instructions, _) = sign(signable, &params).map_err(|e| Attempt::Final(format!("signing: {e}")))?.into_parts();
-        let mut request = self.http.post(&self.url);
+        let mut request = self.http.post(self.url.clone());
         for (name, value) in headers.into_iter().chain(instructions.headers()) {
             request = request.header(name, value);
         }
