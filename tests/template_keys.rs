@@ -90,3 +90,19 @@ fn the_work_queue_visibility_is_the_retry_after_cap() {
         .expect("WorkQueue has a VisibilityTimeout");
     assert_eq!(visibility, invoice_status_poster::RETRY_AFTER_MAX.as_secs());
 }
+
+/// Later decisions are the program's alone: API Gateway asks for the decision scope before the
+/// function runs, and the function is told which callers may decide.
+#[test]
+fn the_decision_route_requires_its_scope_and_the_function_its_callers() {
+    let route: Vec<&str> = TEMPLATE
+        .lines()
+        .skip_while(|line| *line != "  InvoiceStatusRoute:")
+        .skip(1)
+        .take_while(|line| line.is_empty() || line.starts_with("   "))
+        .collect();
+    assert!(route.iter().any(|line| line.trim() == "RouteKey: POST /invoices/{invoiceId}/status"), "{route:#?}");
+    assert!(route.iter().any(|line| line.trim() == "AuthorizationType: JWT"), "{route:#?}");
+    assert!(route.iter().any(|line| line.trim() == "AuthorizationScopes: [!Ref DecisionScope]"), "{route:#?}");
+    assert!(TEMPLATE.contains("DECISION_CALLERS: !Ref DecisionCallers"), "the receiver gets DECISION_CALLERS");
+}

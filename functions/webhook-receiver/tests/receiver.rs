@@ -192,7 +192,7 @@ async fn envelopes_over_their_bounds_are_refused_naming_the_field() {
 }
 
 proptest::proptest! {
-    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+    // proptest's default, 256 cases, or `PROPTEST_CASES` as the README's longer run sets it.
     #[test]
     fn any_body_gets_an_answer_never_a_panic(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
