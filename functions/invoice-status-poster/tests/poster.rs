@@ -852,3 +852,49 @@ async fn a_replayed_decision_is_processed_not_taken_for_a_changed_payload() {
     let flag = table.get(&Key::new("flagged#payloadChanged", "d-1")).await.expect("get");
     assert!(flag.is_none(), "a replay is not a changed payload");
 }
+
+/// A token endpoint that answers at once the first `fast` times, then only after `delay`.
+struct SlowingTokens {
+    fast: usize,
+    delay: Duration,
+    issued: AtomicUsize,
+}
+
+impl wiremock::Respond for SlowingTokens {
+    fn respond(&self, _request: &wiremock::Request) -> ResponseTemplate {
+        let n = self.issued.fetch_add(1, Ordering::SeqCst);
+        let answer = ResponseTemplate::new(200).set_body_json(json!({"access_token": format!("t{n}"), "expires_in": 3600}));
+        if n < self.fast { answer } else { answer.set_delay(self.delay) }
+    }
+}
+
+async fn requests_to(server: &MockServer, to: &str) -> usize {
+    server.received_requests().await.unwrap_or_default().iter().filter(|r| r.url.path() == to).count()
+}
+
+#[tokio::test]
+async fn the_deadline_guard_covers_the_token_fetch_and_the_refresh_after_a_401() {
+    // The token endpoint does not answer within the call's timeout (2 s): one fetch, no post, and
+    // the record comes back later, rather than a fetch, a post and a refresh each timing out.
+    let h = harness(Arc::new(EmbeddedTable::new())).await;
+    let slow = SlowingTokens { fast: 0, delay: Duration::from_secs(10), issued: AtomicUsize::new(0) };
+    Mock::given(method("POST")).and(path("/oauth/token")).respond_with(slow).with_priority(1).mount(&h.hicaps).await;
+    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).expect(0).mount(&h.hicaps).await;
+    let message = webhook_message(&webhook_to(&h.hicaps), 0);
+    assert_eq!(h.poster.handle(event(&message, 1), deadline()).await.batch_item_failures.len(), 1);
+    assert_eq!(requests_to(&h.hicaps, "/oauth/token").await, 1);
+    assert!(h.dlq.is_empty(), "a slow token endpoint is transient");
+    h.hicaps.verify().await;
+
+    // HICAPS refuses the first token with 401 and the refresh is slow: the refresh is inside the
+    // same guard, so the post is not made a second time in this attempt.
+    let h = harness(Arc::new(EmbeddedTable::new())).await;
+    let slowing = SlowingTokens { fast: 1, delay: Duration::from_secs(10), issued: AtomicUsize::new(0) };
+    Mock::given(method("POST")).and(path("/oauth/token")).respond_with(slowing).with_priority(1).mount(&h.hicaps).await;
+    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(401)).expect(1).mount(&h.hicaps).await;
+    let message = webhook_message(&webhook_to(&h.hicaps), 0);
+    assert_eq!(h.poster.handle(event(&message, 1), deadline()).await.batch_item_failures.len(), 1);
+    assert_eq!(requests_to(&h.hicaps, "/oauth/token").await, 2, "the first token, then one refresh");
+    assert_eq!(status_posts(&h.hicaps).await.len(), 1);
+    h.hicaps.verify().await;
+}
