@@ -1,6 +1,9 @@
 //! The poster against a wiremock HICAPS: one effective post through transient failures,
 //! dead-lettering on a rejection, `lp:webhook-error` called once, callbacks only to allowed
 //! hosts, and a crash between posting and recording completion repeating the same outcome.
+//!
+//! Every case whose outcome rests on the store runs twice: on the embedded table and on a
+//! DynamoDB table of its own at the moto server `cargo xtask test` starts.
 
 use async_trait::async_trait;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
@@ -11,6 +14,7 @@ use shared::http_client::ReqwestClient;
 use shared::program::work::webhook_message;
 use shared::queue::embedded::EmbeddedQueue;
 use shared::queue::{MessageSource, MessageVisibility, QueueError};
+use shared::store::dynamo::DynamoTable;
 use shared::store::embedded::EmbeddedTable;
 use shared::store::{
     Condition, Item, ItemDelete, ItemGet, ItemGetMany, ItemPut, ItemPutMany, ItemQuery, Key, MAX_PK_BYTES, MAX_SK_BYTES, StoreError, Table,
@@ -41,6 +45,44 @@ impl MessageVisibility for RetryDelays {
     async fn change_visibility(&self, _receipt_handle: &str, timeout: Duration) -> Result<(), QueueError> {
         self.0.lock().expect("delays").push(timeout);
         Ok(())
+    }
+}
+
+/// Where a case's records live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Store {
+    Embedded,
+    Moto,
+}
+
+const STORES: [Store; 2] = [Store::Embedded, Store::Moto];
+
+/// Held shared while a case runs on moto, and alone by the log test: at TRACE the AWS SDK logs
+/// its requests and responses whole (the reference data's member numbers among them). Those are
+/// the SDK's lines, not the poster's, which are what the log test holds to its rule.
+static MOTO_TRACES: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// A fresh table on `store`: the embedded one, or a new DynamoDB table of its own on the moto
+/// server `cargo xtask test` started; on moto with a share of [`MOTO_TRACES`], to keep for as
+/// long as the case uses the table. A missing endpoint is a failure, never a skip.
+async fn table(store: Store) -> (Arc<dyn Table>, Option<tokio::sync::RwLockReadGuard<'static, ()>>) {
+    match store {
+        Store::Embedded => {
+            let table: Arc<dyn Table> = Arc::new(EmbeddedTable::new());
+            (table, None)
+        }
+        Store::Moto => {
+            assert!(
+                std::env::var_os("AWS_ENDPOINT_URL").is_some(),
+                "AWS_ENDPOINT_URL is not set: the poster's store cases also run on DynamoDB at moto; run `cargo xtask test`, which starts it"
+            );
+            let traces = MOTO_TRACES.read().await;
+            let config = shared::aws_config(&Vars::from_env()).await.expect("AWS SDK configuration");
+            let dynamo = DynamoTable::from_sdk_config(&config, format!("poster-{}", uuid::Uuid::new_v4().simple()));
+            dynamo.ensure_exists().await.expect("create a table on moto");
+            let table: Arc<dyn Table> = Arc::new(dynamo);
+            (table, Some(traces))
+        }
     }
 }
 
@@ -93,16 +135,16 @@ enum Op<'a> {
     PutMany(&'a [Item]),
 }
 
-/// The embedded table with a hook before every operation: an error from the hook is the
-/// operation's answer (a throttle, a crash), and the hook may panic (a bug).
+/// A table (embedded, or DynamoDB on moto) with a hook before every operation: an error from
+/// the hook is the operation's answer (a throttle, a crash), and the hook may panic (a bug).
 struct HookedTable {
-    inner: EmbeddedTable,
+    inner: Arc<dyn Table>,
     hook: Box<dyn Fn(Op<'_>) -> Result<(), StoreError> + Send + Sync>,
 }
 
 impl HookedTable {
-    fn new(hook: impl Fn(Op<'_>) -> Result<(), StoreError> + Send + Sync + 'static) -> Self {
-        Self { inner: EmbeddedTable::new(), hook: Box::new(hook) }
+    fn new(inner: Arc<dyn Table>, hook: impl Fn(Op<'_>) -> Result<(), StoreError> + Send + Sync + 'static) -> Self {
+        Self { inner, hook: Box::new(hook) }
     }
 }
 
@@ -186,26 +228,30 @@ async fn status_posts(server: &MockServer) -> Vec<Value> {
 
 #[tokio::test]
 async fn hicaps_500_twice_then_200_gives_one_effective_post() {
-    let h = harness(Arc::new(EmbeddedTable::new())).await;
-    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(500)).up_to_n_times(2).mount(&h.hicaps).await;
-    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
-    let message = webhook_message(&webhook_to(&h.hicaps), 0);
-    for attempt in 1..=2 {
-        let response = h.poster.handle(event(&message, attempt), deadline()).await;
-        assert_eq!(response.batch_item_failures.len(), 1, "attempt {attempt} is retried");
+    for store in STORES {
+        let (table, _moto) = table(store).await;
+        let h = harness(table).await;
+        Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(500)).up_to_n_times(2).mount(&h.hicaps).await;
+        Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+        let message = webhook_message(&webhook_to(&h.hicaps), 0);
+        for attempt in 1..=2 {
+            let response = h.poster.handle(event(&message, attempt), deadline()).await;
+            assert_eq!(response.batch_item_failures.len(), 1, "{store:?}: attempt {attempt} is retried");
+        }
+        assert!(h.poster.handle(event(&message, 3), deadline()).await.batch_item_failures.is_empty(), "{store:?}");
+        // A redelivery after success changes nothing.
+        assert!(h.poster.handle(event(&message, 4), deadline()).await.batch_item_failures.is_empty(), "{store:?}");
+        assert_eq!(status_posts(&h.hicaps).await.len(), 3, "{store:?}: two failed attempts and one that took");
+        assert!(h.dlq.is_empty(), "{store:?}");
     }
-    assert!(h.poster.handle(event(&message, 3), deadline()).await.batch_item_failures.is_empty());
-    // A redelivery after success changes nothing.
-    assert!(h.poster.handle(event(&message, 4), deadline()).await.batch_item_failures.is_empty());
-    assert_eq!(status_posts(&h.hicaps).await.len(), 3, "two failed attempts and one that took");
-    assert!(h.dlq.is_empty());
 }
 
 /// HICAPS refuses the status post with `status`, a 4xx it would refuse again: the webhook is
 /// dead-lettered once, `lp:webhook-error` is not called (the webhook was fine, our answer was
 /// not), and a redelivery of the webhook is a duplicate.
-async fn a_refused_post_dead_letters_once_without_webhook_error(status: u16) {
-    let h = harness(Arc::new(EmbeddedTable::new())).await;
+async fn a_refused_post_dead_letters_once_without_webhook_error(store: Store, status: u16) {
+    let (table, _moto) = table(store).await;
+    let h = harness(table).await;
     Mock::given(method("POST"))
         .and(path("/invoices/1/status"))
         .respond_with(ResponseTemplate::new(status).set_body_json(json!({"title": "bad"})))
@@ -213,59 +259,69 @@ async fn a_refused_post_dead_letters_once_without_webhook_error(status: u16) {
         .await;
     Mock::given(method("POST")).and(path("/webhook-error/1")).respond_with(ResponseTemplate::new(202)).expect(0).mount(&h.hicaps).await;
     let message = webhook_message(&webhook_to(&h.hicaps), 0);
-    assert!(h.poster.handle(event(&message, 1), deadline()).await.batch_item_failures.is_empty(), "{status}: not retried");
+    assert!(h.poster.handle(event(&message, 1), deadline()).await.batch_item_failures.is_empty(), "{store:?} {status}: not retried");
     // HICAPS delivers the same webhook again (a new SQS message): acknowledged, not processed.
-    assert!(h.poster.handle(event(&webhook_message(&webhook_to(&h.hicaps), 9), 1), deadline()).await.batch_item_failures.is_empty());
-    assert_eq!(status_posts(&h.hicaps).await.len(), 1, "{status}: the refused request is not made again");
+    assert!(
+        h.poster.handle(event(&webhook_message(&webhook_to(&h.hicaps), 9), 1), deadline()).await.batch_item_failures.is_empty(),
+        "{store:?} {status}"
+    );
+    assert_eq!(status_posts(&h.hicaps).await.len(), 1, "{store:?} {status}: the refused request is not made again");
     let letters = h.dlq.receive(10, Duration::from_secs(1)).await.expect("dlq");
-    assert_eq!(letters.len(), 1, "{status}");
+    assert_eq!(letters.len(), 1, "{store:?} {status}");
     let letter: Value = serde_json::from_str(&letters[0].body).expect("letter");
-    assert!(letter["reason"].as_str().is_some_and(|r| r.contains(&status.to_string())), "{letter}");
-    assert_eq!(shared::program::work::unwrap_dead_letter(&letters[0].body), message, "the letter keeps the original");
+    assert!(letter["reason"].as_str().is_some_and(|r| r.contains(&status.to_string())), "{store:?}: {letter}");
+    assert_eq!(shared::program::work::unwrap_dead_letter(&letters[0].body), message, "{store:?}: the letter keeps the original");
     // An operator's replay processes it again.
     let replay = shared::program::work::replayable(&letters[0].body);
-    assert!(h.poster.handle(event(&replay, 1), deadline()).await.batch_item_failures.is_empty());
-    assert_eq!(status_posts(&h.hicaps).await.len(), 2, "{status}: the replay posted");
-    assert_eq!(h.dlq.len(), 2, "{status}: the first letter (in flight here) and the replay's, refused again");
+    assert!(h.poster.handle(event(&replay, 1), deadline()).await.batch_item_failures.is_empty(), "{store:?} {status}");
+    assert_eq!(status_posts(&h.hicaps).await.len(), 2, "{store:?} {status}: the replay posted");
+    assert_eq!(h.dlq.len(), 2, "{store:?} {status}: the first letter (in flight here) and the replay's, refused again");
     h.hicaps.verify().await;
 }
 
 #[tokio::test]
 async fn hicaps_400_dead_letters_once_without_webhook_error_and_a_redelivery_is_a_duplicate() {
-    a_refused_post_dead_letters_once_without_webhook_error(400).await;
+    for store in STORES {
+        a_refused_post_dead_letters_once_without_webhook_error(store, 400).await;
+    }
 }
 
 #[tokio::test]
 async fn hicaps_403_404_409_422_are_permanent_like_400() {
     // Only 401 (retried once with a fresh token), 408, 425 and 429 among the 4xx are transient.
-    for status in [403, 404, 409, 422] {
-        a_refused_post_dead_letters_once_without_webhook_error(status).await;
+    for store in STORES {
+        for status in [403, 404, 409, 422] {
+            a_refused_post_dead_letters_once_without_webhook_error(store, status).await;
+        }
     }
 }
 
 #[tokio::test]
 async fn hicaps_429_is_retried_after_its_retry_after_not_dead_lettered() {
-    let h = harness(Arc::new(EmbeddedTable::new())).await;
-    Mock::given(method("POST"))
-        .and(path("/invoices/1/status"))
-        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "7"))
-        .up_to_n_times(1)
-        .mount(&h.hicaps)
-        .await;
-    for status in [408, 425, 503] {
-        Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(status)).up_to_n_times(1).mount(&h.hicaps).await;
+    for store in STORES {
+        let (table, _moto) = table(store).await;
+        let h = harness(table).await;
+        Mock::given(method("POST"))
+            .and(path("/invoices/1/status"))
+            .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "7"))
+            .up_to_n_times(1)
+            .mount(&h.hicaps)
+            .await;
+        for status in [408, 425, 503] {
+            Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(status)).up_to_n_times(1).mount(&h.hicaps).await;
+        }
+        Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+        Mock::given(method("POST")).and(path("/webhook-error/1")).respond_with(ResponseTemplate::new(202)).expect(0).mount(&h.hicaps).await;
+        let message = webhook_message(&webhook_to(&h.hicaps), 0);
+        for attempt in 1..=4 {
+            assert_eq!(h.poster.handle(event(&message, attempt), deadline()).await.batch_item_failures.len(), 1, "{store:?}: attempt {attempt}");
+        }
+        let delays = h.retry_delays.0.lock().expect("delays").clone();
+        assert!(delays[0] >= Duration::from_secs(7), "{store:?}: {delays:?}: Retry-After honoured");
+        assert!(h.poster.handle(event(&message, 5), deadline()).await.batch_item_failures.is_empty(), "{store:?}");
+        assert!(h.dlq.is_empty(), "{store:?}");
+        h.hicaps.verify().await;
     }
-    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
-    Mock::given(method("POST")).and(path("/webhook-error/1")).respond_with(ResponseTemplate::new(202)).expect(0).mount(&h.hicaps).await;
-    let message = webhook_message(&webhook_to(&h.hicaps), 0);
-    for attempt in 1..=4 {
-        assert_eq!(h.poster.handle(event(&message, attempt), deadline()).await.batch_item_failures.len(), 1, "attempt {attempt}");
-    }
-    let delays = h.retry_delays.0.lock().expect("delays").clone();
-    assert!(delays[0] >= Duration::from_secs(7), "{delays:?}: Retry-After honoured");
-    assert!(h.poster.handle(event(&message, 5), deadline()).await.batch_item_failures.is_empty());
-    assert!(h.dlq.is_empty());
-    h.hicaps.verify().await;
 }
 
 #[tokio::test]
@@ -300,65 +356,76 @@ async fn retry_after_is_capped_at_the_visibility_timeout_and_backoff_is_jittered
 
 #[tokio::test]
 async fn a_store_failure_after_the_post_resumes_after_it_instead_of_posting_again() {
-    // DynamoDB throttles the records' batch twice, right after HICAPS answered 200.
-    let refusals = std::sync::atomic::AtomicU32::new(2);
-    let table = Arc::new(HookedTable::new(move |op| match op {
-        Op::PutMany(_) if refusals.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() => {
-            Err(StoreError::Unavailable("ProvisionedThroughputExceededException".into()))
+    for store in STORES {
+        let (inner, _moto) = table(store).await;
+        // DynamoDB throttles the records' batch twice, right after HICAPS answered 200.
+        let refusals = std::sync::atomic::AtomicU32::new(2);
+        let table = Arc::new(HookedTable::new(inner, move |op| match op {
+            Op::PutMany(_) if refusals.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() => {
+                Err(StoreError::Unavailable("ProvisionedThroughputExceededException".into()))
+            }
+            _ => Ok(()),
+        }));
+        let h = harness(table.clone()).await;
+        Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+        let message = webhook_message(&webhook_to(&h.hicaps), 0);
+        for attempt in 1..=2 {
+            assert_eq!(h.poster.handle(event(&message, attempt), deadline()).await.batch_item_failures.len(), 1, "{store:?}: attempt {attempt}");
         }
-        _ => Ok(()),
-    }));
-    let h = harness(table.clone()).await;
-    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
-    let message = webhook_message(&webhook_to(&h.hicaps), 0);
-    for attempt in 1..=2 {
-        assert_eq!(h.poster.handle(event(&message, attempt), deadline()).await.batch_item_failures.len(), 1, "attempt {attempt}");
+        assert!(h.poster.handle(event(&message, 3), deadline()).await.batch_item_failures.is_empty(), "{store:?}");
+        assert_eq!(status_posts(&h.hicaps).await.len(), 1, "{store:?}: posted once; the retries resumed after the post");
+        let invoice = shared::program::records::load_invoice(table.inner.as_ref(), "9a15ad10-dbf0-4ab6-83f1-e42019f188b5")
+            .await
+            .expect("load")
+            .expect("recorded by the resumed attempt");
+        assert!(invoice.claims.iter().all(|c| c.state == shared::hicaps::ClaimState::Approved), "{store:?}: {invoice:?}");
     }
-    assert!(h.poster.handle(event(&message, 3), deadline()).await.batch_item_failures.is_empty());
-    assert_eq!(status_posts(&h.hicaps).await.len(), 1, "posted once; the retries resumed after the post");
-    let invoice = shared::program::records::load_invoice(&table.inner, "9a15ad10-dbf0-4ab6-83f1-e42019f188b5")
-        .await
-        .expect("load")
-        .expect("recorded by the resumed attempt");
-    assert!(invoice.claims.iter().all(|c| c.state == shared::hicaps::ClaimState::Approved), "{invoice:?}");
 }
 
 #[tokio::test]
 async fn the_last_transient_failure_dead_letters_and_asks_for_redelivery_once_per_id() {
-    let h = harness(Arc::new(EmbeddedTable::new())).await;
-    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(503)).mount(&h.hicaps).await;
-    Mock::given(method("POST")).and(path("/webhook-error/1")).respond_with(ResponseTemplate::new(202)).expect(1).mount(&h.hicaps).await;
-    let message = webhook_message(&webhook_to(&h.hicaps), 0);
-    assert_eq!(h.poster.handle(event(&message, 4), deadline()).await.batch_item_failures.len(), 1);
-    assert!(h.poster.handle(event(&message, 5), deadline()).await.batch_item_failures.is_empty());
-    assert_eq!(h.dlq.len(), 1);
-    // HICAPS redelivers; the outage goes on to the last attempt again: no second request.
-    let redelivered = webhook_message(&webhook_to(&h.hicaps), 5);
-    assert!(h.poster.handle(event(&redelivered, 5), deadline()).await.batch_item_failures.is_empty());
-    assert_eq!(h.dlq.len(), 2);
-    h.hicaps.verify().await;
+    for store in STORES {
+        let (table, _moto) = table(store).await;
+        let h = harness(table).await;
+        Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(503)).mount(&h.hicaps).await;
+        Mock::given(method("POST")).and(path("/webhook-error/1")).respond_with(ResponseTemplate::new(202)).expect(1).mount(&h.hicaps).await;
+        let message = webhook_message(&webhook_to(&h.hicaps), 0);
+        assert_eq!(h.poster.handle(event(&message, 4), deadline()).await.batch_item_failures.len(), 1, "{store:?}");
+        assert!(h.poster.handle(event(&message, 5), deadline()).await.batch_item_failures.is_empty(), "{store:?}");
+        assert_eq!(h.dlq.len(), 1, "{store:?}");
+        // HICAPS redelivers; the outage goes on to the last attempt again: no second request.
+        let redelivered = webhook_message(&webhook_to(&h.hicaps), 5);
+        assert!(h.poster.handle(event(&redelivered, 5), deadline()).await.batch_item_failures.is_empty(), "{store:?}");
+        assert_eq!(h.dlq.len(), 2, "{store:?}");
+        h.hicaps.verify().await;
+    }
 }
 
 #[tokio::test]
 async fn links_to_other_hosts_are_refused_and_no_token_is_sent() {
-    let table = Arc::new(EmbeddedTable::new());
-    let h = harness(table.clone()).await;
-    let message = webhook_message(EXAMPLE, 0); // the spec's own links, to lanternpay.com
-    assert!(h.poster.handle(event(&message, 1), deadline()).await.batch_item_failures.is_empty());
-    assert_eq!(h.dlq.len(), 1, "dead-lettered with the reason");
-    assert!(h.hicaps.received_requests().await.unwrap_or_default().is_empty(), "not even a token request");
-    // Unanswered, the invoice is still known, its claims pending, for a later decision to reach.
-    let invoice = shared::program::records::load_invoice(table.as_ref(), "9a15ad10-dbf0-4ab6-83f1-e42019f188b5")
-        .await
-        .expect("load")
-        .expect("the invoice is recorded");
-    assert!(!invoice.claims.is_empty() && invoice.claims.iter().all(|c| c.state == shared::hicaps::ClaimState::Pending));
+    for store in STORES {
+        let (table, _moto) = table(store).await;
+        let h = harness(table.clone()).await;
+        let message = webhook_message(EXAMPLE, 0); // the spec's own links, to lanternpay.com
+        assert!(h.poster.handle(event(&message, 1), deadline()).await.batch_item_failures.is_empty(), "{store:?}");
+        assert_eq!(h.dlq.len(), 1, "{store:?}: dead-lettered with the reason");
+        assert!(h.hicaps.received_requests().await.unwrap_or_default().is_empty(), "{store:?}: not even a token request");
+        // Unanswered, the invoice is still known, its claims pending, for a later decision to reach.
+        let invoice = shared::program::records::load_invoice(table.as_ref(), "9a15ad10-dbf0-4ab6-83f1-e42019f188b5")
+            .await
+            .expect("load")
+            .expect("the invoice is recorded");
+        assert!(
+            !invoice.claims.is_empty() && invoice.claims.iter().all(|c| c.state == shared::hicaps::ClaimState::Pending),
+            "{store:?}: {invoice:?}"
+        );
+    }
 }
 
 /// A table that dies at the first write of one step of the idempotency record (`completed`, or
 /// the note that the post happened, `posted`), and, until the dead invocation's lock lapses, loses
 /// everything it writes to the record, as if the function had crashed there.
-fn crash_at(target: &'static str) -> Arc<HookedTable> {
+fn crash_at(inner: Arc<dyn Table>, target: &'static str) -> Arc<HookedTable> {
     let crashed_at: std::sync::Mutex<Option<std::time::Instant>> = Default::default();
     // The post's note: the invoice header's `postedBy` in the records' batch (an invoice), or the
     // lock's own `posted` (other work).
@@ -376,7 +443,7 @@ fn crash_at(target: &'static str) -> Arc<HookedTable> {
         }
         crashed_at.is_some_and(|at| at.elapsed() < Duration::from_secs(5)) && (item.key.pk.starts_with("idempotency#") || notes_post(item))
     };
-    Arc::new(HookedTable::new(move |op| {
+    Arc::new(HookedTable::new(inner, move |op| {
         let lost = match op {
             Op::Put(item) => refuses(item),
             Op::PutMany(items) => items.iter().any(|item| refuses(item)),
@@ -388,94 +455,112 @@ fn crash_at(target: &'static str) -> Arc<HookedTable> {
 
 #[tokio::test]
 async fn a_failed_completion_record_resumes_after_the_post() {
-    let table = crash_at("completed");
-    let h = harness(table).await;
-    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
-    let message = webhook_message(&webhook_to(&h.hicaps), 0);
-    // Time for one 2 s call and the completion margin, and no more.
-    let short_deadline = chrono::Utc::now().timestamp() + 6;
-    assert_eq!(h.poster.handle(event(&message, 1), short_deadline).await.batch_item_failures.len(), 1);
-    // While the dead invocation's lock lives, a redelivery waits.
-    assert_eq!(h.poster.handle(event(&message, 2), deadline()).await.batch_item_failures.len(), 1);
-    tokio::time::sleep(Duration::from_millis(6100)).await;
-    assert!(h.poster.handle(event(&message, 3), deadline()).await.batch_item_failures.is_empty());
-    assert!(h.poster.handle(event(&message, 4), deadline()).await.batch_item_failures.is_empty());
-    assert_eq!(status_posts(&h.hicaps).await.len(), 1, "the post was noted, so the retry resumed after it");
+    for store in STORES {
+        let (inner, _moto) = table(store).await;
+        let table = crash_at(inner, "completed");
+        let h = harness(table).await;
+        Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+        let message = webhook_message(&webhook_to(&h.hicaps), 0);
+        // Time for one 2 s call and the completion margin, with 3 s to start it (moto under CI load).
+        let short_deadline = chrono::Utc::now().timestamp() + 8;
+        assert_eq!(h.poster.handle(event(&message, 1), short_deadline).await.batch_item_failures.len(), 1, "{store:?}");
+        // While the dead invocation's lock lives, a redelivery waits.
+        assert_eq!(h.poster.handle(event(&message, 2), deadline()).await.batch_item_failures.len(), 1, "{store:?}");
+        tokio::time::sleep(Duration::from_millis(8100)).await;
+        assert!(h.poster.handle(event(&message, 3), deadline()).await.batch_item_failures.is_empty(), "{store:?}");
+        assert!(h.poster.handle(event(&message, 4), deadline()).await.batch_item_failures.is_empty(), "{store:?}");
+        assert_eq!(status_posts(&h.hicaps).await.len(), 1, "{store:?}: the post was noted, so the retry resumed after it");
+    }
 }
 
 #[tokio::test]
 async fn a_crash_between_the_post_and_its_note_repeats_the_same_body_only() {
-    let table = crash_at("posted");
-    let h = harness(table).await;
-    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
-    let message = webhook_message(&webhook_to(&h.hicaps), 0);
-    let short_deadline = chrono::Utc::now().timestamp() + 6;
-    assert_eq!(h.poster.handle(event(&message, 1), short_deadline).await.batch_item_failures.len(), 1);
-    tokio::time::sleep(Duration::from_millis(6100)).await;
-    assert!(h.poster.handle(event(&message, 2), deadline()).await.batch_item_failures.is_empty());
-    let posts = status_posts(&h.hicaps).await;
-    assert_eq!(posts.len(), 2, "the one window for a repeat");
-    assert_eq!(posts[0], posts[1], "the same body both times");
+    for store in STORES {
+        let (inner, _moto) = table(store).await;
+        let table = crash_at(inner, "posted");
+        let h = harness(table).await;
+        Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+        let message = webhook_message(&webhook_to(&h.hicaps), 0);
+        let short_deadline = chrono::Utc::now().timestamp() + 8;
+        assert_eq!(h.poster.handle(event(&message, 1), short_deadline).await.batch_item_failures.len(), 1, "{store:?}");
+        tokio::time::sleep(Duration::from_millis(8100)).await;
+        assert!(h.poster.handle(event(&message, 2), deadline()).await.batch_item_failures.is_empty(), "{store:?}");
+        let posts = status_posts(&h.hicaps).await;
+        assert_eq!(posts.len(), 2, "{store:?}: the one window for a repeat");
+        assert_eq!(posts[0], posts[1], "{store:?}: the same body both times");
+    }
 }
 
 #[tokio::test]
 async fn a_copy_of_work_in_progress_comes_back_when_the_lock_lapses() {
-    let table: Arc<dyn Table> = Arc::new(EmbeddedTable::new());
-    let h = harness(table.clone()).await;
-    let webhook = webhook_to(&h.hicaps);
-    // Another invocation holds the webhook's lock for 20 more seconds.
-    let mut attrs = serde_json::Map::new();
-    attrs.insert("status".into(), json!("inProgress"));
-    attrs.insert("payloadHash".into(), json!(shared::idempotency::payload_hash(webhook.as_bytes())));
-    let lock = Item::new(Key::new("idempotency#8ad735a2-21a0-481a-9174-205817e95110", "#"), attrs)
-        .expiring_at(chrono::Utc::now().timestamp() + 20);
-    table.put(&lock, Condition::Absent).await.expect("lock");
-    assert_eq!(h.poster.handle(event(&webhook_message(&webhook, 0), 1), deadline()).await.batch_item_failures.len(), 1);
-    let delays = h.retry_delays.0.lock().expect("delays").clone();
-    assert_eq!(delays.len(), 1);
-    assert!((Duration::from_secs(20)..=Duration::from_secs(21)).contains(&delays[0]), "{delays:?}: not before the lock lapses");
-    assert!(status_posts(&h.hicaps).await.is_empty());
+    for store in STORES {
+        let (table, _moto) = table(store).await;
+        let h = harness(table.clone()).await;
+        let webhook = webhook_to(&h.hicaps);
+        // Another invocation holds the webhook's lock for 20 more seconds.
+        let mut attrs = serde_json::Map::new();
+        attrs.insert("status".into(), json!("inProgress"));
+        attrs.insert("payloadHash".into(), json!(shared::idempotency::payload_hash(webhook.as_bytes())));
+        let lock = Item::new(Key::new("idempotency#8ad735a2-21a0-481a-9174-205817e95110", "#"), attrs)
+            .expiring_at(chrono::Utc::now().timestamp() + 20);
+        table.put(&lock, Condition::Absent).await.expect("lock");
+        assert_eq!(h.poster.handle(event(&webhook_message(&webhook, 0), 1), deadline()).await.batch_item_failures.len(), 1, "{store:?}");
+        let delays = h.retry_delays.0.lock().expect("delays").clone();
+        assert_eq!(delays.len(), 1, "{store:?}");
+        assert!(
+            (Duration::from_secs(20)..=Duration::from_secs(21)).contains(&delays[0]),
+            "{store:?}: {delays:?}: not before the lock lapses"
+        );
+        assert!(status_posts(&h.hicaps).await.is_empty(), "{store:?}");
+    }
 }
 
 #[tokio::test]
 async fn a_changed_payload_under_a_known_id_is_flagged_not_processed() {
-    let table: Arc<dyn Table> = Arc::new(EmbeddedTable::new());
-    let h = harness(table.clone()).await;
-    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
-    let original = webhook_to(&h.hicaps);
-    assert!(h.poster.handle(event(&webhook_message(&original, 0), 1), deadline()).await.batch_item_failures.is_empty());
-    let mut changed: Value = serde_json::from_str(&original).expect("json");
-    changed["data"]["claims"][0]["unitPrice"] = json!(9999);
-    assert!(h.poster.handle(event(&webhook_message(&changed.to_string(), 0), 1), deadline()).await.batch_item_failures.is_empty());
-    assert_eq!(status_posts(&h.hicaps).await.len(), 1, "the changed payload caused no second post");
-    let flag = table.get(&Key::new("flagged#payloadChanged", "8ad735a2-21a0-481a-9174-205817e95110")).await.expect("get");
-    assert!(flag.is_some(), "flagged for operators");
+    for store in STORES {
+        let (table, _moto) = table(store).await;
+        let h = harness(table.clone()).await;
+        Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+        let original = webhook_to(&h.hicaps);
+        assert!(h.poster.handle(event(&webhook_message(&original, 0), 1), deadline()).await.batch_item_failures.is_empty(), "{store:?}");
+        let mut changed: Value = serde_json::from_str(&original).expect("json");
+        changed["data"]["claims"][0]["unitPrice"] = json!(9999);
+        assert!(h.poster.handle(event(&webhook_message(&changed.to_string(), 0), 1), deadline()).await.batch_item_failures.is_empty(), "{store:?}");
+        assert_eq!(status_posts(&h.hicaps).await.len(), 1, "{store:?}: the changed payload caused no second post");
+        let flag = table.get(&Key::new("flagged#payloadChanged", "8ad735a2-21a0-481a-9174-205817e95110")).await.expect("get");
+        assert!(flag.is_some(), "{store:?}: flagged for operators");
+    }
 }
 
 #[tokio::test]
 async fn a_redelivery_received_later_is_a_duplicate_not_a_changed_payload() {
-    let table: Arc<dyn Table> = Arc::new(EmbeddedTable::new());
-    let h = harness(table.clone()).await;
-    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
-    let webhook = webhook_to(&h.hicaps);
-    assert!(h.poster.handle(event(&webhook_message(&webhook, 1_000), 1), deadline()).await.batch_item_failures.is_empty());
-    // HICAPS delivers the same webhook again; the receiver stamps it with a later time.
-    assert!(h.poster.handle(event(&webhook_message(&webhook, 61_000), 1), deadline()).await.batch_item_failures.is_empty());
-    assert_eq!(status_posts(&h.hicaps).await.len(), 1);
-    let flag = table.get(&Key::new("flagged#payloadChanged", "8ad735a2-21a0-481a-9174-205817e95110")).await.expect("get");
-    assert!(flag.is_none(), "a redelivery is not a changed payload");
+    for store in STORES {
+        let (table, _moto) = table(store).await;
+        let h = harness(table.clone()).await;
+        Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+        let webhook = webhook_to(&h.hicaps);
+        assert!(h.poster.handle(event(&webhook_message(&webhook, 1_000), 1), deadline()).await.batch_item_failures.is_empty(), "{store:?}");
+        // HICAPS delivers the same webhook again; the receiver stamps it with a later time.
+        assert!(h.poster.handle(event(&webhook_message(&webhook, 61_000), 1), deadline()).await.batch_item_failures.is_empty(), "{store:?}");
+        assert_eq!(status_posts(&h.hicaps).await.len(), 1, "{store:?}");
+        let flag = table.get(&Key::new("flagged#payloadChanged", "8ad735a2-21a0-481a-9174-205817e95110")).await.expect("get");
+        assert!(flag.is_none(), "{store:?}: a redelivery is not a changed payload");
+    }
 }
 
 #[tokio::test]
 async fn no_post_starts_too_close_to_the_deadline() {
-    let h = harness(Arc::new(EmbeddedTable::new())).await;
-    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
-    let message = webhook_message(&webhook_to(&h.hicaps), 0);
-    let almost_over = chrono::Utc::now().timestamp() + 2;
-    assert_eq!(h.poster.handle(event(&message, 1), almost_over).await.batch_item_failures.len(), 1, "retried later");
-    assert!(status_posts(&h.hicaps).await.is_empty(), "nothing posted that the timeout could cut off");
-    assert!(h.poster.handle(event(&message, 2), deadline()).await.batch_item_failures.is_empty());
-    assert_eq!(status_posts(&h.hicaps).await.len(), 1);
+    for store in STORES {
+        let (table, _moto) = table(store).await;
+        let h = harness(table).await;
+        Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+        let message = webhook_message(&webhook_to(&h.hicaps), 0);
+        let almost_over = chrono::Utc::now().timestamp() + 2;
+        assert_eq!(h.poster.handle(event(&message, 1), almost_over).await.batch_item_failures.len(), 1, "{store:?}: retried later");
+        assert!(status_posts(&h.hicaps).await.is_empty(), "{store:?}: nothing posted that the timeout could cut off");
+        assert!(h.poster.handle(event(&message, 2), deadline()).await.batch_item_failures.is_empty(), "{store:?}");
+        assert_eq!(status_posts(&h.hicaps).await.len(), 1, "{store:?}");
+    }
 }
 
 /// Log lines written while a test runs, for checking what they carry.
@@ -494,6 +579,9 @@ impl std::io::Write for Logs {
 
 #[tokio::test]
 async fn values_from_malformed_webhooks_and_refusals_never_reach_the_log() {
+    // No case runs on moto while this one reads the log (see `MOTO_TRACES`); this one stays on
+    // the embedded table for the same reason.
+    let _alone = MOTO_TRACES.write().await;
     let logs = Logs::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_max_level(tracing::Level::TRACE).finish();
@@ -536,53 +624,59 @@ const MARKED_INVOICE: &str = "00000000-dead-4bad-8bad-000000000000";
 
 #[tokio::test]
 async fn a_record_that_panics_fails_alone_and_the_batch_is_answered() {
-    // A table that panics when an invoice with a marked id is read, standing in for any bug that
-    // input might still reach.
-    let h = harness(Arc::new(HookedTable::new(|op| {
-        if let Op::GetMany(keys) = op {
-            assert!(!keys.iter().any(|key| key.pk.contains(MARKED_INVOICE)), "a bug input reached");
-        }
-        Ok(())
-    })))
-    .await;
-    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
-    let good = webhook_message(&webhook_to(&h.hicaps), 0);
-    let mut poison: Value = serde_json::from_str(&webhook_to(&h.hicaps)).expect("json");
-    poison["id"] = json!("poison-1");
-    poison["data"]["invoiceId"] = json!(MARKED_INVOICE);
-    let mut batch = event(&good, 1);
-    let mut poisoned = event(&webhook_message(&poison.to_string(), 0), 1).records.remove(0);
-    poisoned.message_id = Some("m-poison".into());
-    batch.records.insert(0, poisoned);
-    let response = h.poster.handle(batch, deadline()).await;
-    let failed: Vec<String> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
-    assert_eq!(failed, ["m-poison"], "only the record that panicked");
-    assert_eq!(status_posts(&h.hicaps).await.len(), 1, "the other record was processed");
+    for store in STORES {
+        let (inner, _moto) = table(store).await;
+        // A table that panics when an invoice with a marked id is read, standing in for any bug
+        // that input might still reach.
+        let h = harness(Arc::new(HookedTable::new(inner, |op| {
+            if let Op::GetMany(keys) = op {
+                assert!(!keys.iter().any(|key| key.pk.contains(MARKED_INVOICE)), "a bug input reached");
+            }
+            Ok(())
+        })))
+        .await;
+        Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+        let good = webhook_message(&webhook_to(&h.hicaps), 0);
+        let mut poison: Value = serde_json::from_str(&webhook_to(&h.hicaps)).expect("json");
+        poison["id"] = json!("poison-1");
+        poison["data"]["invoiceId"] = json!(MARKED_INVOICE);
+        let mut batch = event(&good, 1);
+        let mut poisoned = event(&webhook_message(&poison.to_string(), 0), 1).records.remove(0);
+        poisoned.message_id = Some("m-poison".into());
+        batch.records.insert(0, poisoned);
+        let response = h.poster.handle(batch, deadline()).await;
+        let failed: Vec<String> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
+        assert_eq!(failed, ["m-poison"], "{store:?}: only the record that panicked");
+        assert_eq!(status_posts(&h.hicaps).await.len(), 1, "{store:?}: the other record was processed");
+    }
 }
 
 #[tokio::test]
 async fn a_member_check_without_program_is_rejected_naming_it() {
-    let h = harness(Arc::new(EmbeddedTable::new())).await;
-    Mock::given(method("POST")).and(path("/members/1/state")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
-    let check = json!({
-        "id": "member-check-1",
-        "type": "admin.member.check",
-        "data": {"memberNumber": "789456123"},
-        "_links": {"lp:update-member-state": {"href": format!("{}/members/1/state", h.hicaps.uri())}},
-    });
-    assert!(h.poster.handle(event(&webhook_message(&check.to_string(), 0), 1), deadline()).await.batch_item_failures.is_empty());
-    let posts: Vec<Value> = h
-        .hicaps
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .iter()
-        .filter(|r| r.url.path() == "/members/1/state")
-        .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
-        .collect();
-    assert_eq!(posts.len(), 1);
-    assert_eq!(posts[0]["setState"], "rejected");
-    assert_eq!(posts[0]["invalidParams"][0]["name"], "program", "{}", posts[0]);
+    for store in STORES {
+        let (table, _moto) = table(store).await;
+        let h = harness(table).await;
+        Mock::given(method("POST")).and(path("/members/1/state")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+        let check = json!({
+            "id": "member-check-1",
+            "type": "admin.member.check",
+            "data": {"memberNumber": "789456123"},
+            "_links": {"lp:update-member-state": {"href": format!("{}/members/1/state", h.hicaps.uri())}},
+        });
+        assert!(h.poster.handle(event(&webhook_message(&check.to_string(), 0), 1), deadline()).await.batch_item_failures.is_empty(), "{store:?}");
+        let posts: Vec<Value> = h
+            .hicaps
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r.url.path() == "/members/1/state")
+            .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+            .collect();
+        assert_eq!(posts.len(), 1, "{store:?}");
+        assert_eq!(posts[0]["setState"], "rejected", "{store:?}");
+        assert_eq!(posts[0]["invalidParams"][0]["name"], "program", "{store:?}: {}", posts[0]);
+    }
 }
 
 /// A [`HookedTable`] hook counting the keys DynamoDB would refuse (over its key limits) that
@@ -606,174 +700,189 @@ fn claim_statuses(post: &Value) -> Vec<Value> {
 
 #[tokio::test]
 async fn item_codes_over_the_sort_key_limit_are_rejected_as_unknown_and_the_other_claims_adjudicated() {
-    let over_limits = Arc::new(AtomicUsize::new(0));
-    let table = Arc::new(HookedTable::new(counting_keys_over_limits(over_limits.clone())));
-    let h = harness(table.clone()).await;
-    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
-    let mut webhook: Value = serde_json::from_str(&webhook_to(&h.hicaps)).expect("json");
-    let good = webhook["data"]["claims"][0].clone();
-    // The rule's key is `schedule#<program>` / `item#<itemCode>`: one byte over the sort key's
-    // limit, and far over it in two-byte characters (under the limit counted in characters).
-    let long_codes = ["1".repeat(MAX_SK_BYTES - "item#".len() + 1), "é".repeat(MAX_SK_BYTES - 100)];
-    let mut claims = vec![good.clone()];
-    for (index, code) in long_codes.iter().enumerate() {
-        let mut claim = good.clone();
-        claim["claimId"] = json!(format!("00000000-0000-4000-8000-00000000000{index}"));
-        claim["itemCode"] = json!(code);
-        claims.push(claim);
-    }
-    webhook["data"]["claims"] = Value::Array(claims);
-    let message = webhook_message(&webhook.to_string(), 0);
-    assert!(h.poster.handle(event(&message, 1), deadline()).await.batch_item_failures.is_empty(), "answered, not retried");
-    // A redelivery is a duplicate: the answer went.
-    assert!(h.poster.handle(event(&webhook_message(&webhook.to_string(), 9), 1), deadline()).await.batch_item_failures.is_empty());
-    assert!(h.dlq.is_empty(), "answered, not dead-lettered");
-    assert!(h.retry_delays.0.lock().expect("delays").is_empty(), "never retried as transient");
-    let posts = status_posts(&h.hicaps).await;
-    assert_eq!(posts.len(), 1);
-    let statuses = claim_statuses(&posts[0]);
-    assert_eq!(statuses.len(), 3, "{}", posts[0]);
-    assert_eq!(statuses[0]["claimId"], good["claimId"]);
-    assert_eq!(statuses[0]["state"], "approved", "the claim with a known item is adjudicated as usual: {}", statuses[0]);
-    assert_eq!(statuses[0]["benefit"].as_f64(), Some(40.0), "80% of 55.63, capped at 40.00 per unit");
-    for (status, code) in statuses[1..].iter().zip(&long_codes) {
-        assert_eq!(status["state"], "rejected", "{status}");
-        assert_eq!(status["statusTitle"], "Unknown item");
-        assert_eq!(status["benefit"].as_f64(), Some(0.0));
-        assert_eq!(status["invalidParams"][0]["name"], "itemCode");
-        assert_eq!(status["invalidParams"][0]["reason"], format!("Item {code} is unknown"));
-    }
-    assert_eq!(over_limits.load(Ordering::SeqCst), 0, "no key over DynamoDB's limits reached the table");
-    let invoice = shared::program::records::load_invoice(&table.inner, "9a15ad10-dbf0-4ab6-83f1-e42019f188b5")
-        .await
-        .expect("load")
-        .expect("recorded");
-    let mut states: Vec<_> = invoice.claims.iter().map(|claim| (claim.claim_id.clone(), claim.state)).collect();
-    states.sort_by(|a, b| a.0.cmp(&b.0));
     use shared::hicaps::ClaimState::{Approved, Rejected};
-    assert_eq!(
-        states,
-        [
-            ("00000000-0000-4000-8000-000000000000".to_owned(), Rejected),
-            ("00000000-0000-4000-8000-000000000001".to_owned(), Rejected),
-            ("7329d4a5-a15d-4db0-a831-da2e6bbba425".to_owned(), Approved),
-        ]
-    );
+    for store in STORES {
+        let (inner, _moto) = table(store).await;
+        let over_limits = Arc::new(AtomicUsize::new(0));
+        let table = Arc::new(HookedTable::new(inner, counting_keys_over_limits(over_limits.clone())));
+        let h = harness(table.clone()).await;
+        Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+        let mut webhook: Value = serde_json::from_str(&webhook_to(&h.hicaps)).expect("json");
+        let good = webhook["data"]["claims"][0].clone();
+        // The rule's key is `schedule#<program>` / `item#<itemCode>`: one byte over the sort key's
+        // limit, and far over it in two-byte characters (under the limit counted in characters).
+        let long_codes = ["1".repeat(MAX_SK_BYTES - "item#".len() + 1), "é".repeat(MAX_SK_BYTES - 100)];
+        let mut claims = vec![good.clone()];
+        for (index, code) in long_codes.iter().enumerate() {
+            let mut claim = good.clone();
+            claim["claimId"] = json!(format!("00000000-0000-4000-8000-00000000000{index}"));
+            claim["itemCode"] = json!(code);
+            claims.push(claim);
+        }
+        webhook["data"]["claims"] = Value::Array(claims);
+        let message = webhook_message(&webhook.to_string(), 0);
+        assert!(h.poster.handle(event(&message, 1), deadline()).await.batch_item_failures.is_empty(), "{store:?}: answered, not retried");
+        // A redelivery is a duplicate: the answer went.
+        assert!(h.poster.handle(event(&webhook_message(&webhook.to_string(), 9), 1), deadline()).await.batch_item_failures.is_empty(), "{store:?}");
+        assert!(h.dlq.is_empty(), "{store:?}: answered, not dead-lettered");
+        assert!(h.retry_delays.0.lock().expect("delays").is_empty(), "{store:?}: never retried as transient");
+        let posts = status_posts(&h.hicaps).await;
+        assert_eq!(posts.len(), 1, "{store:?}");
+        let statuses = claim_statuses(&posts[0]);
+        assert_eq!(statuses.len(), 3, "{store:?}: {}", posts[0]);
+        assert_eq!(statuses[0]["claimId"], good["claimId"], "{store:?}");
+        assert_eq!(statuses[0]["state"], "approved", "{store:?}: the claim with a known item is adjudicated as usual: {}", statuses[0]);
+        assert_eq!(statuses[0]["benefit"].as_f64(), Some(40.0), "{store:?}: 80% of 55.63, capped at 40.00 per unit");
+        for (status, code) in statuses[1..].iter().zip(&long_codes) {
+            assert_eq!(status["state"], "rejected", "{store:?}: {status}");
+            assert_eq!(status["statusTitle"], "Unknown item", "{store:?}");
+            assert_eq!(status["benefit"].as_f64(), Some(0.0), "{store:?}");
+            assert_eq!(status["invalidParams"][0]["name"], "itemCode", "{store:?}");
+            assert_eq!(status["invalidParams"][0]["reason"], format!("Item {code} is unknown"), "{store:?}");
+        }
+        assert_eq!(over_limits.load(Ordering::SeqCst), 0, "{store:?}: no key over DynamoDB's limits reached the table");
+        let invoice = shared::program::records::load_invoice(table.inner.as_ref(), "9a15ad10-dbf0-4ab6-83f1-e42019f188b5")
+            .await
+            .expect("load")
+            .expect("recorded");
+        let mut states: Vec<_> = invoice.claims.iter().map(|claim| (claim.claim_id.clone(), claim.state)).collect();
+        states.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            states,
+            [
+                ("00000000-0000-4000-8000-000000000000".to_owned(), Rejected),
+                ("00000000-0000-4000-8000-000000000001".to_owned(), Rejected),
+                ("7329d4a5-a15d-4db0-a831-da2e6bbba425".to_owned(), Approved),
+            ],
+            "{store:?}"
+        );
+    }
 }
 
 #[tokio::test]
 async fn member_numbers_and_programs_over_the_key_limits_are_answered_rejected_never_retried() {
-    let over_limits = Arc::new(AtomicUsize::new(0));
-    let table = Arc::new(HookedTable::new(counting_keys_over_limits(over_limits.clone())));
-    let h = harness(table.clone()).await;
-    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
-    let mut original: Value = serde_json::from_str(&webhook_to(&h.hicaps)).expect("json");
-    // A second claim, for an item the schedule knows, to show every claim is answered.
-    let mut second = original["data"]["claims"][0].clone();
-    second["claimId"] = json!("00000000-0000-4000-8000-0000000000ff");
-    second["itemCode"] = json!("505");
-    original["data"]["claims"].as_array_mut().expect("claims").push(second);
-    // The member's key is `member#<program>` / `<memberNumber>` and the rules' `schedule#<program>`
-    // / `item#<itemCode>`: the member number is a sort key (1,024 bytes), the program part of
-    // partition keys (2,048 bytes). Each just over its limit, and over 2,048 bytes.
-    let cases = [
-        ("/data/member/memberNumber", "9".repeat(MAX_SK_BYTES + 1)),
-        ("/data/member/memberNumber", "9".repeat(MAX_PK_BYTES + 1)),
-        ("/data/program", "p".repeat(MAX_PK_BYTES - "member#".len() + 1)),
-        ("/data/program", "p".repeat(MAX_PK_BYTES + 1)),
-    ];
-    for (index, (pointer, value)) in cases.iter().enumerate() {
-        let mut webhook = original.clone();
-        webhook["id"] = json!(format!("00000000-0000-4000-8000-00000000001{index}"));
-        webhook["data"]["invoiceId"] = json!(format!("00000000-0000-4000-8000-00000000002{index}"));
-        *webhook.pointer_mut(pointer).expect("field") = json!(value);
-        let case = format!("{pointer} of {} bytes", value.len());
-        let message = webhook_message(&webhook.to_string(), 0);
-        assert!(h.poster.handle(event(&message, 1), deadline()).await.batch_item_failures.is_empty(), "{case}: answered, not retried");
-        let redelivery = webhook_message(&webhook.to_string(), 9);
-        assert!(h.poster.handle(event(&redelivery, 1), deadline()).await.batch_item_failures.is_empty(), "{case}: a duplicate");
-        let posts = status_posts(&h.hicaps).await;
-        assert_eq!(posts.len(), index + 1, "{case}: answered once");
-        let statuses = claim_statuses(&posts[index]);
-        assert_eq!(statuses.len(), 2, "{case}: every claim is answered");
-        for status in &statuses {
-            assert_eq!(status["state"], "rejected", "{case}: {status}");
-            assert_eq!(status["statusTitle"], "Member not found", "{case}");
-            assert_eq!(status["benefit"].as_f64(), Some(0.0), "{case}");
-            assert_eq!(status["invalidParams"][0]["name"], "member.memberNumber", "{case}");
+    for store in STORES {
+        let (inner, _moto) = table(store).await;
+        let over_limits = Arc::new(AtomicUsize::new(0));
+        let table = Arc::new(HookedTable::new(inner, counting_keys_over_limits(over_limits.clone())));
+        let h = harness(table.clone()).await;
+        Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+        let mut original: Value = serde_json::from_str(&webhook_to(&h.hicaps)).expect("json");
+        // A second claim, for an item the schedule knows, to show every claim is answered.
+        let mut second = original["data"]["claims"][0].clone();
+        second["claimId"] = json!("00000000-0000-4000-8000-0000000000ff");
+        second["itemCode"] = json!("505");
+        original["data"]["claims"].as_array_mut().expect("claims").push(second);
+        // The member's key is `member#<program>` / `<memberNumber>` and the rules' `schedule#<program>`
+        // / `item#<itemCode>`: the member number is a sort key (1,024 bytes), the program part of
+        // partition keys (2,048 bytes). Each just over its limit, and over 2,048 bytes.
+        let cases = [
+            ("/data/member/memberNumber", "9".repeat(MAX_SK_BYTES + 1)),
+            ("/data/member/memberNumber", "9".repeat(MAX_PK_BYTES + 1)),
+            ("/data/program", "p".repeat(MAX_PK_BYTES - "member#".len() + 1)),
+            ("/data/program", "p".repeat(MAX_PK_BYTES + 1)),
+        ];
+        for (index, (pointer, value)) in cases.iter().enumerate() {
+            let mut webhook = original.clone();
+            webhook["id"] = json!(format!("00000000-0000-4000-8000-00000000001{index}"));
+            webhook["data"]["invoiceId"] = json!(format!("00000000-0000-4000-8000-00000000002{index}"));
+            *webhook.pointer_mut(pointer).expect("field") = json!(value);
+            let case = format!("{store:?}: {pointer} of {} bytes", value.len());
+            let message = webhook_message(&webhook.to_string(), 0);
+            assert!(h.poster.handle(event(&message, 1), deadline()).await.batch_item_failures.is_empty(), "{case}: answered, not retried");
+            let redelivery = webhook_message(&webhook.to_string(), 9);
+            assert!(h.poster.handle(event(&redelivery, 1), deadline()).await.batch_item_failures.is_empty(), "{case}: a duplicate");
+            let posts = status_posts(&h.hicaps).await;
+            assert_eq!(posts.len(), index + 1, "{case}: answered once");
+            let statuses = claim_statuses(&posts[index]);
+            assert_eq!(statuses.len(), 2, "{case}: every claim is answered");
+            for status in &statuses {
+                assert_eq!(status["state"], "rejected", "{case}: {status}");
+                assert_eq!(status["statusTitle"], "Member not found", "{case}");
+                assert_eq!(status["benefit"].as_f64(), Some(0.0), "{case}");
+                assert_eq!(status["invalidParams"][0]["name"], "member.memberNumber", "{case}");
+            }
+            let invoice_id = webhook["data"]["invoiceId"].as_str().expect("invoiceId");
+            let invoice = shared::program::records::load_invoice(table.inner.as_ref(), invoice_id).await.expect("load").expect("recorded");
+            assert_eq!(invoice.claims.len(), 2, "{case}");
+            assert!(invoice.claims.iter().all(|claim| claim.state == shared::hicaps::ClaimState::Rejected), "{case}: {invoice:?}");
         }
-        let invoice_id = webhook["data"]["invoiceId"].as_str().expect("invoiceId");
-        let invoice = shared::program::records::load_invoice(&table.inner, invoice_id).await.expect("load").expect("recorded");
-        assert_eq!(invoice.claims.len(), 2, "{case}");
-        assert!(invoice.claims.iter().all(|claim| claim.state == shared::hicaps::ClaimState::Rejected), "{case}: {invoice:?}");
+        assert!(h.dlq.is_empty(), "{store:?}: answered, not dead-lettered");
+        assert!(h.retry_delays.0.lock().expect("delays").is_empty(), "{store:?}: never retried as transient");
+        assert_eq!(over_limits.load(Ordering::SeqCst), 0, "{store:?}: no key over DynamoDB's limits reached the table");
     }
-    assert!(h.dlq.is_empty(), "answered, not dead-lettered");
-    assert!(h.retry_delays.0.lock().expect("delays").is_empty(), "never retried as transient");
-    assert_eq!(over_limits.load(Ordering::SeqCst), 0, "no key over DynamoDB's limits reached the table");
 }
 
 #[tokio::test]
 async fn a_member_check_over_the_key_limits_is_answered_rejected_without_a_read() {
-    let over_limits = Arc::new(AtomicUsize::new(0));
-    let h = harness(Arc::new(HookedTable::new(counting_keys_over_limits(over_limits.clone())))).await;
-    Mock::given(method("POST")).and(path("/members/1/state")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
-    let cases = [
-        ("9".repeat(MAX_SK_BYTES + 1), "mpl".to_owned()),
-        ("9".repeat(MAX_PK_BYTES + 1), "mpl".to_owned()),
-        ("789456123".to_owned(), "p".repeat(MAX_PK_BYTES - "member#".len() + 1)),
-        ("789456123".to_owned(), "p".repeat(MAX_PK_BYTES + 1)),
-    ];
-    for (index, (member_number, program)) in cases.iter().enumerate() {
-        let check = json!({
-            "id": format!("member-check-{index}"),
-            "type": "admin.member.check",
-            "data": {"memberNumber": member_number, "program": program},
-            "_links": {"lp:update-member-state": {"href": format!("{}/members/1/state", h.hicaps.uri())}},
-        });
-        let case = format!("memberNumber of {} bytes, program of {} bytes", member_number.len(), program.len());
-        let message = webhook_message(&check.to_string(), 0);
-        assert!(h.poster.handle(event(&message, 1), deadline()).await.batch_item_failures.is_empty(), "{case}: answered, not retried");
-        assert!(h.poster.handle(event(&message, 2), deadline()).await.batch_item_failures.is_empty(), "{case}: a duplicate");
+    for store in STORES {
+        let (inner, _moto) = table(store).await;
+        let over_limits = Arc::new(AtomicUsize::new(0));
+        let h = harness(Arc::new(HookedTable::new(inner, counting_keys_over_limits(over_limits.clone())))).await;
+        Mock::given(method("POST")).and(path("/members/1/state")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+        let cases = [
+            ("9".repeat(MAX_SK_BYTES + 1), "mpl".to_owned()),
+            ("9".repeat(MAX_PK_BYTES + 1), "mpl".to_owned()),
+            ("789456123".to_owned(), "p".repeat(MAX_PK_BYTES - "member#".len() + 1)),
+            ("789456123".to_owned(), "p".repeat(MAX_PK_BYTES + 1)),
+        ];
+        for (index, (member_number, program)) in cases.iter().enumerate() {
+            let check = json!({
+                "id": format!("member-check-{index}"),
+                "type": "admin.member.check",
+                "data": {"memberNumber": member_number, "program": program},
+                "_links": {"lp:update-member-state": {"href": format!("{}/members/1/state", h.hicaps.uri())}},
+            });
+            let case = format!("{store:?}: memberNumber of {} bytes, program of {} bytes", member_number.len(), program.len());
+            let message = webhook_message(&check.to_string(), 0);
+            assert!(h.poster.handle(event(&message, 1), deadline()).await.batch_item_failures.is_empty(), "{case}: answered, not retried");
+            assert!(h.poster.handle(event(&message, 2), deadline()).await.batch_item_failures.is_empty(), "{case}: a duplicate");
+        }
+        let posts: Vec<Value> = h
+            .hicaps
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r.url.path() == "/members/1/state")
+            .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+            .collect();
+        assert_eq!(posts.len(), cases.len(), "{store:?}: one answer each");
+        for (post, (member_number, _)) in posts.iter().zip(&cases) {
+            assert_eq!(post["setState"], "rejected", "{store:?}: {post}");
+            assert_eq!(post["statusTitle"], "Member not found", "{store:?}");
+            assert_eq!(post["memberNumber"], member_number.as_str(), "{store:?}: answered for its own data");
+        }
+        assert!(h.dlq.is_empty(), "{store:?}: answered, not dead-lettered");
+        assert!(h.retry_delays.0.lock().expect("delays").is_empty(), "{store:?}: never retried as transient");
+        assert_eq!(over_limits.load(Ordering::SeqCst), 0, "{store:?}: no key over DynamoDB's limits reached the table");
     }
-    let posts: Vec<Value> = h
-        .hicaps
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .iter()
-        .filter(|r| r.url.path() == "/members/1/state")
-        .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
-        .collect();
-    assert_eq!(posts.len(), cases.len(), "one answer each");
-    for (post, (member_number, _)) in posts.iter().zip(&cases) {
-        assert_eq!(post["setState"], "rejected", "{post}");
-        assert_eq!(post["statusTitle"], "Member not found");
-        assert_eq!(post["memberNumber"], member_number.as_str(), "answered for its own data");
-    }
-    assert!(h.dlq.is_empty(), "answered, not dead-lettered");
-    assert!(h.retry_delays.0.lock().expect("delays").is_empty(), "never retried as transient");
-    assert_eq!(over_limits.load(Ordering::SeqCst), 0, "no key over DynamoDB's limits reached the table");
 }
 
 #[tokio::test]
 async fn a_resubmitted_invoice_never_moves_a_paid_claim_back() {
-    let table: Arc<dyn Table> = Arc::new(EmbeddedTable::new());
-    let h = harness(table.clone()).await;
-    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
-    let webhook: Value = serde_json::from_str(&webhook_to(&h.hicaps)).expect("json");
-    assert!(h.poster.handle(event(&webhook_message(&webhook.to_string(), 0), 1), deadline()).await.batch_item_failures.is_empty());
-    let invoice_id = webhook["data"]["invoiceId"].as_str().expect("invoiceId");
-    let load = || shared::program::records::load_invoice(table.as_ref(), invoice_id);
-    let mut claim = load().await.expect("load").expect("invoice").claims.remove(0);
-    claim.state = shared::hicaps::ClaimState::Paid;
-    shared::program::records::save_claim(table.as_ref(), invoice_id, &claim, chrono::Utc::now().timestamp() + 3600)
-        .await
-        .expect("paid");
-    let mut resubmitted = webhook.clone();
-    resubmitted["id"] = json!("resubmission-1");
-    assert!(h.poster.handle(event(&webhook_message(&resubmitted.to_string(), 0), 1), deadline()).await.batch_item_failures.is_empty());
-    assert_eq!(status_posts(&h.hicaps).await.len(), 1, "nothing to answer: the only claim is paid");
-    assert_eq!(load().await.expect("load").expect("invoice").claims[0].state, shared::hicaps::ClaimState::Paid);
+    for store in STORES {
+        let (table, _moto) = table(store).await;
+        let h = harness(table.clone()).await;
+        Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+        let webhook: Value = serde_json::from_str(&webhook_to(&h.hicaps)).expect("json");
+        assert!(h.poster.handle(event(&webhook_message(&webhook.to_string(), 0), 1), deadline()).await.batch_item_failures.is_empty(), "{store:?}");
+        let invoice_id = webhook["data"]["invoiceId"].as_str().expect("invoiceId");
+        let load = || shared::program::records::load_invoice(table.as_ref(), invoice_id);
+        let mut claim = load().await.expect("load").expect("invoice").claims.remove(0);
+        claim.state = shared::hicaps::ClaimState::Paid;
+        shared::program::records::save_claim(table.as_ref(), invoice_id, &claim, chrono::Utc::now().timestamp() + 3600)
+            .await
+            .expect("paid");
+        let mut resubmitted = webhook.clone();
+        resubmitted["id"] = json!("resubmission-1");
+        assert!(
+            h.poster.handle(event(&webhook_message(&resubmitted.to_string(), 0), 1), deadline()).await.batch_item_failures.is_empty(),
+            "{store:?}"
+        );
+        assert_eq!(status_posts(&h.hicaps).await.len(), 1, "{store:?}: nothing to answer: the only claim is paid");
+        assert_eq!(load().await.expect("load").expect("invoice").claims[0].state, shared::hicaps::ClaimState::Paid, "{store:?}");
+    }
 }
 
 #[tokio::test]
@@ -820,37 +929,39 @@ async fn a_rotated_hicaps_secret_is_read_again_when_the_token_endpoint_refuses_i
 
 #[tokio::test]
 async fn a_replayed_decision_is_processed_not_taken_for_a_changed_payload() {
-    let table: Arc<dyn Table> = Arc::new(EmbeddedTable::new());
-    let h = harness(table.clone()).await;
-    Mock::given(method("POST"))
-        .and(path("/invoices/1/status"))
-        .respond_with(ResponseTemplate::new(400))
-        .up_to_n_times(1)
-        .mount(&h.hicaps)
-        .await;
-    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
-    let claim_id = uuid::Uuid::new_v4();
-    let record = shared::program::records::InvoiceRecord {
-        invoice_id: "inv-1".into(),
-        program: "mpl".into(),
-        status_href: Some(format!("{}/invoices/1/status", h.hicaps.uri())),
-        claims: vec![shared::program::records::ClaimRecord::new(claim_id.to_string(), shared::hicaps::ClaimState::Pending, None, "w-1")],
-        ..Default::default()
-    };
-    shared::program::records::save_invoice(table.as_ref(), &record, chrono::Utc::now().timestamp() + 3600, None).await.expect("invoice");
-    let update = shared::hicaps::parse_status_update(
-        json!({"claimStatuses": [{"claimId": claim_id, "state": "rejected", "benefit": 0}]}).to_string().as_bytes(),
-    )
-    .expect("update");
-    let work = shared::program::work::Work::Decision { decision_id: "d-1".into(), invoice_id: "inv-1".into(), update };
-    assert!(h.poster.handle(event(&work.to_message(), 1), deadline()).await.batch_item_failures.is_empty());
-    let letters = h.dlq.receive(10, Duration::from_secs(1)).await.expect("dlq");
-    assert_eq!(letters.len(), 1, "HICAPS refused it: dead-lettered");
-    let replay = shared::program::work::replayable(&letters[0].body);
-    assert!(h.poster.handle(event(&replay, 1), deadline()).await.batch_item_failures.is_empty());
-    assert_eq!(status_posts(&h.hicaps).await.len(), 2, "the replay was posted");
-    let flag = table.get(&Key::new("flagged#payloadChanged", "d-1")).await.expect("get");
-    assert!(flag.is_none(), "a replay is not a changed payload");
+    for store in STORES {
+        let (table, _moto) = table(store).await;
+        let h = harness(table.clone()).await;
+        Mock::given(method("POST"))
+            .and(path("/invoices/1/status"))
+            .respond_with(ResponseTemplate::new(400))
+            .up_to_n_times(1)
+            .mount(&h.hicaps)
+            .await;
+        Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+        let claim_id = uuid::Uuid::new_v4();
+        let record = shared::program::records::InvoiceRecord {
+            invoice_id: "inv-1".into(),
+            program: "mpl".into(),
+            status_href: Some(format!("{}/invoices/1/status", h.hicaps.uri())),
+            claims: vec![shared::program::records::ClaimRecord::new(claim_id.to_string(), shared::hicaps::ClaimState::Pending, None, "w-1")],
+            ..Default::default()
+        };
+        shared::program::records::save_invoice(table.as_ref(), &record, chrono::Utc::now().timestamp() + 3600, None).await.expect("invoice");
+        let update = shared::hicaps::parse_status_update(
+            json!({"claimStatuses": [{"claimId": claim_id, "state": "rejected", "benefit": 0}]}).to_string().as_bytes(),
+        )
+        .expect("update");
+        let work = shared::program::work::Work::Decision { decision_id: "d-1".into(), invoice_id: "inv-1".into(), update };
+        assert!(h.poster.handle(event(&work.to_message(), 1), deadline()).await.batch_item_failures.is_empty(), "{store:?}");
+        let letters = h.dlq.receive(10, Duration::from_secs(1)).await.expect("dlq");
+        assert_eq!(letters.len(), 1, "{store:?}: HICAPS refused it: dead-lettered");
+        let replay = shared::program::work::replayable(&letters[0].body);
+        assert!(h.poster.handle(event(&replay, 1), deadline()).await.batch_item_failures.is_empty(), "{store:?}");
+        assert_eq!(status_posts(&h.hicaps).await.len(), 2, "{store:?}: the replay was posted");
+        let flag = table.get(&Key::new("flagged#payloadChanged", "d-1")).await.expect("get");
+        assert!(flag.is_none(), "{store:?}: a replay is not a changed payload");
+    }
 }
 
 /// A token endpoint that answers at once the first `fast` times, then only after `delay`.
