@@ -337,7 +337,12 @@ fn render(machine: &Machine, sections: &[Section], kept: &str) -> String {
             let _ = writeln!(md, "**Not measured:** {}\n", failure.replace('\n', " "));
         }
         for note in &section.notes {
-            let _ = writeln!(md, "- {note}");
+            // A note that is a table stands alone; the others are a list.
+            if note.starts_with('|') {
+                let _ = writeln!(md, "{note}\n");
+            } else {
+                let _ = writeln!(md, "- {note}");
+            }
         }
         if !section.notes.is_empty() {
             let _ = writeln!(md);
