@@ -8,16 +8,21 @@ use std::collections::BTreeSet;
 
 const TEMPLATE: &str = include_str!("../infra/template.yaml");
 
-/// The role's `dynamodb:LeadingKeys` over all its statements, and the `Sid`s of its statements
-/// on the table that have none.
-fn leading_keys(role: &str) -> (BTreeSet<String>, Vec<String>) {
-    let header = format!("  {role}:");
-    let body: Vec<&str> = TEMPLATE
+/// The lines of the template's resource `name`, below its header.
+fn resource(name: &str) -> Vec<&'static str> {
+    let header = format!("  {name}:");
+    TEMPLATE
         .lines()
         .skip_while(|line| *line != header)
         .skip(1)
         .take_while(|line| line.is_empty() || line.starts_with("   "))
-        .collect();
+        .collect()
+}
+
+/// The role's `dynamodb:LeadingKeys` over all its statements, and the `Sid`s of its statements
+/// on the table that have none.
+fn leading_keys(role: &str) -> (BTreeSet<String>, Vec<String>) {
+    let body = resource(role);
     assert!(!body.is_empty(), "no resource {role} in the template");
     let mut allowed = BTreeSet::new();
     let mut open = Vec::new();
@@ -77,12 +82,7 @@ fn the_prefixes_are_the_ones_keys_are_built_with() {
 /// queue must have the visibility the code caps at.
 #[test]
 fn the_work_queue_visibility_is_the_retry_after_cap() {
-    let queue: Vec<&str> = TEMPLATE
-        .lines()
-        .skip_while(|line| *line != "  WorkQueue:")
-        .skip(1)
-        .take_while(|line| line.is_empty() || line.starts_with("   "))
-        .collect();
+    let queue = resource("WorkQueue");
     let visibility = queue
         .iter()
         .find_map(|line| line.trim().strip_prefix("VisibilityTimeout:"))
@@ -95,12 +95,7 @@ fn the_work_queue_visibility_is_the_retry_after_cap() {
 /// function runs, and the function is told which callers may decide.
 #[test]
 fn the_decision_route_requires_its_scope_and_the_function_its_callers() {
-    let route: Vec<&str> = TEMPLATE
-        .lines()
-        .skip_while(|line| *line != "  InvoiceStatusRoute:")
-        .skip(1)
-        .take_while(|line| line.is_empty() || line.starts_with("   "))
-        .collect();
+    let route = resource("InvoiceStatusRoute");
     assert!(route.iter().any(|line| line.trim() == "RouteKey: POST /invoices/{invoiceId}/status"), "{route:#?}");
     assert!(route.iter().any(|line| line.trim() == "AuthorizationType: JWT"), "{route:#?}");
     assert!(route.iter().any(|line| line.trim() == "AuthorizationScopes: [!Ref DecisionScope]"), "{route:#?}");
