@@ -61,23 +61,17 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// `moto_server`, with each DynamoDB `PutItem` run under one lock. moto serves on threads and
-/// checks a write's condition, then stores the item, with nothing held between: two concurrent
-/// conditional puts on one key can both pass, where DynamoDB lets one. The end-to-end test that
-/// delivers each invoice three times at once found it (one invoice posted twice with no crash,
-/// under CI load). The lock makes moto's conditional writes atomic, as DynamoDB's are.
-const ATOMIC_CONDITIONAL_WRITES: &str = "\
-import sys, threading
-from moto.dynamodb.models.table import Table
-_lock = threading.Lock()
-_put_item = Table.put_item
-def put_item(self, *args, **kwargs):
-    with _lock:
-        return _put_item(self, *args, **kwargs)
-Table.put_item = put_item
-from moto.server import main
-main(sys.argv[1:])
-";
+/// `moto_server`, patched (`moto_server.py`) where our tests need it to behave as AWS does:
+/// - Each `PutItem` runs under one lock. moto serves on threads and checks a write's condition,
+///   then stores the item, with nothing held between: two concurrent conditional puts on one key
+///   can both pass, where DynamoDB lets one. The end-to-end test that delivers each invoice three
+///   times at once found it (one invoice posted twice with no crash, under CI load).
+/// - A table `Query` reads its partition only, and SQS sends and receives do not count the
+///   queue. moto walks and sorts the whole table on each Query, and walks the whole queue three
+///   times on each SendMessage and on each message received, so a run slows as it grows. The
+///   soak's crash run at 2,000 webhooks fell behind that way until moto refused connections
+///   (py-spy: 60% of moto's CPU in those walks).
+const MOTO_SERVER: &str = include_str!("moto_server.py");
 
 pub struct Server {
     child: Child,
@@ -88,7 +82,7 @@ impl Server {
     pub fn start(venv: &Path) -> anyhow::Result<Self> {
         let port = free_port()?;
         let child = Command::new(venv.join("bin").join("python"))
-            .args(["-c", ATOMIC_CONDITIONAL_WRITES, "-H", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-c", MOTO_SERVER, "-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
