@@ -4,8 +4,8 @@
 //! missed target.
 //!
 //! Options (defaults in brackets): `--webhooks N` per seed [500], `--seeds N` [5], `--first-seed
-//! S` [1], `--parallel N` seeds at once [4], `--crash-webhooks N` for the crash run [500; 0
-//! skips it].
+//! S` [1], `--parallel N` seeds at once [4], `--crash-webhooks N` for the crash run [2000,
+//! about 7 minutes; 0 skips it].
 
 use crate::bench::machine;
 use anyhow::{Context, bail};
@@ -19,7 +19,7 @@ const KEEP_MARKER: &str = "<!-- cargo xtask soak keeps everything below this lin
 pub fn run(root: &Path, venv: &Path, options: &[String]) -> anyhow::Result<()> {
     let mut passed: Vec<String> = options.to_vec();
     if !passed.iter().any(|o| o == "--crash-webhooks") {
-        passed.extend(["--crash-webhooks".into(), "500".into()]);
+        passed.extend(["--crash-webhooks".into(), "2000".into()]);
     }
     let status = Command::new(env!("CARGO")).current_dir(root).args(["build", "-p", "local", "--bins"]).status()?;
     if !status.success() {
