@@ -63,18 +63,22 @@ async fn every_sample_event_runs_through_its_handler() {
     assert_eq!(event_files(&root), listed, "every file in events/ is listed here, and every listed file exists");
 
     // The sample events carry the caller `local`, as the cargo-lambda steps configure it.
-    let grants = [("ICP_VENDOR_GRANTS", "local=VEND01"), ("DECISION_CALLERS", "local"), ("ECF_LOCATION_GRANTS", "local=*")];
+    let grants =
+        [("ICP_VENDOR_GRANTS", "local=VEND01"), ("DECISION_CALLERS", "local"), ("ECF_LOCATION_GRANTS", "local=*")];
     let stack = start(Backend::Embedded, &grants).await;
     for (file, expected) in EVENTS {
         let function = file.split('/').next().expect("function");
         if *expected == "sqs" {
             work_queue_drained(&stack).await;
         }
-        let event: Value = serde_json::from_str(&std::fs::read_to_string(root.join(file)).expect("read")).expect("JSON");
+        let event: Value =
+            serde_json::from_str(&std::fs::read_to_string(root.join(file)).expect("read")).expect("JSON");
         let answer = stack.invoke(function, event).await.unwrap_or_else(|e| panic!("{file}: {e}"));
         match *expected {
             "sqs" => assert!(answer["batchItemFailures"].is_array(), "{file}: {answer}"),
-            "2xx" => assert!(answer["statusCode"].as_u64().is_some_and(|s| (200..300).contains(&s)), "{file}: {answer}"),
+            "2xx" => {
+                assert!(answer["statusCode"].as_u64().is_some_and(|s| (200..300).contains(&s)), "{file}: {answer}")
+            }
             status => assert_eq!(answer["statusCode"].to_string(), status, "{file}: {answer}"),
         }
     }

@@ -1,8 +1,8 @@
 //! The HICAPS flow end to end through the real local stack over HTTP: webhook -> receiver -> queue
 //! -> poster -> HICAPS simulator, on the embedded adapters and on DynamoDB/SQS (moto).
 
-use gateway_tests::{BOTH, client, eventually, start};
 use futures::StreamExt;
+use gateway_tests::{BOTH, client, eventually, start};
 use local::sim::hicaps::{Example, RecordedPost};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -28,7 +28,8 @@ fn posts_for(stack: &local::Stack, reference: &str, kind: &str) -> Vec<RecordedP
 /// The spec's example with only its links pointed at the simulator (its hosts are not ours to call).
 fn spec_example_with_local_links(stack: &local::Stack) -> Value {
     let mut webhook: Value =
-        serde_json::from_str(include_str!("../shared/tests/fixtures/hicaps/invoice-submitted-webhook.json")).expect("fixture");
+        serde_json::from_str(include_str!("../shared/tests/fixtures/hicaps/invoice-submitted-webhook.json"))
+            .expect("fixture");
     let invoice_id = webhook["data"]["invoiceId"].as_str().expect("invoiceId").to_owned();
     let base = format!("{}/sim/hicaps/callbacks", stack.base_url);
     webhook["_links"] = json!({
@@ -47,7 +48,10 @@ async fn spec_invoice_example_travels_receiver_queue_poster() {
         assert_eq!(response.status(), 202, "{backend:?}");
         assert_eq!(response.text().await.expect("body"), "", "202 with an empty body");
         let invoice_id = "9a15ad10-dbf0-4ab6-83f1-e42019f188b5";
-        assert!(eventually(SETTLE, || !posts_for(&stack, invoice_id, "invoice-status").is_empty()).await, "{backend:?}: no post");
+        assert!(
+            eventually(SETTLE, || !posts_for(&stack, invoice_id, "invoice-status").is_empty()).await,
+            "{backend:?}: no post"
+        );
         let post = &posts_for(&stack, invoice_id, "invoice-status")[0];
         let status = &post.body["claimStatuses"][0];
         assert_eq!(status["claimId"], "7329d4a5-a15d-4db0-a831-da2e6bbba425");
@@ -62,7 +66,11 @@ async fn spec_invoice_example_travels_receiver_queue_poster() {
             tokio::time::sleep(Duration::from_millis(100)).await;
             depths = queue_depths(&stack).await;
         }
-        assert_eq!((depths["work"]["messages"].as_u64(), depths["workDlq"]["messages"].as_u64()), (Some(0), Some(0)), "{backend:?}: {depths}");
+        assert_eq!(
+            (depths["work"]["messages"].as_u64(), depths["workDlq"]["messages"].as_u64()),
+            (Some(0), Some(0)),
+            "{backend:?}: {depths}"
+        );
         stack.stop();
     }
 }
@@ -128,7 +136,9 @@ async fn every_webhook_type_does_what_the_spec_asks() {
         let predetermination = stack.hicaps.webhook(Example::PredeterminationSubmitted, &json!({})).expect("webhook");
         let predetermination_id = predetermination["data"]["invoiceId"].as_str().expect("id").to_owned();
         assert_eq!(send(&stack, &predetermination).await.status(), 202);
-        assert!(eventually(SETTLE, || posts_for(&stack, &predetermination_id, "predetermination-status").len() == 1).await);
+        assert!(
+            eventually(SETTLE, || posts_for(&stack, &predetermination_id, "predetermination-status").len() == 1).await
+        );
         assert!(claim_states(&stack, &predetermination_id).await.is_empty(), "no state for a predetermination");
 
         // Member check: a registered member is approved, an unknown one rejected.
@@ -138,14 +148,22 @@ async fn every_webhook_type_does_what_the_spec_asks() {
             assert_eq!(send(&stack, &check).await.status(), 202);
             assert!(eventually(SETTLE, || posts_for(&stack, &id, "member-state").len() == 1).await);
             let post = &posts_for(&stack, &id, "member-state")[0];
-            assert_eq!((post.body["memberNumber"].as_str(), post.body["setState"].as_str()), (Some(member), Some(expected)));
+            assert_eq!(
+                (post.body["memberNumber"].as_str(), post.body["setState"].as_str()),
+                (Some(member), Some(expected))
+            );
         }
 
         // Payment scheduled: the listed claims become paid; then a cancellation goes to cancelPending.
-        let payment = stack.hicaps.webhook(Example::PaymentScheduled, &json!({"invoiceIds": [invoice_id]})).expect("webhook");
+        let payment =
+            stack.hicaps.webhook(Example::PaymentScheduled, &json!({"invoiceIds": [invoice_id]})).expect("webhook");
         assert_eq!(send(&stack, &payment).await.status(), 202);
-        assert!(eventually_async(SETTLE, || claim_states(&stack, &invoice_id), |s| *s == ["paid"]).await, "{backend:?}: not paid");
-        let cancel = stack.hicaps.webhook(Example::CancellationRequested, &json!({"invoiceId": invoice_id})).expect("webhook");
+        assert!(
+            eventually_async(SETTLE, || claim_states(&stack, &invoice_id), |s| *s == ["paid"]).await,
+            "{backend:?}: not paid"
+        );
+        let cancel =
+            stack.hicaps.webhook(Example::CancellationRequested, &json!({"invoiceId": invoice_id})).expect("webhook");
         assert_eq!(send(&stack, &cancel).await.status(), 202);
         assert!(eventually(SETTLE, || posts_for(&stack, &invoice_id, "invoice-status").len() == 2).await);
         assert_eq!(posts_for(&stack, &invoice_id, "invoice-status")[1].body, json!({"state": "cancelPending"}));
@@ -159,7 +177,8 @@ async fn every_webhook_type_does_what_the_spec_asks() {
         assert_eq!(send(&stack, &overpaid).await.status(), 202);
         let table = stack.backend.table.clone();
         assert!(
-            eventually_async(SETTLE, || flagged(table.as_ref(), "invoiceOverpaid", &overpaid_invoice), |found| *found).await,
+            eventually_async(SETTLE, || flagged(table.as_ref(), "invoiceOverpaid", &overpaid_invoice), |found| *found)
+                .await,
             "{backend:?}: overpaid not flagged"
         );
 
@@ -167,7 +186,9 @@ async fn every_webhook_type_does_what_the_spec_asks() {
         let unknown = json!({"id": uuid::Uuid::new_v4().to_string(), "created": 1, "type": "claiming.invoice.future", "data": {}});
         assert_eq!(send(&stack, &unknown).await.status(), 202);
         let unknown_id = unknown["id"].as_str().expect("id").to_owned();
-        assert!(eventually_async(SETTLE, || flagged(table.as_ref(), "unhandledType", &unknown_id), |found| *found).await);
+        assert!(
+            eventually_async(SETTLE, || flagged(table.as_ref(), "unhandledType", &unknown_id), |found| *found).await
+        );
         stack.stop();
     }
 }
@@ -199,13 +220,18 @@ async fn a_cancellation_before_its_invoice_wins() {
         let stack = start(backend, &[]).await;
         let invoice = stack.hicaps.webhook(Example::InvoiceSubmitted, &json!({})).expect("webhook");
         let invoice_id = invoice["data"]["invoiceId"].as_str().expect("id").to_owned();
-        let cancel = stack.hicaps.webhook(Example::CancellationRequested, &json!({"invoiceId": invoice_id})).expect("webhook");
+        let cancel =
+            stack.hicaps.webhook(Example::CancellationRequested, &json!({"invoiceId": invoice_id})).expect("webhook");
         assert_eq!(send(&stack, &cancel).await.status(), 202);
         assert!(eventually(SETTLE, || posts_for(&stack, &invoice_id, "invoice-status").len() == 1).await);
         assert_eq!(posts_for(&stack, &invoice_id, "invoice-status")[0].body, json!({"state": "cancelled"}));
         assert_eq!(send(&stack, &invoice).await.status(), 202);
         tokio::time::sleep(Duration::from_secs(2)).await;
-        assert_eq!(posts_for(&stack, &invoice_id, "invoice-status").len(), 1, "{backend:?}: the late submission is disregarded");
+        assert_eq!(
+            posts_for(&stack, &invoice_id, "invoice-status").len(),
+            1,
+            "{backend:?}: the late submission is disregarded"
+        );
         stack.stop();
     }
 }
@@ -226,12 +252,15 @@ async fn later_decisions_are_validated_queued_and_posted() {
         let answer = client().post(&url).bearer_auth(gateway_tests::API_KEY).json(&bad).send().await.expect("post");
         assert_eq!(answer.status(), 400);
         let body: Value = answer.json().await.expect("json");
-        let names: Vec<&str> = body["invalidParams"].as_array().expect("params").iter().filter_map(|p| p["name"].as_str()).collect();
+        let names: Vec<&str> =
+            body["invalidParams"].as_array().expect("params").iter().filter_map(|p| p["name"].as_str()).collect();
         assert!(names.contains(&"state") || names.contains(&"claimStatuses"), "{body}");
         assert!(names.contains(&"claimStatuses[0].benefit"), "{body}");
 
-        let unknown_claim = json!({"claimStatuses": [{"claimId": uuid::Uuid::new_v4(), "state": "rejected", "benefit": 0}]});
-        let answer = client().post(&url).bearer_auth(gateway_tests::API_KEY).json(&unknown_claim).send().await.expect("post");
+        let unknown_claim =
+            json!({"claimStatuses": [{"claimId": uuid::Uuid::new_v4(), "state": "rejected", "benefit": 0}]});
+        let answer =
+            client().post(&url).bearer_auth(gateway_tests::API_KEY).json(&unknown_claim).send().await.expect("post");
         assert_eq!(answer.status(), 400);
 
         let missing = client()
@@ -250,7 +279,10 @@ async fn later_decisions_are_validated_queued_and_posted() {
         .expect("json");
         let answer = client().post(&url).bearer_auth(gateway_tests::API_KEY).json(&good).send().await.expect("post");
         assert_eq!(answer.status(), 202);
-        assert!(eventually(SETTLE, || posts_for(&stack, &invoice_id, "invoice-status").len() == 2).await, "{backend:?}");
+        assert!(
+            eventually(SETTLE, || posts_for(&stack, &invoice_id, "invoice-status").len() == 2).await,
+            "{backend:?}"
+        );
         let decided = &posts_for(&stack, &invoice_id, "invoice-status")[1].body["claimStatuses"][0];
         assert_eq!((decided["state"].as_str(), decided["benefit"].to_string().as_str()), (Some("approved"), "100.00"));
         assert!(eventually_async(SETTLE, || claim_states(&stack, &invoice_id), |s| *s == ["approved"]).await);
@@ -268,7 +300,8 @@ async fn bad_input_over_http_gets_the_error_payload() {
     assert_eq!(broken.status(), 400);
     let body: Value = broken.json().await.expect("json");
     assert_eq!(body["invalidParams"][0]["name"], "body");
-    let oversize = client().post(&url).header(AUTH.0, AUTH.1).body(vec![b' '; 1024 * 1024 + 1]).send().await.expect("post");
+    let oversize =
+        client().post(&url).header(AUTH.0, AUTH.1).body(vec![b' '; 1024 * 1024 + 1]).send().await.expect("post");
     assert_eq!(oversize.status(), 413);
     let health = client().get(format!("{}/health", stack.base_url)).send().await.expect("get");
     assert_eq!(health.status(), 200);
@@ -296,7 +329,12 @@ async fn hundreds_of_invoices_delivered_repeatedly_are_answered_exactly_once() {
             let invoice = stack.hicaps.webhook(Example::InvoiceSubmitted, &json!({})).expect("webhook");
             let invoice_id = invoice["data"]["invoiceId"].as_str().expect("id").to_owned();
             if n % 10 == 0 {
-                cancellations.push(stack.hicaps.webhook(Example::CancellationRequested, &json!({"invoiceId": invoice_id})).expect("webhook"));
+                cancellations.push(
+                    stack
+                        .hicaps
+                        .webhook(Example::CancellationRequested, &json!({"invoiceId": invoice_id}))
+                        .expect("webhook"),
+                );
             }
             invoices.push((invoice_id, invoice, n % 10 == 0));
         }
@@ -308,12 +346,18 @@ async fn hundreds_of_invoices_delivered_repeatedly_are_answered_exactly_once() {
         let sent = send_all(&stack, cancellations.iter().map(|c| (c, 1))).await;
         assert!(sent.iter().all(|status| *status == 202));
         let cancelled: Vec<&str> = invoices.iter().filter(|(_, _, c)| *c).map(|(id, _, _)| id.as_str()).collect();
-        assert!(eventually(Duration::from_secs(240), || answered(&cancelled)).await, "{backend:?}: cancellations unanswered");
+        assert!(
+            eventually(Duration::from_secs(240), || answered(&cancelled)).await,
+            "{backend:?}: cancellations unanswered"
+        );
         // Each invoice three times at once, at most 64 connections as a busy HICAPS would hold.
         let sent = send_all(&stack, invoices.iter().map(|(_, webhook, _)| (webhook, 3))).await;
         assert!(sent.iter().all(|status| *status == 202));
         let all: Vec<&str> = invoices.iter().map(|(id, _, _)| id.as_str()).collect();
-        assert!(eventually(Duration::from_secs(480), || answered(&all)).await, "{backend:?}: not every invoice was answered");
+        assert!(
+            eventually(Duration::from_secs(480), || answered(&all)).await,
+            "{backend:?}: not every invoice was answered"
+        );
         // And once more after completion.
         let sent = send_all(&stack, invoices.iter().map(|(_, webhook, _)| (webhook, 1))).await;
         assert!(sent.iter().all(|status| *status == 202));
@@ -376,7 +420,11 @@ async fn a_hicaps_400_ends_in_one_dead_letter_and_no_redelivery_loop() {
         let depths = queue_depths(&stack).await;
         assert_eq!(depths["workDlq"]["messages"].as_u64(), Some(1), "{backend:?}: {depths}");
         assert!(posts_for(&stack, &id, "webhook-error").len() <= 1, "{backend:?}: at most one lp:webhook-error");
-        assert_eq!(posts_for(&stack, &invoice_id, "invoice-status").len(), 1, "{backend:?}: the refused post was made once");
+        assert_eq!(
+            posts_for(&stack, &invoice_id, "invoice-status").len(),
+            1,
+            "{backend:?}: the refused post was made once"
+        );
         stack.stop();
     }
 }
@@ -399,10 +447,17 @@ async fn poisonous_webhooks_leave_the_stack_answering() {
         assert_eq!(send(&stack, &webhook).await.status(), 202);
     }
     for invoice_id in &poisons {
-        assert!(eventually(SETTLE, || posts_for(&stack, invoice_id, "invoice-status").len() == 1).await, "no answer for {invoice_id}");
+        assert!(
+            eventually(SETTLE, || posts_for(&stack, invoice_id, "invoice-status").len() == 1).await,
+            "no answer for {invoice_id}"
+        );
         let post = &posts_for(&stack, invoice_id, "invoice-status")[0];
         assert_eq!(post.body["claimStatuses"][0]["state"], "rejected", "{}", post.body);
-        assert!(post.body["claimStatuses"][0]["invalidParams"][0]["name"].as_str().is_some_and(|n| n == "quantity" || n == "unitPrice"));
+        assert!(
+            post.body["claimStatuses"][0]["invalidParams"][0]["name"]
+                .as_str()
+                .is_some_and(|n| n == "quantity" || n == "unitPrice")
+        );
     }
     // And an ordinary one afterwards.
     let (ordinary, _) = submit_invoice(&stack).await;
@@ -415,7 +470,11 @@ async fn poisonous_webhooks_leave_the_stack_answering() {
 #[test]
 fn the_release_profile_unwinds_as_the_tested_one_does() {
     let manifest = include_str!("../Cargo.toml");
-    let release = manifest.split("[profile.release]").nth(1).and_then(|rest| rest.split("\n[").next()).expect("[profile.release]");
+    let release = manifest
+        .split("[profile.release]")
+        .nth(1)
+        .and_then(|rest| rest.split("\n[").next())
+        .expect("[profile.release]");
     let panic = release.lines().find(|line| line.trim_start().starts_with("panic")).expect("a panic strategy");
     assert_eq!(panic.split('=').nth(1).map(|v| v.trim().trim_matches('"')), Some("unwind"), "{panic}");
 }
@@ -426,7 +485,10 @@ async fn pending_invoice(stack: &local::Stack) -> (String, String, Value, Value)
     let claim = json!({"claimId": uuid::Uuid::new_v4(), "itemCode": "507", "quantity": 1, "unitPrice": 120.00});
     let (invoice_id, claim_id) = submit_invoice_with(stack, json!({"claims": [claim]})).await;
     // The poster records the invoice just after its post: a decision before that finds none (404).
-    assert!(eventually_async(SETTLE, || claim_states(stack, &invoice_id), |s| *s == ["pending"]).await, "the invoice is recorded");
+    assert!(
+        eventually_async(SETTLE, || claim_states(stack, &invoice_id), |s| *s == ["pending"]).await,
+        "the invoice is recorded"
+    );
     let url = format!("{}/invoices/{invoice_id}/status", stack.base_url);
     let approve = json!({"claimStatuses": [{"claimId": claim_id, "state": "approved", "benefit": 100}]});
     let reject = json!({"claimStatuses": [{"claimId": claim_id, "state": "rejected", "benefit": 0}]});
@@ -460,7 +522,10 @@ async fn decisions_are_the_programs_alone_idempotent_and_never_contradict() {
         // The same key with another body: 422.
         let changed = post(gateway_tests::API_KEY, &reject, Some("decide-1")).await.expect("post");
         assert_eq!(changed.status(), 422, "{backend:?}");
-        assert!(eventually(SETTLE, || posts_for(&stack, &invoice_id, "invoice-status").len() == 2).await, "{backend:?}");
+        assert!(
+            eventually(SETTLE, || posts_for(&stack, &invoice_id, "invoice-status").len() == 2).await,
+            "{backend:?}"
+        );
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert_eq!(posts_for(&stack, &invoice_id, "invoice-status").len(), 2, "{backend:?}: the repeat was not posted");
         stack.stop();
@@ -481,7 +546,10 @@ async fn decision_idempotency_keys_are_at_most_128_characters_and_kept_per_calle
         assert_eq!(too_long.status(), 400, "{backend:?}");
         let error: Value = too_long.json().await.expect("json");
         assert_eq!(error["invalidParams"][0]["name"], "Idempotency-Key", "{backend:?}: {error}");
-        assert!(error["invalidParams"][0]["reason"].as_str().is_some_and(|r| r.contains("128")), "{backend:?}: {error}");
+        assert!(
+            error["invalidParams"][0]["reason"].as_str().is_some_and(|r| r.contains("128")),
+            "{backend:?}: {error}"
+        );
         // Exactly 128: accepted.
         let longest = "k".repeat(128);
         let first = post(gateway_tests::API_KEY, longest.clone()).await.expect("post");
@@ -499,7 +567,10 @@ async fn decision_idempotency_keys_are_at_most_128_characters_and_kept_per_calle
         assert_eq!(again.headers()["idempotent-replayed"], "true", "{backend:?}");
         assert_eq!(again.json::<Value>().await.expect("json")["decisionId"], other["decisionId"]);
         // The adjudication, then each caller's decision (the same approval, so neither is stale).
-        assert!(eventually(SETTLE, || posts_for(&stack, &invoice_id, "invoice-status").len() == 3).await, "{backend:?}");
+        assert!(
+            eventually(SETTLE, || posts_for(&stack, &invoice_id, "invoice-status").len() == 3).await,
+            "{backend:?}"
+        );
         stack.stop();
     }
 }
@@ -513,14 +584,22 @@ async fn two_contradicting_decisions_accepted_together_post_once() {
             client().post(&url).bearer_auth(gateway_tests::API_KEY).json(&approve).send(),
             client().post(&url).bearer_auth(gateway_tests::API_KEY).json(&reject).send(),
         );
-        assert_eq!((a.expect("a").status().as_u16(), b.expect("b").status().as_u16()), (202, 202), "both valid against the pending claim");
+        assert_eq!(
+            (a.expect("a").status().as_u16(), b.expect("b").status().as_u16()),
+            (202, 202),
+            "both valid against the pending claim"
+        );
         let dead_lettered = || async { queue_depths(&stack).await["workDlq"]["messages"].as_u64() == Some(1) };
         let deadline = tokio::time::Instant::now() + SETTLE;
         while !dead_lettered().await && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert!(dead_lettered().await, "{backend:?}: the stale one is dead-lettered with its reason");
-        assert_eq!(posts_for(&stack, &invoice_id, "invoice-status").len(), 2, "{backend:?}: the adjudication and one decision");
+        assert_eq!(
+            posts_for(&stack, &invoice_id, "invoice-status").len(),
+            2,
+            "{backend:?}: the adjudication and one decision"
+        );
         let letters = stack.backend.work_dlq.receive(10, Duration::from_millis(500)).await.expect("dlq");
         assert_eq!(letters.len(), 1, "{backend:?}");
         let letter: Value = serde_json::from_str(&letters[0].body).expect("a dead letter is JSON");
@@ -531,7 +610,11 @@ async fn two_contradicting_decisions_accepted_together_post_once() {
 
 #[tokio::test]
 async fn in_jwt_mode_only_hicaps_may_deliver_webhooks() {
-    let stack = start(gateway_tests::Backend::Embedded, &[("WEBHOOK_AUTH_MODE", "jwt"), ("WEBHOOK_JWT_CALLERS", "test-caller")]).await;
+    let stack = start(
+        gateway_tests::Backend::Embedded,
+        &[("WEBHOOK_AUTH_MODE", "jwt"), ("WEBHOOK_JWT_CALLERS", "test-caller")],
+    )
+    .await;
     let webhook = stack.hicaps.webhook(Example::InvoiceSubmitted, &json!({})).expect("webhook");
     let url = format!("{}/hicaps/webhooks", stack.base_url);
     let partner = client().post(&url).bearer_auth("partner-key").json(&webhook).send().await.expect("post");
@@ -579,7 +662,8 @@ async fn an_ungranted_eligibility_location_is_refused_and_audited_on_both_stores
             .await
             .expect("post");
         assert_eq!(answer.status(), 403, "{backend:?}");
-        let check_id: uuid::Uuid = answer.headers()["x-eligibility-check-id"].to_str().expect("ascii").parse().expect("uuid");
+        let check_id: uuid::Uuid =
+            answer.headers()["x-eligibility-check-id"].to_str().expect("ascii").parse().expect("uuid");
         let key = shared::store::Key::new(format!("eligibility-check#{check_id}"), "#");
         let audit = stack.backend.table.get(&key).await.expect("get").expect("audited");
         assert_eq!(audit.str_attr("outcome"), Some("forbidden"), "{backend:?}");

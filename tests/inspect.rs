@@ -54,7 +54,8 @@ async fn inspect_tells_a_webhooks_and_an_invoices_story_without_personal_data() 
         assert_eq!(report["posted"], true);
         assert_eq!(report["webhookErrorCalled"], false);
         assert_eq!(report["effects"][0]["state"], "approved", "{report}");
-        let events: Vec<&str> = report["events"].as_array().expect("events").iter().filter_map(|e| e["what"].as_str()).collect();
+        let events: Vec<&str> =
+            report["events"].as_array().expect("events").iter().filter_map(|e| e["what"].as_str()).collect();
         assert!(events.first().is_some_and(|first| first.starts_with("received")), "{events:?}");
         assert!(events.iter().any(|e| e.contains("moved to approved")), "{events:?}");
 
@@ -107,7 +108,16 @@ async fn inspect_tells_a_webhooks_and_an_invoices_story_without_personal_data() 
         // The page's replay button: the letter goes back and, HICAPS answering now, is posted.
         let replayed = post(&stack, "/local/replay-dlq", json!({})).await;
         assert_eq!(replayed["replayed"], 1, "{replayed}");
-        assert!(eventually(SETTLE, || stack.hicaps.posts().iter().filter(|p| p.reference == refused_invoice && p.status == 200).count() == 1).await);
+        assert!(
+            eventually(SETTLE, || stack
+                .hicaps
+                .posts()
+                .iter()
+                .filter(|p| p.reference == refused_invoice && p.status == 200)
+                .count()
+                == 1)
+            .await
+        );
         let page = client().get(format!("{}/local/", stack.base_url)).send().await.expect("page");
         assert_eq!(page.status(), 200);
         assert!(page.text().await.expect("html").contains("send-invoice-submitted"));

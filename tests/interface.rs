@@ -29,7 +29,11 @@ fn openapi_routes() -> BTreeSet<String> {
 }
 
 fn template_routes() -> BTreeSet<String> {
-    TEMPLATE.lines().filter_map(|line| line.trim().strip_prefix("RouteKey: ")).map(|key| key.trim_matches('"').to_owned()).collect()
+    TEMPLATE
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("RouteKey: "))
+        .map(|key| key.trim_matches('"').to_owned())
+        .collect()
 }
 
 fn local_routes() -> BTreeSet<String> {

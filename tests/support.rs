@@ -29,7 +29,9 @@ pub async fn start(backend: Backend, extra: &[(&str, &str)]) -> local::Stack {
         let endpoint = std::env::var("AWS_ENDPOINT_URL").expect(
             "AWS_ENDPOINT_URL is not set: these tests run against moto; run `cargo xtask test`, which starts it",
         );
-        vars = vars.with("AWS_ENDPOINT_URL", endpoint).with("TABLE_NAME", format!("e2e-{}", uuid::Uuid::new_v4().simple()));
+        vars = vars
+            .with("AWS_ENDPOINT_URL", endpoint)
+            .with("TABLE_NAME", format!("e2e-{}", uuid::Uuid::new_v4().simple()));
     }
     for (name, value) in extra {
         vars = vars.with(name, *value);

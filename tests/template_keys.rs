@@ -33,7 +33,11 @@ fn leading_keys(role: &str) -> (BTreeSet<String>, Vec<String>) {
         let keys = statement.lines().find_map(|line| line.trim().strip_prefix("dynamodb:LeadingKeys:"));
         match keys {
             Some(list) => allowed.extend(
-                list.trim().trim_start_matches('[').trim_end_matches(']').split(',').map(|key| key.trim().trim_matches('"').to_owned()),
+                list.trim()
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .split(',')
+                    .map(|key| key.trim().trim_matches('"').to_owned()),
             ),
             None => open.push(statement.lines().next().unwrap_or_default().to_owned()),
         }
@@ -59,10 +63,19 @@ fn each_role_may_touch_exactly_the_keys_its_code_uses() {
         assert!(missing.is_empty() && stale.is_empty(), "{role}: missing {missing:?}, stale {stale:?}");
     }
     let table_users = TEMPLATE.matches("Resource: !GetAtt Table.Arn").count();
-    let checked: usize = roles.iter().map(|(role, _)| {
-        let header = format!("  {role}:");
-        TEMPLATE.lines().skip_while(|l| *l != header).skip(1).take_while(|l| l.is_empty() || l.starts_with("   ")).filter(|l| l.contains("Resource: !GetAtt Table.Arn")).count()
-    }).sum();
+    let checked: usize = roles
+        .iter()
+        .map(|(role, _)| {
+            let header = format!("  {role}:");
+            TEMPLATE
+                .lines()
+                .skip_while(|l| *l != header)
+                .skip(1)
+                .take_while(|l| l.is_empty() || l.starts_with("   "))
+                .filter(|l| l.contains("Resource: !GetAtt Table.Arn"))
+                .count()
+        })
+        .sum();
     assert_eq!(table_users, checked, "a resource outside the five roles is granted the table");
 }
 
@@ -71,9 +84,17 @@ fn each_role_may_touch_exactly_the_keys_its_code_uses() {
 fn the_prefixes_are_the_ones_keys_are_built_with() {
     assert!(shared::program::records::invoice_pk("i").starts_with(shared::program::records::INVOICE_PREFIX));
     assert!(shared::program::reference::schedule_pk("mpl").starts_with(shared::program::reference::SCHEDULE_PREFIX));
-    assert!(shared::program::reference::member_key("mpl", "1").pk.starts_with(shared::program::reference::MEMBER_PREFIX));
+    assert!(
+        shared::program::reference::member_key("mpl", "1").pk.starts_with(shared::program::reference::MEMBER_PREFIX)
+    );
     assert!(shared::idempotency::key("w").pk.starts_with(shared::idempotency::KEY_PREFIX));
-    for prefixes in [webhook_receiver::TABLE_KEY_PREFIXES, invoice_status_poster::TABLE_KEY_PREFIXES, icp_query_proxy::TABLE_KEY_PREFIXES, eligibility_check::TABLE_KEY_PREFIXES, icare_sender::TABLE_KEY_PREFIXES] {
+    for prefixes in [
+        webhook_receiver::TABLE_KEY_PREFIXES,
+        invoice_status_poster::TABLE_KEY_PREFIXES,
+        icp_query_proxy::TABLE_KEY_PREFIXES,
+        eligibility_check::TABLE_KEY_PREFIXES,
+        icare_sender::TABLE_KEY_PREFIXES,
+    ] {
         assert!(prefixes.iter().all(|p| p.ends_with('#') && !p[..p.len() - 1].contains('#')), "{prefixes:?}");
     }
 }

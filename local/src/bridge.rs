@@ -52,7 +52,8 @@ pub async fn to_lambda(
         authorizer.jwt = Some(jwt);
         context.authorizer = Some(authorizer);
     }
-    let path_parameters: HashMap<String, Vec<String>> = path_parameters.into_iter().map(|(k, v)| (k, vec![v])).collect();
+    let path_parameters: HashMap<String, Vec<String>> =
+        path_parameters.into_iter().map(|(k, v)| (k, vec![v])).collect();
     Ok(http::Request::from_parts(parts, body)
         .with_query_string_parameters(query)
         .with_path_parameters(path_parameters)

@@ -151,17 +151,27 @@ async fn activity(State(flow): State<Flow>) -> Response {
         };
     }
     let posts = flow.hicaps.posts();
-    let latest: Vec<_> = posts.iter().rev().take(RECENT_POSTS).map(|post| json!({"kind": post.kind, "reference": post.reference, "status": post.status})).collect();
+    let latest: Vec<_> = posts
+        .iter()
+        .rev()
+        .take(RECENT_POSTS)
+        .map(|post| json!({"kind": post.kind, "reference": post.reference, "status": post.status}))
+        .collect();
     Json(json!({ "work": work, "queues": queues, "posts": latest })).into_response()
 }
 
-async fn inspect_work(State(flow): State<Flow>, Path(id): Path<String>, Query(query): Query<HashMap<String, String>>) -> Response {
+async fn inspect_work(
+    State(flow): State<Flow>,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
     let mut report = match inspect::work(flow.backend.table.as_ref(), &id).await {
         Ok(report) => report,
         Err(error) => return unavailable(error),
     };
     if query.get("showPersonalData").is_some_and(|v| v == "true")
-        && let Err(error) = inspect::attach_dead_letter_detail(&mut report, &*flow.backend.work_dlq, &*flow.backend.work).await
+        && let Err(error) =
+            inspect::attach_dead_letter_detail(&mut report, &*flow.backend.work_dlq, &*flow.backend.work).await
     {
         return unavailable(error);
     }

@@ -16,13 +16,13 @@ use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::future::BoxFuture;
-use shared::web::HttpHandler;
 use shared::config::Vars;
 use shared::handoff::Handoff;
 use shared::http_client::{ReqwestClient, SharedHttp};
 use shared::queue::{MessageSender, MessageSource, MessageVisibility, QueueDepth};
 use shared::store::SharedTable;
 use shared::time::SystemClock;
+use shared::web::HttpHandler;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -61,12 +61,15 @@ impl Backend {
         use shared::queue::embedded::EmbeddedQueue;
         use usage::{MeteredQueue, MeteredTable, Usage};
         let usage = Arc::new(Usage::default());
-        let metered = |queue: Arc<dyn LocalQueue>, name| -> Arc<dyn LocalQueue> { Arc::new(MeteredQueue::new(queue, usage.clone(), name)) };
+        let metered = |queue: Arc<dyn LocalQueue>, name| -> Arc<dyn LocalQueue> {
+            Arc::new(MeteredQueue::new(queue, usage.clone(), name))
+        };
         let visibility = POSTER_TIMEOUT * 6;
         let work_dlq = Arc::new(EmbeddedQueue::new(visibility));
         let work = EmbeddedQueue::new(visibility).with_dead_letter(Arc::clone(&work_dlq), MAX_RECEIVE_COUNT);
         let icare_dlq = Arc::new(EmbeddedQueue::new(ICARE_RETRY_SPACING));
-        let icare = EmbeddedQueue::new(ICARE_RETRY_SPACING).with_dead_letter(Arc::clone(&icare_dlq), ICARE_MAX_RECEIVE_COUNT);
+        let icare =
+            EmbeddedQueue::new(ICARE_RETRY_SPACING).with_dead_letter(Arc::clone(&icare_dlq), ICARE_MAX_RECEIVE_COUNT);
         Self {
             table: Arc::new(MeteredTable::new(Arc::new(shared::store::embedded::EmbeddedTable::new()), usage.clone())),
             work: metered(Arc::new(work), "work"),
@@ -88,12 +91,14 @@ impl Backend {
         table.ensure_exists().await.context("creating the DynamoDB table")?;
         let sqs = aws_sdk_sqs::Client::new(&config);
         let visibility = POSTER_TIMEOUT * 6;
-        let (work, work_dlq) = SqsQueue::ensure_exists(&sqs, &format!("{table_name}-work"), visibility, MAX_RECEIVE_COUNT)
-            .await
-            .context("creating the work queue")?;
-        let (icare, icare_dlq) = SqsQueue::ensure_exists(&sqs, &format!("{table_name}-icare"), ICARE_RETRY_SPACING, ICARE_MAX_RECEIVE_COUNT)
-            .await
-            .context("creating the iCare queue")?;
+        let (work, work_dlq) =
+            SqsQueue::ensure_exists(&sqs, &format!("{table_name}-work"), visibility, MAX_RECEIVE_COUNT)
+                .await
+                .context("creating the work queue")?;
+        let (icare, icare_dlq) =
+            SqsQueue::ensure_exists(&sqs, &format!("{table_name}-icare"), ICARE_RETRY_SPACING, ICARE_MAX_RECEIVE_COUNT)
+                .await
+                .context("creating the iCare queue")?;
         let endpoint = vars.get("AWS_ENDPOINT_URL").unwrap_or("the default AWS endpoint").to_owned();
         Ok(Self {
             table: Arc::new(table),
@@ -179,7 +184,9 @@ impl Stack {
         let is_sqs = event["Records"][0]["eventSource"] == "aws:sqs";
         if is_sqs {
             let event: SqsEvent = serde_json::from_value(event)?;
-            let deadline = shared::time::seconds_rounded_up(chrono::Utc::now().timestamp_millis() + POSTER_TIMEOUT.as_millis() as i64);
+            let deadline = shared::time::seconds_rounded_up(
+                chrono::Utc::now().timestamp_millis() + POSTER_TIMEOUT.as_millis() as i64,
+            );
             let response = match function {
                 "invoice-status-poster" => self.poster.handle(event, deadline).await,
                 "icare-sender" => self.apps.icare.handle_retries(event).await,
@@ -197,7 +204,9 @@ impl Stack {
         };
         let response = handler.call(request).await;
         let body = match response.body() {
-            lambda_http::Body::Text(text) => serde_json::from_str(text).unwrap_or(serde_json::Value::String(text.clone())),
+            lambda_http::Body::Text(text) => {
+                serde_json::from_str(text).unwrap_or(serde_json::Value::String(text.clone()))
+            }
             _ => serde_json::Value::Null,
         };
         Ok(serde_json::json!({"statusCode": response.status().as_u16(), "body": body}))
@@ -238,7 +247,10 @@ pub fn local_defaults(vars: Vars, base_url: &str, port: u16) -> Vars {
         .with_default("DECISION_CALLERS", LOCAL_CALLER)
         .with_default("ECF_LOCATION_GRANTS", format!("{LOCAL_CALLER}=*"))
         // A fresh key per start: audit hashes from one run are not comparable with the next.
-        .with_default("ICP_AUDIT_HMAC_KEY", format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple()));
+        .with_default(
+            "ICP_AUDIT_HMAC_KEY",
+            format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple()),
+        );
     let simulator_defaults = sim::hicaps::defaults(base_url)
         .into_iter()
         .chain(sim::acc::defaults(base_url))
@@ -272,8 +284,11 @@ pub async fn start(vars: Vars, listener: tokio::net::TcpListener) -> anyhow::Res
     let address: SocketAddr = listener.local_addr()?;
     let base_url = format!("http://127.0.0.1:{}", address.port());
     let vars = local_defaults(vars, &base_url, address.port());
-    let backend = Arc::new(if vars.get("AWS_ENDPOINT_URL").is_some() { Backend::aws(&vars).await? } else { Backend::embedded() });
-    sim::hicaps::load_reference_data(backend.table.as_ref()).await.context("loading the benefit schedule and member registry")?;
+    let backend =
+        Arc::new(if vars.get("AWS_ENDPOINT_URL").is_some() { Backend::aws(&vars).await? } else { Backend::embedded() });
+    sim::hicaps::load_reference_data(backend.table.as_ref())
+        .await
+        .context("loading the benefit schedule and member registry")?;
 
     let http: SharedHttp = Arc::new(ReqwestClient::new()?);
     let clock = Arc::new(SystemClock);
@@ -300,7 +315,12 @@ pub async fn start(vars: Vars, listener: tokio::net::TcpListener) -> anyhow::Res
     let api_keys = api_keys(&vars);
     let apps = Arc::new(Apps {
         receiver,
-        icp: icp_query_proxy::App::new(icp_query_proxy::Config::from_vars(&vars).await?, backend.table.clone(), http.clone(), clock.clone()),
+        icp: icp_query_proxy::App::new(
+            icp_query_proxy::Config::from_vars(&vars).await?,
+            backend.table.clone(),
+            http.clone(),
+            clock.clone(),
+        ),
         eligibility: eligibility_check::App::new(
             eligibility_check::Config::from_vars(&vars).await?,
             backend.table.clone(),
@@ -321,14 +341,20 @@ pub async fn start(vars: Vars, listener: tokio::net::TcpListener) -> anyhow::Res
     }
     let router = router
         .with_state(Arc::clone(&apps))
-        .route("/local/queues", get({
-            let backend = Arc::clone(&backend);
-            move || queue_depths(Arc::clone(&backend))
-        }))
-        .route("/local/usage", get({
-            let usage = backend.usage.clone();
-            move || usage_report(usage.clone())
-        }))
+        .route(
+            "/local/queues",
+            get({
+                let backend = Arc::clone(&backend);
+                move || queue_depths(Arc::clone(&backend))
+            }),
+        )
+        .route(
+            "/local/usage",
+            get({
+                let usage = backend.usage.clone();
+                move || usage_report(usage.clone())
+            }),
+        )
         .merge(flow::router(Arc::clone(&backend), hicaps.clone(), apps.recent.clone()))
         .nest("/sim/hicaps", hicaps.router())
         .nest("/sim/acc", sim::acc::router())
@@ -348,19 +374,45 @@ pub async fn start(vars: Vars, listener: tokio::net::TcpListener) -> anyhow::Res
     let polling_apps = Arc::clone(&apps);
     let abandoned = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let consumers = Consumers::start(vec![
-        Box::pin(poller::run(work_source, "arn:local:sqs:work".into(), concurrency, POSTER_TIMEOUT, abandoned.clone(), move |event: SqsEvent| {
-            let poster = Arc::clone(&polling_poster);
-            async move {
-                let deadline = shared::time::seconds_rounded_up(chrono::Utc::now().timestamp_millis() + POSTER_TIMEOUT.as_millis() as i64);
-                poster.handle(event, deadline).await
-            }
-        })),
-        Box::pin(poller::run(icare_source, "arn:local:sqs:icare".into(), 1, ICARE_TIMEOUT, Arc::default(), move |event: SqsEvent| {
-            let apps = Arc::clone(&polling_apps);
-            async move { apps.icare.handle_retries(event).await }
-        })),
+        Box::pin(poller::run(
+            work_source,
+            "arn:local:sqs:work".into(),
+            concurrency,
+            POSTER_TIMEOUT,
+            abandoned.clone(),
+            move |event: SqsEvent| {
+                let poster = Arc::clone(&polling_poster);
+                async move {
+                    let deadline = shared::time::seconds_rounded_up(
+                        chrono::Utc::now().timestamp_millis() + POSTER_TIMEOUT.as_millis() as i64,
+                    );
+                    poster.handle(event, deadline).await
+                }
+            },
+        )),
+        Box::pin(poller::run(
+            icare_source,
+            "arn:local:sqs:icare".into(),
+            1,
+            ICARE_TIMEOUT,
+            Arc::default(),
+            move |event: SqsEvent| {
+                let apps = Arc::clone(&polling_apps);
+                async move { apps.icare.handle_retries(event).await }
+            },
+        )),
     ])?;
-    Ok(Stack { base_url, backend, api_keys, hicaps, apps, poster, tasks, abandoned_poster_batches: abandoned, _consumers: consumers })
+    Ok(Stack {
+        base_url,
+        backend,
+        api_keys,
+        hicaps,
+        apps,
+        poster,
+        tasks,
+        abandoned_poster_batches: abandoned,
+        _consumers: consumers,
+    })
 }
 
 /// The caller of a local API key (`Authorization: Bearer <key>`), standing in for the JWT
@@ -383,7 +435,8 @@ struct LambdaRoute {
 /// `GET /local/queues`: how many messages each queue holds (visible and in flight), so a load
 /// run or a curious developer can see the work queue drain and the dead-letter queue stay empty.
 async fn queue_depths(backend: Arc<Backend>) -> Response {
-    let queues: [(&str, &dyn QueueDepth); 3] = [("work", &*backend.work), ("workDlq", &*backend.work_dlq), ("icare", &*backend.icare)];
+    let queues: [(&str, &dyn QueueDepth); 3] =
+        [("work", &*backend.work), ("workDlq", &*backend.work_dlq), ("icare", &*backend.icare)];
     let mut depths = serde_json::Map::new();
     for (name, queue) in queues {
         match queue.depth().await {
@@ -408,7 +461,12 @@ async fn usage_report(usage: Option<Arc<usage::Usage>>) -> Response {
     }
 }
 
-const fn route(method: &'static str, path: &'static str, function: &'static str, handler: fn(&Apps) -> &dyn HttpHandler) -> LambdaRoute {
+const fn route(
+    method: &'static str,
+    path: &'static str,
+    function: &'static str,
+    handler: fn(&Apps) -> &dyn HttpHandler,
+) -> LambdaRoute {
     LambdaRoute { method, path, function, handler }
 }
 
@@ -430,7 +488,11 @@ const LAMBDA_ROUTES: &[LambdaRoute] = &[
 /// The axum handler for one route: the request as API Gateway would hand it to the function.
 fn lambda(
     route: &'static LambdaRoute,
-) -> impl Fn(State<Arc<Apps>>, Option<Path<HashMap<String, String>>>, Request) -> BoxFuture<'static, Response> + Clone + Send + Sync + 'static {
+) -> impl Fn(State<Arc<Apps>>, Option<Path<HashMap<String, String>>>, Request) -> BoxFuture<'static, Response>
++ Clone
++ Send
++ Sync
++ 'static {
     move |State(apps): State<Arc<Apps>>, path: Option<Path<HashMap<String, String>>>, request: Request| {
         Box::pin(async move {
             if let Some(usage) = &apps.usage {

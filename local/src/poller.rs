@@ -128,20 +128,27 @@ mod tests {
         let seen: Seen = Arc::default();
         let consumer_seen = Arc::clone(&seen);
         // One worker, so the later message can only be consumed if the panic left it running.
-        let poller = tokio::spawn(run(queue.clone(), "arn:test".into(), 1, Duration::from_secs(30), abandoned.clone(), move |event: SqsEvent| {
-            let seen = Arc::clone(&consumer_seen);
-            async move {
-                for record in &event.records {
-                    let SqsMessage { body, attributes, .. } = record;
-                    let body = body.clone().unwrap_or_default();
-                    let count = attributes.get("ApproximateReceiveCount").cloned().unwrap_or_default();
-                    seen.lock().expect("seen").push((body.clone(), count.clone(), Instant::now()));
-                    // A bug that input reaches, the first time only.
-                    assert!(!(body == "poison" && count == "1"), "a bug input reached");
+        let poller = tokio::spawn(run(
+            queue.clone(),
+            "arn:test".into(),
+            1,
+            Duration::from_secs(30),
+            abandoned.clone(),
+            move |event: SqsEvent| {
+                let seen = Arc::clone(&consumer_seen);
+                async move {
+                    for record in &event.records {
+                        let SqsMessage { body, attributes, .. } = record;
+                        let body = body.clone().unwrap_or_default();
+                        let count = attributes.get("ApproximateReceiveCount").cloned().unwrap_or_default();
+                        seen.lock().expect("seen").push((body.clone(), count.clone(), Instant::now()));
+                        // A bug that input reaches, the first time only.
+                        assert!(!(body == "poison" && count == "1"), "a bug input reached");
+                    }
+                    SqsBatchResponse::default()
                 }
-                SqsBatchResponse::default()
-            }
-        }));
+            },
+        ));
         queue.send("poison".into()).await.expect("send");
         until("the panicked batch counted", || abandoned.load(Ordering::Relaxed) == 1).await;
         assert_eq!(queue.len(), 1, "the panicked batch's message is not deleted");

@@ -64,9 +64,12 @@ impl Usage {
             groups.entry(group).or_default().insert(field.to_owned(), count.into());
         }
         let by_item = self.writes_by_item.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let writes_by_item: Map<String, Value> =
-            by_item.iter().map(|(kind, (writes, units))| (kind.clone(), json!({ "writes": writes, "writeUnits": units }))).collect();
-        let mut report = json!({ "apiRequests": self.api_requests.load(Ordering::Relaxed), "writesByItem": writes_by_item });
+        let writes_by_item: Map<String, Value> = by_item
+            .iter()
+            .map(|(kind, (writes, units))| (kind.clone(), json!({ "writes": writes, "writeUnits": units })))
+            .collect();
+        let mut report =
+            json!({ "apiRequests": self.api_requests.load(Ordering::Relaxed), "writesByItem": writes_by_item });
         for (group, fields) in groups {
             report[group] = Value::Object(fields);
         }

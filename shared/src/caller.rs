@@ -55,7 +55,8 @@ impl<T: Ord> Grants<T> {
                     grant = Grant::Every;
                     continue;
                 }
-                let parsed = value(text).map_err(|reason| format!("entry {position} (caller {caller}): {text:?}: {reason}"))?;
+                let parsed =
+                    value(text).map_err(|reason| format!("entry {position} (caller {caller}): {text:?}: {reason}"))?;
                 if let Grant::Only(set) = &mut grant {
                     set.insert(parsed);
                 }

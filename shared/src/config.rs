@@ -88,7 +88,9 @@ impl Vars {
     {
         match self.get(name) {
             None => Ok(default),
-            Some(text) => text.trim().parse().map_err(|e| ConfigError::new(name, format!("cannot parse {text:?}: {e}"))),
+            Some(text) => {
+                text.trim().parse().map_err(|e| ConfigError::new(name, format!("cannot parse {text:?}: {e}")))
+            }
         }
     }
 
@@ -145,7 +147,11 @@ impl Vars {
 
     /// Secrets Manager as the source of `arn`, for [`crate::secrets::Rotating`].
     #[cfg(feature = "aws")]
-    pub(crate) fn secret_source(&self, variable: &str, arn: &str) -> Result<std::sync::Arc<dyn crate::secrets::SecretSource>, ConfigError> {
+    pub(crate) fn secret_source(
+        &self,
+        variable: &str,
+        arn: &str,
+    ) -> Result<std::sync::Arc<dyn crate::secrets::SecretSource>, ConfigError> {
         let client = self
             .secrets_manager
             .clone()
@@ -154,7 +160,11 @@ impl Vars {
     }
 
     #[cfg(not(feature = "aws"))]
-    pub(crate) fn secret_source(&self, variable: &str, _arn: &str) -> Result<std::sync::Arc<dyn crate::secrets::SecretSource>, ConfigError> {
+    pub(crate) fn secret_source(
+        &self,
+        variable: &str,
+        _arn: &str,
+    ) -> Result<std::sync::Arc<dyn crate::secrets::SecretSource>, ConfigError> {
         Err(ConfigError::new(variable, "secrets from Secrets Manager need the `aws` feature"))
     }
 }
@@ -170,13 +180,9 @@ struct SecretsManagerSource {
 #[async_trait::async_trait]
 impl crate::secrets::SecretSource for SecretsManagerSource {
     async fn read(&self) -> Result<SecretString, String> {
-        let output = self
-            .client
-            .get_secret_value()
-            .secret_id(&self.arn)
-            .send()
-            .await
-            .map_err(|e| format!("cannot read the secret: {}", aws_sdk_secretsmanager::error::DisplayErrorContext(&e)))?;
+        let output = self.client.get_secret_value().secret_id(&self.arn).send().await.map_err(|e| {
+            format!("cannot read the secret: {}", aws_sdk_secretsmanager::error::DisplayErrorContext(&e))
+        })?;
         output.secret_string.map(SecretString::from).ok_or_else(|| "the secret has no string value".to_owned())
     }
 }

@@ -29,7 +29,14 @@ pub struct OutboundRequest {
 
 impl OutboundRequest {
     pub fn new(method: Method, url: impl Into<String>) -> Self {
-        Self { method, url: url.into(), headers: Vec::new(), body: None, timeout: DEFAULT_TIMEOUT, max_body: MAX_BODY_BYTES }
+        Self {
+            method,
+            url: url.into(),
+            headers: Vec::new(),
+            body: None,
+            timeout: DEFAULT_TIMEOUT,
+            max_body: MAX_BODY_BYTES,
+        }
     }
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));

@@ -172,7 +172,8 @@ impl Idempotency {
             _ => {}
         }
         // Released, lapsed, or a replay of a dead letter: take over, keeping what the item knows.
-        let attempts = current.attrs.get("attempts").and_then(Value::as_u64).and_then(|n| u32::try_from(n).ok()).unwrap_or(1);
+        let attempts =
+            current.attrs.get("attempts").and_then(Value::as_u64).and_then(|n| u32::try_from(n).ok()).unwrap_or(1);
         let first_received = current.attrs.get("receivedAt").and_then(Value::as_i64);
         let lock = Lock {
             about: About { received_at_ms: first_received.or(fresh.about.received_at_ms), ..fresh.about.clone() },
@@ -229,7 +230,11 @@ impl Idempotency {
         let item = self.record(
             lock,
             DEAD_LETTERED,
-            &[("outcome", json!("deadLettered")), ("reason", json!(reason)), ("deadLetteredAt", json!(crate::time::now_millis()))],
+            &[
+                ("outcome", json!("deadLettered")),
+                ("reason", json!(reason)),
+                ("deadLetteredAt", json!(crate::time::now_millis())),
+            ],
         );
         self.store.put(&item, Condition::Always).await.map(drop)
     }
@@ -237,7 +242,11 @@ impl Idempotency {
     /// Gives the lock up after the last transient failure dead-lettered the message: the id stays
     /// free for HICAPS's redelivery, and the record says why the letter exists.
     pub async fn give_up(&self, lock: &Lock, reason: &str) -> Result<(), StoreError> {
-        let item = self.record(lock, RELEASED, &[("reason", json!(reason)), ("deadLetteredAt", json!(crate::time::now_millis()))]);
+        let item = self.record(
+            lock,
+            RELEASED,
+            &[("reason", json!(reason)), ("deadLetteredAt", json!(crate::time::now_millis()))],
+        );
         self.store.put(&item, Condition::Always).await.map(drop)
     }
 
@@ -271,9 +280,11 @@ mod tests {
         let idempotency = idempotency();
         let lapses = now_epoch_seconds() + 20;
         acquire(&idempotency, "w-1", "h", lapses).await;
-        let again = idempotency.begin("w-1", "h", About::default(), now_epoch_seconds() + 30, false).await.expect("begin");
+        let again =
+            idempotency.begin("w-1", "h", About::default(), now_epoch_seconds() + 30, false).await.expect("begin");
         assert_eq!(again, LockOutcome::InProgress { lock_expires_at: lapses });
-        let changed = idempotency.begin("w-1", "other", About::default(), now_epoch_seconds() + 30, false).await.expect("begin");
+        let changed =
+            idempotency.begin("w-1", "other", About::default(), now_epoch_seconds() + 30, false).await.expect("begin");
         assert_eq!(changed, LockOutcome::PayloadChanged);
     }
 
@@ -294,7 +305,8 @@ mod tests {
         let lock = acquire(&idempotency, "w-1", "h", now_epoch_seconds() + 1).await;
         tokio::time::sleep(Duration::from_millis(1100)).await;
         idempotency.complete(&lock, "posted").await.expect("complete after the lapse");
-        let again = idempotency.begin("w-1", "h", About::default(), now_epoch_seconds() + 30, false).await.expect("begin");
+        let again =
+            idempotency.begin("w-1", "h", About::default(), now_epoch_seconds() + 30, false).await.expect("begin");
         assert_eq!(again, LockOutcome::AlreadyCompleted);
     }
 
@@ -314,9 +326,11 @@ mod tests {
         let idempotency = idempotency();
         let lock = acquire(&idempotency, "w-1", "h", now_epoch_seconds() + 30).await;
         idempotency.dead_letter(&lock, "HICAPS answered 400").await.expect("dead letter");
-        let redelivered = idempotency.begin("w-1", "h", About::default(), now_epoch_seconds() + 30, false).await.expect("begin");
+        let redelivered =
+            idempotency.begin("w-1", "h", About::default(), now_epoch_seconds() + 30, false).await.expect("begin");
         assert_eq!(redelivered, LockOutcome::DeadLettered);
-        let replayed = idempotency.begin("w-1", "h", About::default(), now_epoch_seconds() + 30, true).await.expect("begin");
+        let replayed =
+            idempotency.begin("w-1", "h", About::default(), now_epoch_seconds() + 30, true).await.expect("begin");
         assert!(matches!(replayed, LockOutcome::Acquired(Lock { attempts: 2, .. })));
     }
 }

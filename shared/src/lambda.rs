@@ -2,15 +2,15 @@
 //! the AWS SDK configuration and the clients built from it. Nothing here runs per invocation.
 
 use crate::config::{ConfigError, Vars};
+use crate::http_client::{Method, OutboundRequest, SharedHttp};
 use crate::queue::sqs::SqsQueue;
 use crate::queue::sqs_send::SqsSender;
 use crate::store::dynamo::DynamoTable;
-use crate::web::HttpHandler;
-use crate::http_client::{Method, OutboundRequest, SharedHttp};
 use crate::store::{ItemGet, Key};
+use crate::web::HttpHandler;
 use futures::future::BoxFuture;
-use lambda_http::lambda_runtime::{self, LambdaEvent};
 use lambda_http::RequestExt;
+use lambda_http::lambda_runtime::{self, LambdaEvent};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -83,14 +83,21 @@ pub async fn warm_up(vars: &Vars, steps: Vec<WarmUp>) {
                 }
             }
         }
-        Err(_) => tracing::info!(connections = ?names, limit_ms = WARM_UP_LIMIT.as_millis() as u64, "warm-up at init not done in time; carrying on"),
+        Err(_) => {
+            tracing::info!(connections = ?names, limit_ms = WARM_UP_LIMIT.as_millis() as u64, "warm-up at init not done in time; carrying on")
+        }
     }
 }
 
 /// Opens the table's connection with a read of an item that never exists under `prefix` (one of
 /// the function's own key prefixes, which its role may read): half a read unit per cold start.
 pub fn warm_table(table: Arc<dyn ItemGet>, prefix: &'static str) -> WarmUp {
-    ("dynamodb", Box::pin(async move { table.get(&Key::new(format!("{prefix}warm-up"), "#")).await.map(drop).map_err(|e| e.to_string()) }))
+    (
+        "dynamodb",
+        Box::pin(async move {
+            table.get(&Key::new(format!("{prefix}warm-up"), "#")).await.map(drop).map_err(|e| e.to_string())
+        }),
+    )
 }
 
 /// Opens the connection to an upstream whose host configuration fixes (`base_url`): a `HEAD` of
@@ -130,7 +137,11 @@ mod tests {
         let http: SharedHttp = Arc::new(ReqwestClient::new().expect("client"));
         let vars = Vars::default();
         let started = Instant::now();
-        warm_up(&vars, vec![warm_upstream("silent", http.clone(), silent_url), warm_upstream("refused", http, refused_url)]).await;
+        warm_up(
+            &vars,
+            vec![warm_upstream("silent", http.clone(), silent_url), warm_upstream("refused", http, refused_url)],
+        )
+        .await;
         let took = started.elapsed();
         assert!(took >= WARM_UP_LIMIT - Duration::from_millis(50), "it waited for the silent endpoint: {took:?}");
         assert!(took < WARM_UP_LIMIT + Duration::from_millis(500), "and no longer than the limit: {took:?}");
@@ -141,7 +152,11 @@ mod tests {
     async fn warm_up_off_does_nothing() {
         let http: SharedHttp = Arc::new(ReqwestClient::new().expect("client"));
         let started = Instant::now();
-        warm_up(&Vars::default().with("WARM_UP", "off"), vec![warm_upstream("never", http, "http://192.0.2.1/".into())]).await;
+        warm_up(
+            &Vars::default().with("WARM_UP", "off"),
+            vec![warm_upstream("never", http, "http://192.0.2.1/".into())],
+        )
+        .await;
         assert!(started.elapsed() < Duration::from_millis(100));
     }
 }

@@ -12,10 +12,10 @@ pub mod config;
 pub mod handoff;
 pub mod hicaps;
 pub mod http_client;
+pub mod icare;
 pub mod idempotency;
 #[cfg(feature = "aws")]
 pub mod lambda;
-pub mod icare;
 pub mod metrics;
 pub mod parse_problem;
 pub mod program;
@@ -61,7 +61,8 @@ pub fn aws_roots_pem(vars: &config::Vars) -> Result<Vec<u8>, config::ConfigError
     let Some(path) = vars.get("AWS_CA_BUNDLE") else {
         return Ok(AMAZON_TRUST_SERVICES.as_bytes().to_vec());
     };
-    let pem = std::fs::read(path).map_err(|e| config::ConfigError::new("AWS_CA_BUNDLE", format!("cannot read {path}: {e}")))?;
+    let pem = std::fs::read(path)
+        .map_err(|e| config::ConfigError::new("AWS_CA_BUNDLE", format!("cannot read {path}: {e}")))?;
     match pem_certificates(&pem) {
         Some(certificates) if !certificates.is_empty() => Ok(pem),
         _ => Err(config::ConfigError::new("AWS_CA_BUNDLE", format!("{path} holds no valid PEM certificate"))),
@@ -96,7 +97,10 @@ pub fn aws_http_client(vars: &config::Vars) -> Result<aws_sdk_sqs::config::Share
         .with_trust_store(TrustStore::empty().with_pem_certificate(aws_roots_pem(vars)?))
         .build()
         .map_err(|e| config::ConfigError::new("AWS_CA_BUNDLE", e.to_string()))?;
-    Ok(aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).tls_context(trust).build_https())
+    Ok(aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .tls_context(trust)
+        .build_https())
 }
 
 /// The AWS SDK configuration from the environment (`AWS_REGION`, credentials, and

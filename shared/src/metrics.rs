@@ -112,7 +112,10 @@ mod tests {
     #[test]
     fn one_line_carries_each_metric_with_its_own_dimension() {
         let line = emf_line(
-            &[Metric::count("WebhookReceived", ("Type", "claiming.invoice.submitted")), Metric::millis("AckLatency", 3, ("Route", "hicaps-webhook"))],
+            &[
+                Metric::count("WebhookReceived", ("Type", "claiming.invoice.submitted")),
+                Metric::millis("AckLatency", 3, ("Route", "hicaps-webhook")),
+            ],
             1_795_425_302_000,
         );
         assert_eq!(

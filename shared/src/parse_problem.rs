@@ -103,6 +103,9 @@ mod tests {
         let missing = from_value::<Data>(serde_json::json!({"claims": [{}]})).expect_err("missing");
         assert_eq!(missing.to_string(), "claims[0]: missing field");
         assert_eq!(from_str::<Data>("{").expect_err("eof").to_string(), ".: EOF while parsing");
-        assert_eq!(from_str::<Data>(r#"{"claims": []} x"#).expect_err("trailing").to_string(), ".: trailing characters");
+        assert_eq!(
+            from_str::<Data>(r#"{"claims": []} x"#).expect_err("trailing").to_string(),
+            ".: trailing characters"
+        );
     }
 }

@@ -74,7 +74,13 @@ impl<T: Send + Sync + 'static> Rotating<T> {
         Ok(Self::build(variable.to_owned(), Some(source), Arc::new(parse), ttl, value))
     }
 
-    fn build(variable: String, source: Option<Arc<dyn SecretSource>>, parse: Parse<T>, ttl: Duration, value: T) -> Self {
+    fn build(
+        variable: String,
+        source: Option<Arc<dyn SecretSource>>,
+        parse: Parse<T>,
+        ttl: Duration,
+        value: T,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 variable,
@@ -197,7 +203,9 @@ impl Vars {
         parse: impl Fn(SecretString) -> Result<T, String> + Send + Sync + 'static,
     ) -> Result<Option<Rotating<T>>, ConfigError> {
         if let Some(value) = self.get(name) {
-            return parse(SecretString::from(value.to_owned())).map(|value| Some(Rotating::fixed(value))).map_err(|reason| ConfigError::new(name, reason));
+            return parse(SecretString::from(value.to_owned()))
+                .map(|value| Some(Rotating::fixed(value)))
+                .map_err(|reason| ConfigError::new(name, reason));
         }
         if let Some(source) = self.secret_sources.0.get(name) {
             return Rotating::from_source(name, source.clone(), self.secrets_ttl()?, parse).await.map(Some);
@@ -238,7 +246,9 @@ mod tests {
     #[tokio::test]
     async fn a_rotated_value_is_read_after_the_ttl_and_a_failed_read_keeps_the_old_one() {
         let source = Arc::new(FakeSource(Mutex::new("old".into())));
-        let secret = Rotating::from_source("X_SECRET_ARN", source.clone(), Duration::from_millis(50), as_is).await.expect("read");
+        let secret = Rotating::from_source("X_SECRET_ARN", source.clone(), Duration::from_millis(50), as_is)
+            .await
+            .expect("read");
         *source.0.lock().expect("lock") = "new".into();
         assert_eq!(text(&secret.current().await), "old", "fresh: not read again");
         tokio::time::sleep(Duration::from_millis(60)).await;

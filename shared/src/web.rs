@@ -4,7 +4,8 @@
 use crate::api_error::ApiError;
 use http::{HeaderValue, StatusCode, header::CONTENT_TYPE};
 use lambda_http::aws_lambda_events::apigw::{
-    ApiGatewayRequestAuthorizer, ApiGatewayV2httpRequestContext, ApiGatewayV2httpRequestContextHttpDescription, ApiGatewayV2httpResponse,
+    ApiGatewayRequestAuthorizer, ApiGatewayV2httpRequestContext, ApiGatewayV2httpRequestContextHttpDescription,
+    ApiGatewayV2httpResponse,
 };
 use lambda_http::aws_lambda_events::query_map::QueryMap;
 use lambda_http::request::RequestContext;
@@ -233,14 +234,17 @@ mod tests {
         assert_eq!(query.all("a"), Some(vec!["1", "2"]));
         assert_eq!(query.first("b"), Some("x y"));
         assert_eq!(crate::caller::caller_id(&request).as_deref(), Some("c1"));
-        let Some(RequestContext::ApiGatewayV2(context)) = request.request_context_ref() else { panic!("an HTTP API context") };
+        let Some(RequestContext::ApiGatewayV2(context)) = request.request_context_ref() else {
+            panic!("an HTTP API context")
+        };
         assert_eq!(context.http.source_ip.as_deref(), Some("127.0.0.1"));
         assert_eq!(body_bytes(request.body()), br#"{"x":1}"#);
     }
 
     #[test]
     fn headers_are_read_as_payload_2_sends_them() {
-        let event: HttpApiEvent = serde_json::from_str(r#"{"headers": {"X-Key": "v", "accept": "a, b"}}"#).expect("event");
+        let event: HttpApiEvent =
+            serde_json::from_str(r#"{"headers": {"X-Key": "v", "accept": "a, b"}}"#).expect("event");
         assert_eq!(event.headers["x-key"], "v");
         assert_eq!(event.headers.get_all("accept").iter().count(), 1, "a joined value stays one value");
         for missing in [r#"{}"#, r#"{"headers": null, "pathParameters": null, "stageVariables": null}"#] {

@@ -7,9 +7,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use shared::hicaps::{
-    LineAmount,
-    ApiError, ClaimState, InvoiceStatusUpdate, PaymentInvoices, PredeterminationStatusUpdate, RootResponse, Webhook,
-    WebhookEvent, WebhookType, parse_envelope, parse_status_update, parse_webhook, validate_status_update,
+    ApiError, ClaimState, InvoiceStatusUpdate, LineAmount, PaymentInvoices, PredeterminationStatusUpdate, RootResponse,
+    Webhook, WebhookEvent, WebhookType, parse_envelope, parse_status_update, parse_webhook, validate_status_update,
 };
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -329,7 +328,10 @@ fn decimals_never_pass_through_floats() {
         body.replacen("\"quantity\": 1,", "\"quantity\": 0.3000,", 1).replacen("55.63", "12345678901234.0001", 1);
     let hook = parse_webhook(body.as_bytes()).expect("parses");
     let WebhookEvent::InvoiceSubmitted(invoice) = &hook.event else { panic!() };
-    assert_eq!(invoice.claims[0].quantity.as_ref().and_then(LineAmount::number).map(|q| q.to_string()), Some("0.3000".into()));
+    assert_eq!(
+        invoice.claims[0].quantity.as_ref().and_then(LineAmount::number).map(|q| q.to_string()),
+        Some("0.3000".into())
+    );
     assert_eq!(
         invoice.claims[0].unit_price.as_ref().and_then(LineAmount::number).map(|q| q.to_string()),
         Some("12345678901234.0001".into())

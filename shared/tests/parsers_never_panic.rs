@@ -10,7 +10,10 @@ use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use shared::acc::{IcpQuery, RawIcpQuery};
 use shared::api_error::Problems;
-use shared::hicaps::{ClaimState, WebhookEnvelope, WebhookType, parse_envelope, parse_status_update, parse_webhook, validate_status_update};
+use shared::hicaps::{
+    ClaimState, WebhookEnvelope, WebhookType, parse_envelope, parse_status_update, parse_webhook,
+    validate_status_update,
+};
 use shared::program::adjudication::{ItemRule, MemberStanding, Schedule, adjudicate};
 
 const INVOICE: &str = include_str!("fixtures/hicaps/invoice-submitted-webhook.json");
@@ -43,7 +46,8 @@ fn any_json() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(4, 64, 8, move |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
-            prop::collection::vec((key.clone(), inner), 0..8).prop_map(|entries| Value::Object(entries.into_iter().collect::<Map<_, _>>())),
+            prop::collection::vec((key.clone(), inner), 0..8)
+                .prop_map(|entries| Value::Object(entries.into_iter().collect::<Map<_, _>>())),
         ]
     })
 }

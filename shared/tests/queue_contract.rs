@@ -34,7 +34,10 @@ async fn send_receive_delete(queue: &dyn Queue) {
     assert_eq!(queue.depth().await.expect("depth"), 1, "a sent message counts");
     let received = receive_all(queue, 1).await;
     assert_eq!(received.len(), 1);
-    assert_eq!((received[0].message_id.as_str(), received[0].body.as_str(), received[0].receive_count), (id.as_str(), "one", 1));
+    assert_eq!(
+        (received[0].message_id.as_str(), received[0].body.as_str(), received[0].receive_count),
+        (id.as_str(), "one", 1)
+    );
     assert_eq!(queue.depth().await.expect("depth"), 1, "an in-flight message still counts");
     queue.delete(&received[0].receipt_handle).await.expect("delete");
     assert!(queue.receive(10, Duration::ZERO).await.expect("receive").is_empty());
@@ -112,9 +115,14 @@ async fn sqs_on_moto_meets_the_contract() {
 async fn sqs_sender_on_moto_delivers_what_the_sdk_receives() {
     let config = support::sdk_config().await;
     let vars = shared::config::Vars::from_env();
-    let (queue, _) = SqsQueue::ensure_exists(&aws_sdk_sqs::Client::new(&config), &support::unique("sender"), Duration::from_secs(30), 5)
-        .await
-        .expect("create queues on moto");
+    let (queue, _) = SqsQueue::ensure_exists(
+        &aws_sdk_sqs::Client::new(&config),
+        &support::unique("sender"),
+        Duration::from_secs(30),
+        5,
+    )
+    .await
+    .expect("create queues on moto");
     let sender = SqsSender::new(&config, &vars, queue.url()).expect("sender");
     let body = r#"{"kind":"webhook","note":"quotes \" and unicode \u00e9 survive"}"#.to_owned();
     let id = sender.send(body.clone()).await.expect("send");
@@ -130,7 +138,10 @@ async fn sqs_sender_reports_a_missing_queue_and_an_unreachable_endpoint() {
     let missing = format!("{endpoint}/123456789012/{}", support::unique("missing"));
     let sender = SqsSender::new(&config, &shared::config::Vars::from_env(), &missing).expect("sender");
     let error = sender.send("lost?".into()).await.expect_err("no such queue");
-    assert!(error.to_string().contains("NonExistentQueue") || error.to_string().contains("QueueDoesNotExist"), "{error}");
+    assert!(
+        error.to_string().contains("NonExistentQueue") || error.to_string().contains("QueueDoesNotExist"),
+        "{error}"
+    );
     // Nothing listens on port 9: retried, then reported, never taken for sent.
     let vars = shared::config::Vars::default().with("AWS_ENDPOINT_URL", "http://127.0.0.1:9");
     let sender = SqsSender::new(&config, &vars, &missing).expect("sender");

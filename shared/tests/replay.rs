@@ -34,7 +34,11 @@ async fn drain(queue: &dyn Queue) -> Vec<String> {
 }
 
 async fn contract(dlq: &dyn Queue, work: &dyn Queue) {
-    for (id, reason) in [("w-1", "HICAPS answered 400"), ("w-2", "HICAPS answered 422"), ("w-3", "gave up after retries: HICAPS answered 503")] {
+    for (id, reason) in [
+        ("w-1", "HICAPS answered 400"),
+        ("w-2", "HICAPS answered 422"),
+        ("w-3", "gave up after retries: HICAPS answered 503"),
+    ] {
         dlq.send(letter(id, "claiming.invoice.submitted", reason)).await.expect("send");
     }
     // A pass takes the letters dead-lettered before it started.
@@ -44,10 +48,18 @@ async fn contract(dlq: &dyn Queue, work: &dyn Queue) {
     let mut ids: Vec<&str> = listed.letters.iter().map(|l| l.id.as_str()).collect();
     ids.sort_unstable();
     assert_eq!(ids, ["w-1", "w-2", "w-3"]);
-    assert!(listed.letters.iter().all(|l| l.kind == "claiming.invoice.submitted" && l.reason.starts_with("HICAPS") || l.reason.starts_with("gave up")));
+    assert!(
+        listed.letters.iter().all(|l| l.kind == "claiming.invoice.submitted" && l.reason.starts_with("HICAPS")
+            || l.reason.starts_with("gave up"))
+    );
     assert_eq!(listed.replayed, 0);
     // What may quote the payload is kept apart from the reason.
-    assert!(listed.letters.iter().all(|l| !l.reason.contains("Zebediah") && l.detail.as_deref().is_some_and(|d| d.contains("Zebediah"))));
+    assert!(
+        listed
+            .letters
+            .iter()
+            .all(|l| !l.reason.contains("Zebediah") && l.detail.as_deref().is_some_and(|d| d.contains("Zebediah")))
+    );
     // --dry-run --reason 400: says which, replays nothing.
     let reason = Selection { reason: Some("answered 400".into()), ..Selection::default() };
     let dry = run(dlq, work, &reason, Mode::DryRun).await.expect("dry run");
@@ -76,7 +88,8 @@ async fn replay_on_the_embedded_queue() {
 #[tokio::test]
 async fn replay_on_sqs_in_moto() {
     let client = aws_sdk_sqs::Client::new(&support::sdk_config().await);
-    let (work, dlq) = SqsQueue::ensure_exists(&client, &support::unique("replay"), Duration::from_secs(30), 5).await.expect("queues");
+    let (work, dlq) =
+        SqsQueue::ensure_exists(&client, &support::unique("replay"), Duration::from_secs(30), 5).await.expect("queues");
     contract(&dlq, &work).await;
 }
 
@@ -85,8 +98,14 @@ struct Refilling(EmbeddedQueue);
 
 #[async_trait::async_trait]
 impl MessageSource for Refilling {
-    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<shared::queue::ReceivedMessage>, shared::queue::QueueError> {
-        self.0.send(letter(&uuid::Uuid::new_v4().to_string(), "claiming.invoice.submitted", "HICAPS answered 400")).await?;
+    async fn receive(
+        &self,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<shared::queue::ReceivedMessage>, shared::queue::QueueError> {
+        self.0
+            .send(letter(&uuid::Uuid::new_v4().to_string(), "claiming.invoice.submitted", "HICAPS answered 400"))
+            .await?;
         self.0.receive(max, wait).await
     }
     async fn delete(&self, receipt_handle: &str) -> Result<(), shared::queue::QueueError> {
@@ -96,7 +115,11 @@ impl MessageSource for Refilling {
 
 #[async_trait::async_trait]
 impl MessageVisibility for Refilling {
-    async fn change_visibility(&self, receipt_handle: &str, timeout: Duration) -> Result<(), shared::queue::QueueError> {
+    async fn change_visibility(
+        &self,
+        receipt_handle: &str,
+        timeout: Duration,
+    ) -> Result<(), shared::queue::QueueError> {
         self.0.change_visibility(receipt_handle, timeout).await
     }
 }

@@ -4,7 +4,9 @@ mod support;
 
 use serde_json::{Map, json};
 use shared::store::embedded::EmbeddedTable;
-use shared::store::{Condition, Item, Key, MAX_ITEM_BYTES, MAX_PK_BYTES, MAX_SK_BYTES, StoreError, Table, now_epoch_seconds};
+use shared::store::{
+    Condition, Item, Key, MAX_ITEM_BYTES, MAX_PK_BYTES, MAX_SK_BYTES, StoreError, Table, now_epoch_seconds,
+};
 
 fn item(pk: &str, sk: &str, value: i64) -> Item {
     let mut attrs = Map::new();
@@ -32,7 +34,10 @@ async fn optimistic_versions(table: &dyn Table) {
     assert!(matches!(table.put(&item("p#2", "s", 3), Condition::Version(1)).await, Err(StoreError::Conflict { .. })));
     let stored = table.get(&key).await.expect("get").expect("present");
     assert_eq!((stored.version, stored.attrs["value"].clone()), (2, json!(2)));
-    assert!(matches!(table.put(&item("p#none", "s", 1), Condition::Version(1)).await, Err(StoreError::Conflict { current: None })));
+    assert!(matches!(
+        table.put(&item("p#none", "s", 1), Condition::Version(1)).await,
+        Err(StoreError::Conflict { current: None })
+    ));
 }
 
 async fn expiry_honoured_on_read(table: &dyn Table) {
@@ -51,7 +56,8 @@ async fn query_by_prefix_in_order(table: &dyn Table) {
     for sk in ["claim#b", "claim#a", "#invoice", "other"] {
         table.put(&item("p#5", sk, 1), Condition::Always).await.expect("put");
     }
-    let claims: Vec<String> = table.query("p#5", "claim#").await.expect("query").into_iter().map(|i| i.key.sk).collect();
+    let claims: Vec<String> =
+        table.query("p#5", "claim#").await.expect("query").into_iter().map(|i| i.key.sk).collect();
     assert_eq!(claims, ["claim#a", "claim#b"]);
     assert_eq!(table.query("p#5", "").await.expect("query all").len(), 4);
     table.delete(&Key::new("p#5", "other")).await.expect("delete");
@@ -80,7 +86,8 @@ async fn many_at_once(table: &dyn Table) {
 
     let keys = [Key::new("p#7", "s05"), Key::new("p#7", "missing"), Key::new("p#7", "gone"), Key::new("p#7", "s05")];
     let found = table.get_many(&keys).await.expect("get many");
-    let values: Vec<Option<serde_json::Value>> = found.iter().map(|i| i.as_ref().map(|i| i.attrs["value"].clone())).collect();
+    let values: Vec<Option<serde_json::Value>> =
+        found.iter().map(|i| i.as_ref().map(|i| i.attrs["value"].clone())).collect();
     assert_eq!(values, [Some(json!(5)), None, None, Some(json!(5))], "in the keys' order, absent and expired as None");
     let too_many: Vec<Key> = (0..101).map(|i| Key::new("p#7", format!("k{i}"))).collect();
     assert!(matches!(table.get_many(&too_many).await, Err(StoreError::Invalid(_))));
@@ -99,7 +106,11 @@ async fn dynamodb_limits_refused(table: &dyn Table) {
     let long_sk = item("p#8", &"s".repeat(MAX_SK_BYTES + 1), 1);
     let empty_sk = item("p#8", "", 1);
     for bad in [&long_pk, &long_sk, &empty_sk] {
-        assert!(matches!(table.put(bad, Condition::Always).await, Err(StoreError::Invalid(_))), "{:?}", bad.key.sk.len());
+        assert!(
+            matches!(table.put(bad, Condition::Always).await, Err(StoreError::Invalid(_))),
+            "{:?}",
+            bad.key.sk.len()
+        );
         assert!(matches!(table.get(&bad.key).await, Err(StoreError::Invalid(_))));
         assert!(matches!(table.get_many(std::slice::from_ref(&bad.key)).await, Err(StoreError::Invalid(_))));
         assert!(matches!(table.put_many(std::slice::from_ref(bad)).await, Err(StoreError::Invalid(_))));

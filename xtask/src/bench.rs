@@ -209,9 +209,10 @@ impl Figure {
 
     fn row(&self) -> String {
         let (median, range) = match spread(&self.values) {
-            Some(s) if self.values.len() > 1 => {
-                (format_value(self.unit, s.median), format!("{} – {}", format_value(self.unit, s.min), format_value(self.unit, s.max)))
-            }
+            Some(s) if self.values.len() > 1 => (
+                format_value(self.unit, s.median),
+                format!("{} – {}", format_value(self.unit, s.min), format_value(self.unit, s.max)),
+            ),
             Some(s) => (format_value(self.unit, s.median), "(one run)".to_owned()),
             None => ("not measured".to_owned(), String::new()),
         };
@@ -262,7 +263,9 @@ pub(crate) fn machine(root: &Path) -> Machine {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu = cpuinfo
         .lines()
-        .find_map(|line| line.strip_prefix("model name").and_then(|rest| rest.split_once(':')).map(|(_, v)| v.trim().to_owned()))
+        .find_map(|line| {
+            line.strip_prefix("model name").and_then(|rest| rest.split_once(':')).map(|(_, v)| v.trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown".to_owned());
     let memory = std::fs::read_to_string("/proc/meminfo")
         .unwrap_or_default()
@@ -272,7 +275,13 @@ pub(crate) fn machine(root: &Path) -> Machine {
         .map(|kib| format!("{:.1} GiB", kib as f64 / 1024.0 / 1024.0))
         .unwrap_or_else(|| "unknown".to_owned());
     let git = |args: &[&str]| {
-        Command::new("git").current_dir(root).args(args).stderr(Stdio::null()).output().ok().filter(|o| o.status.success())
+        Command::new("git")
+            .current_dir(root)
+            .args(args)
+            .stderr(Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
     };
     Machine {
         cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
@@ -280,7 +289,9 @@ pub(crate) fn machine(root: &Path) -> Machine {
         memory,
         kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|k| k.trim().to_owned()).unwrap_or_default(),
         rustc: command_line("rustc", &["-V"]).unwrap_or_else(|| "unknown".to_owned()),
-        commit: git(&["rev-parse", "--short", "HEAD"]).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()).unwrap_or_else(|| "unknown".to_owned()),
+        commit: git(&["rev-parse", "--short", "HEAD"])
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_else(|| "unknown".to_owned()),
         dirty: git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|o| !o.stdout.is_empty()),
         date: command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default(),
     }
@@ -298,10 +309,22 @@ fn render(machine: &Machine, sections: &[Section], kept: &str) -> String {
          part below the marker at the end is kept.\n",
         machine.date
     );
-    let _ = writeln!(md, "- commit: `{}`{}", machine.commit, if machine.dirty { " with uncommitted changes" } else { "" });
-    let _ = writeln!(md, "- machine: {} cores, {}, {} RAM, Linux {}", machine.cores, machine.cpu, machine.memory, machine.kernel);
-    let _ = writeln!(md, "- toolchain: {}; release profile: fat LTO, one codegen unit, stripped, panic = unwind, dependencies at opt-level \"s\" but for the event, JSON and runtime-API path (Cargo.toml)", machine.rustc);
-    let _ = writeln!(md, "- each figure: the median of its runs, with the smallest and largest run; targets from issue 8 are checked on the median, and counts that must be zero on every run\n");
+    let _ =
+        writeln!(md, "- commit: `{}`{}", machine.commit, if machine.dirty { " with uncommitted changes" } else { "" });
+    let _ = writeln!(
+        md,
+        "- machine: {} cores, {}, {} RAM, Linux {}",
+        machine.cores, machine.cpu, machine.memory, machine.kernel
+    );
+    let _ = writeln!(
+        md,
+        "- toolchain: {}; release profile: fat LTO, one codegen unit, stripped, panic = unwind, dependencies at opt-level \"s\" but for the event, JSON and runtime-API path (Cargo.toml)",
+        machine.rustc
+    );
+    let _ = writeln!(
+        md,
+        "- each figure: the median of its runs, with the smallest and largest run; targets from issue 8 are checked on the median, and counts that must be zero on every run\n"
+    );
 
     let _ = writeln!(md, "## Summary\n");
     let _ = writeln!(md, "| figure | median | spread (min – max) | runs | target | |");
@@ -311,7 +334,12 @@ fn render(machine: &Machine, sections: &[Section], kept: &str) -> String {
             let _ = writeln!(md, "{}", figure.row());
         }
         for failure in &section.failures {
-            let _ = writeln!(md, "| {}: not measured ({}) | | | | | **missed** |", section.title, first_line(failure).replace('|', "/"));
+            let _ = writeln!(
+                md,
+                "| {}: not measured ({}) | | | | | **missed** |",
+                section.title,
+                first_line(failure).replace('|', "/")
+            );
         }
     }
     let _ = writeln!(md);
@@ -358,7 +386,9 @@ fn missed(sections: &[Section]) -> Vec<String> {
     for section in sections {
         for figure in &section.figures {
             if figure.met() == Some(false) {
-                let value = spread(&figure.values).map(|s| format_value(figure.unit, s.median)).unwrap_or_else(|| "not measured".into());
+                let value = spread(&figure.values)
+                    .map(|s| format_value(figure.unit, s.median))
+                    .unwrap_or_else(|| "not measured".into());
                 let goal = figure.goal.map(|g| format_goal(figure.unit, g)).unwrap_or_default();
                 missed.push(format!("{}: {value} (target {goal})", figure.name));
             }
@@ -404,7 +434,8 @@ pub fn run(root: &Path, venv: &Path, parts: &[String]) -> anyhow::Result<()> {
     }
     let needs_release = wanted("load") || wanted("cold-start");
     // XTASK_BENCH_NO_BUILD=1: measure the release binaries as they are (a profiling build).
-    let built = if needs_release && std::env::var_os("XTASK_BENCH_NO_BUILD").is_none() { build_release(root) } else { Ok(()) };
+    let built =
+        if needs_release && std::env::var_os("XTASK_BENCH_NO_BUILD").is_none() { build_release(root) } else { Ok(()) };
     let release_parts = [
         ("load", "Load through the local stack"),
         ("cold-start", "Cold start, CPU per invocation and memory (Lambda Runtime API emulator)"),
@@ -433,7 +464,10 @@ pub fn run(root: &Path, venv: &Path, parts: &[String]) -> anyhow::Result<()> {
     let kept = std::fs::read_to_string(root.join("BENCHMARKS.md"))
         .ok()
         .and_then(|old| old.split_once(KEEP_MARKER).map(|(_, tail)| tail.to_owned()))
-        .unwrap_or_else(|| "\n## Changes made for these targets\n\n(What was profiled and changed, with before and after figures.)\n".to_owned());
+        .unwrap_or_else(|| {
+            "\n## Changes made for these targets\n\n(What was profiled and changed, with before and after figures.)\n"
+                .to_owned()
+        });
     std::fs::write(&path, render(&machine, &sections, &kept)).with_context(|| format!("writing {}", path.display()))?;
     println!("xtask bench: wrote {}", path.display());
 
@@ -471,7 +505,10 @@ fn guarded(title: &str, measure: impl FnOnce() -> anyhow::Result<Section>) -> Se
 }
 
 fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg").ok().and_then(|l| l.split_whitespace().next().map(str::to_owned)).unwrap_or_else(|| "?".into())
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
 }
 
 fn cargo() -> std::ffi::OsString {
@@ -594,7 +631,9 @@ fn criterion(root: &Path) -> anyhow::Result<Section> {
     let mut intervals: Vec<String> = vec![String::new(); CRITERION_FIGURES.len()];
     for run in 1..=CRITERION_RUNS {
         for (package, bench) in &benches {
-            let estimates = |figure: &CriterionFigure| home.join(figure.group).join(figure.function).join("new").join("estimates.json");
+            let estimates = |figure: &CriterionFigure| {
+                home.join(figure.group).join(figure.function).join("new").join("estimates.json")
+            };
             for figure in CRITERION_FIGURES.iter().filter(|f| f.package == *package && f.bench == *bench) {
                 let _ = std::fs::remove_file(estimates(figure));
             }
@@ -607,26 +646,49 @@ fn criterion(root: &Path) -> anyhow::Result<Section> {
                 .output()
                 .context("running cargo bench")?;
             if !output.status.success() {
-                bail!("cargo bench -p {package} --bench {bench} failed ({}):\n{}", output.status, String::from_utf8_lossy(&output.stdout));
+                bail!(
+                    "cargo bench -p {package} --bench {bench} failed ({}):\n{}",
+                    output.status,
+                    String::from_utf8_lossy(&output.stdout)
+                );
             }
-            for (index, figure) in CRITERION_FIGURES.iter().enumerate().filter(|(_, f)| f.package == *package && f.bench == *bench) {
+            for (index, figure) in
+                CRITERION_FIGURES.iter().enumerate().filter(|(_, f)| f.package == *package && f.bench == *bench)
+            {
                 let path = estimates(figure);
-                let text = std::fs::read_to_string(&path).with_context(|| format!("criterion wrote no {}", path.display()))?;
-                let value: Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-                let median = value["median"]["point_estimate"].as_f64().with_context(|| format!("{} has no median", path.display()))?;
+                let text =
+                    std::fs::read_to_string(&path).with_context(|| format!("criterion wrote no {}", path.display()))?;
+                let value: Value =
+                    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+                let median = value["median"]["point_estimate"]
+                    .as_f64()
+                    .with_context(|| format!("{} has no median", path.display()))?;
                 let low = value["median"]["confidence_interval"]["lower_bound"].as_f64().unwrap_or(f64::NAN);
                 let high = value["median"]["confidence_interval"]["upper_bound"].as_f64().unwrap_or(f64::NAN);
-                println!("  run {run}/{CRITERION_RUNS}: {} median {}", figure.function, format_value(Unit::Nanos, median));
+                println!(
+                    "  run {run}/{CRITERION_RUNS}: {} median {}",
+                    figure.function,
+                    format_value(Unit::Nanos, median)
+                );
                 medians[index].push(median);
                 let separator = if intervals[index].is_empty() { "" } else { "; " };
-                let interval = format!("{separator}{} – {}", format_value(Unit::Nanos, low), format_value(Unit::Nanos, high));
+                let interval =
+                    format!("{separator}{} – {}", format_value(Unit::Nanos, low), format_value(Unit::Nanos, high));
                 intervals[index].push_str(&interval);
             }
         }
     }
     for (index, figure) in CRITERION_FIGURES.iter().enumerate() {
-        section.figures.push(Figure::new(figure.name, Unit::Nanos, medians[index].clone(), figure.max_ns.map(Goal::AtMost)));
-        section.notes.push(format!("`{}/{}`: criterion's 95% interval of the median, per run: {}", figure.group, figure.function, intervals[index]));
+        section.figures.push(Figure::new(
+            figure.name,
+            Unit::Nanos,
+            medians[index].clone(),
+            figure.max_ns.map(Goal::AtMost),
+        ));
+        section.notes.push(format!(
+            "`{}/{}`: criterion's 95% interval of the median, per run: {}",
+            figure.group, figure.function, intervals[index]
+        ));
     }
     section.notes.push(
         "Receiver: events/webhook-receiver/invoice-submitted.json (the spec's Example Invoice Submitted Webhook in an API \
@@ -709,7 +771,8 @@ fn cpu_nanos(pid: &str) -> anyhow::Result<u64> {
 
 /// utime + stime of the process (all its threads, live and exited), in clock ticks.
 fn cpu_ticks(pid: &str) -> anyhow::Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("reading /proc/{pid}/stat"))?;
+    let stat =
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("reading /proc/{pid}/stat"))?;
     parse_cpu_ticks(&stat).with_context(|| format!("parsing /proc/{pid}/stat"))
 }
 
@@ -727,12 +790,16 @@ fn ticks_per_second() -> f64 {
 
 /// Peak resident set size (VmHWM) in KiB.
 fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).with_context(|| format!("reading /proc/{pid}/status"))?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
     parse_vm_hwm(&status).context("no VmHWM in /proc/<pid>/status")
 }
 
 fn parse_vm_hwm(status: &str) -> Option<u64> {
-    status.lines().find_map(|line| line.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -810,8 +877,14 @@ fn read_message(stream: &mut impl Read, buffer: &mut Vec<u8>) -> anyhow::Result<
                 }
                 buffer.extend_from_slice(&chunk[..read]);
             };
-            let size_text = std::str::from_utf8(&buffer[position..line_end])?.split(';').next().unwrap_or_default().trim().to_owned();
-            let size = usize::from_str_radix(&size_text, 16).with_context(|| format!("bad chunk size {size_text:?}"))?;
+            let size_text = std::str::from_utf8(&buffer[position..line_end])?
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
+            let size =
+                usize::from_str_radix(&size_text, 16).with_context(|| format!("bad chunk size {size_text:?}"))?;
             // The chunk, then its CRLF (for the last chunk: optional trailers, then CRLF).
             let needed = line_end + 2 + size + 2;
             while buffer.len() < needed {
@@ -847,12 +920,26 @@ fn read_message(stream: &mut impl Read, buffer: &mut Vec<u8>) -> anyhow::Result<
 }
 
 /// One request on a fresh connection; (status, body).
-fn http_request(port: u16, method: &str, path: &str, body: Option<&[u8]>, timeout: Duration) -> anyhow::Result<(u16, Vec<u8>)> {
+fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    timeout: Duration,
+) -> anyhow::Result<(u16, Vec<u8>)> {
     http_request_with(port, method, path, &[], body, timeout)
 }
 
-fn http_request_with(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>, timeout: Duration) -> anyhow::Result<(u16, Vec<u8>)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).with_context(|| format!("connecting to 127.0.0.1:{port}"))?;
+fn http_request_with(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+    timeout: Duration,
+) -> anyhow::Result<(u16, Vec<u8>)> {
+    let mut stream =
+        TcpStream::connect(("127.0.0.1", port)).with_context(|| format!("connecting to 127.0.0.1:{port}"))?;
     stream.set_read_timeout(Some(timeout))?;
     let body = body.unwrap_or_default();
     let extra: String = headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
@@ -863,7 +950,8 @@ fn http_request_with(port: u16, method: &str, path: &str, headers: &[(&str, &str
     stream.write_all(head.as_bytes())?;
     stream.write_all(body)?;
     let mut buffer = Vec::new();
-    let (head, body) = read_message(&mut stream, &mut buffer)?.with_context(|| format!("{method} {path}: no answer"))?;
+    let (head, body) =
+        read_message(&mut stream, &mut buffer)?.with_context(|| format!("{method} {path}: no answer"))?;
     Ok((head.status(), body))
 }
 
@@ -911,7 +999,14 @@ fn splitmix(mut x: u64) -> u64 {
 /// A version-4-shaped UUID, unique per (`seed`, `n`) within a run: `n` is its last group.
 fn uuid(seed: u64, n: u64) -> String {
     let a = splitmix(seed ^ splitmix(n));
-    format!("{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}", a >> 32, (a >> 16) & 0xffff, a & 0xfff, 0x8000 | ((a >> 40) & 0x3fff), n & 0xffff_ffff_ffff)
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        0x8000 | ((a >> 40) & 0x3fff),
+        n & 0xffff_ffff_ffff
+    )
 }
 
 fn run_seed() -> u64 {
@@ -1040,7 +1135,12 @@ fn drive(port: u16, plan: &Arc<Plan>, connections: usize) -> anyhow::Result<Driv
     let parts = runtime.block_on(async {
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..connections {
-            tasks.spawn(drive_connection(port, Arc::clone(plan), Arc::clone(&next), plan.order.len() / connections + 16));
+            tasks.spawn(drive_connection(
+                port,
+                Arc::clone(plan),
+                Arc::clone(&next),
+                plan.order.len() / connections + 16,
+            ));
         }
         let mut parts = Vec::with_capacity(connections);
         while let Some(part) = tasks.join_next().await {
@@ -1055,11 +1155,21 @@ fn drive(port: u16, plan: &Arc<Plan>, connections: usize) -> anyhow::Result<Driv
         sent.extend(part);
         finished = finished.max(last);
     }
-    Ok(Driven { started, sent, wall: finished - started, generator_cpu_seconds: (cpu_after - cpu_before) as f64 / ticks })
+    Ok(Driven {
+        started,
+        sent,
+        wall: finished - started,
+        generator_cpu_seconds: (cpu_after - cpu_before) as f64 / ticks,
+    })
 }
 
 /// One connection of [`drive`]: (what it sent, when its last answer arrived).
-async fn drive_connection(port: u16, plan: Arc<Plan>, next: Arc<AtomicUsize>, expected: usize) -> anyhow::Result<(Vec<Sent>, Instant)> {
+async fn drive_connection(
+    port: u16,
+    plan: Arc<Plan>,
+    next: Arc<AtomicUsize>,
+    expected: usize,
+) -> anyhow::Result<(Vec<Sent>, Instant)> {
     use tokio::io::AsyncWriteExt;
     let connect = || async move {
         let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
@@ -1078,7 +1188,9 @@ async fn drive_connection(port: u16, plan: Arc<Plan>, next: Arc<AtomicUsize>, ex
             stream.write_all(&plan.requests[webhook]).await?;
             read_answer(&mut stream, &mut buffer).await
         };
-        let answer = tokio::time::timeout(Duration::from_secs(30), exchange).await.unwrap_or_else(|_| Err(anyhow!("no answer in 30 s")));
+        let answer = tokio::time::timeout(Duration::from_secs(30), exchange)
+            .await
+            .unwrap_or_else(|_| Err(anyhow!("no answer in 30 s")));
         last = Instant::now();
         let nanos = (last - begun).as_nanos() as u64;
         match answer {
@@ -1212,7 +1324,11 @@ fn load_run(root: &Path, work: &Path, template: &Value, run: usize) -> anyhow::R
     }
     let mut statuses: Vec<(u16, usize)> = statuses.into_iter().collect();
     statuses.sort_unstable();
-    let statuses = statuses.iter().map(|(s, n)| format!("{n} x {}", if *s == 0 { "no answer".to_owned() } else { s.to_string() })).collect::<Vec<_>>().join(", ");
+    let statuses = statuses
+        .iter()
+        .map(|(s, n)| format!("{n} x {}", if *s == 0 { "no answer".to_owned() } else { s.to_string() }))
+        .collect::<Vec<_>>()
+        .join(", ");
     println!(
         "  run {run}/{LOAD_RUNS}: {} deliveries in {:.2} s, {statuses}; waiting for the poster",
         driven.sent.len(),
@@ -1228,7 +1344,8 @@ fn load_run(root: &Path, work: &Path, template: &Value, run: usize) -> anyhow::R
     let posts = loop {
         stack.check_running()?;
         let posts = simulator_posts(port)?;
-        let posted: HashSet<&str> = posts.iter().filter(|(kind, _, _)| kind == "invoice-status").map(|(_, r, _)| r.as_str()).collect();
+        let posted: HashSet<&str> =
+            posts.iter().filter(|(kind, _, _)| kind == "invoice-status").map(|(_, r, _)| r.as_str()).collect();
         let all_posted = wanted.iter().all(|id| posted.contains(id));
         if all_posted {
             posted_at.get_or_insert_with(Instant::now);
@@ -1244,7 +1361,11 @@ fn load_run(root: &Path, work: &Path, template: &Value, run: usize) -> anyhow::R
         }
         if Instant::now() > deadline {
             let missing = wanted.iter().filter(|id| !posted.contains(*id)).count();
-            bail!("after {} s the poster had not posted {missing} acknowledged webhooks' statuses (log: {})", DRAIN_TIMEOUT.as_secs(), log.display());
+            bail!(
+                "after {} s the poster had not posted {missing} acknowledged webhooks' statuses (log: {})",
+                DRAIN_TIMEOUT.as_secs(),
+                log.display()
+            );
         }
         std::thread::sleep(Duration::from_millis(1_000));
     };
@@ -1264,7 +1385,9 @@ fn load_run(root: &Path, work: &Path, template: &Value, run: usize) -> anyhow::R
     let mut webhook_errors = 0;
     for (kind, reference, _) in &posts {
         match kind.as_str() {
-            "invoice-status" if ours.contains(reference.as_str()) => *per_invoice.entry(reference.as_str()).or_default() += 1,
+            "invoice-status" if ours.contains(reference.as_str()) => {
+                *per_invoice.entry(reference.as_str()).or_default() += 1
+            }
             "webhook-error" => webhook_errors += 1,
             _ => unexpected += 1,
         }
@@ -1317,35 +1440,97 @@ fn load(root: &Path, work: &Path, costs: &mut cost::Inputs) -> anyhow::Result<Se
         let result = load_run(root, work, &template, run)?;
         println!(
             "  run {run}/{LOAD_RUNS}: {:.0} acks/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} distinct acknowledged, {} missing, {} posted twice, all posted after {:.1} s, queue empty after {:.1} s",
-            result.acks_per_second, result.p50_ms, result.p99_ms, result.max_ms, result.acknowledged_distinct, result.missing, result.posted_twice, result.posted_seconds, result.drained_seconds
+            result.acks_per_second,
+            result.p50_ms,
+            result.p99_ms,
+            result.max_ms,
+            result.acknowledged_distinct,
+            result.missing,
+            result.posted_twice,
+            result.posted_seconds,
+            result.drained_seconds
         );
         if let Some(report) = result.usage.clone() {
-            costs.loads.push(cost::LoadUsage { report, webhooks: result.acknowledged_distinct as f64, deliveries: result.deliveries as f64 });
+            costs.loads.push(cost::LoadUsage {
+                report,
+                webhooks: result.acknowledged_distinct as f64,
+                deliveries: result.deliveries as f64,
+            });
         }
         runs.push(result);
     }
     let column = |f: fn(&LoadRun) -> f64| runs.iter().map(f).collect::<Vec<f64>>();
     section.figures.extend([
-        Figure::new("Load: acknowledgements per second", Unit::PerSecond, column(|r| r.acks_per_second), Some(Goal::AtLeast(LOAD_MIN_ACKS_PER_SECOND))),
+        Figure::new(
+            "Load: acknowledgements per second",
+            Unit::PerSecond,
+            column(|r| r.acks_per_second),
+            Some(Goal::AtLeast(LOAD_MIN_ACKS_PER_SECOND)),
+        ),
         Figure::new("Load: acknowledgement latency p50", Unit::Millis, column(|r| r.p50_ms), None),
-        Figure::new("Load: acknowledgement latency p99", Unit::Millis, column(|r| r.p99_ms), Some(Goal::AtMost(LOAD_MAX_P99_MS))),
+        Figure::new(
+            "Load: acknowledgement latency p99",
+            Unit::Millis,
+            column(|r| r.p99_ms),
+            Some(Goal::AtMost(LOAD_MAX_P99_MS)),
+        ),
         Figure::new("Load: acknowledgement latency max", Unit::Millis, column(|r| r.max_ms), None),
         Figure::new("Load: deliveries not acknowledged 202", Unit::Count, column(|r| r.not_acknowledged as f64), None),
-        Figure::new("Load: acknowledged webhooks never posted (lost)", Unit::Count, column(|r| r.missing as f64), Some(Goal::Exactly(0.0))),
-        Figure::new("Load: webhooks posted more than once", Unit::Count, column(|r| r.posted_twice as f64), Some(Goal::Exactly(0.0))),
-        Figure::new("Load: dead-lettered (log lines `dead-lettered` + `lp:webhook-error` posts)", Unit::Count, column(|r| (r.dead_lettered + r.webhook_errors) as f64), Some(Goal::Exactly(0.0))),
+        Figure::new(
+            "Load: acknowledged webhooks never posted (lost)",
+            Unit::Count,
+            column(|r| r.missing as f64),
+            Some(Goal::Exactly(0.0)),
+        ),
+        Figure::new(
+            "Load: webhooks posted more than once",
+            Unit::Count,
+            column(|r| r.posted_twice as f64),
+            Some(Goal::Exactly(0.0)),
+        ),
+        Figure::new(
+            "Load: dead-lettered (log lines `dead-lettered` + `lp:webhook-error` posts)",
+            Unit::Count,
+            column(|r| (r.dead_lettered + r.webhook_errors) as f64),
+            Some(Goal::Exactly(0.0)),
+        ),
         Figure::new(
             "Load: repeated deliveries taken for changed payloads (log lines `payload changed`)",
             Unit::Count,
             column(|r| r.flagged_changed as f64),
             Some(Goal::Exactly(0.0)),
         ),
-        Figure::new("Load: posts not for a webhook we sent", Unit::Count, column(|r| r.unexpected as f64), Some(Goal::Exactly(0.0))),
-        Figure::new("Load: every status posted, after the first delivery (polled each second)", Unit::Millis, column(|r| r.posted_seconds * 1e3), None),
-        Figure::new("Load: work queue empty, after the first delivery", Unit::Millis, column(|r| r.drained_seconds * 1e3), None),
-        Figure::new("Load: stack CPU per webhook (receiver + poster + simulators)", Unit::Millis, column(|r| r.stack_cpu_ms_per_webhook), None),
+        Figure::new(
+            "Load: posts not for a webhook we sent",
+            Unit::Count,
+            column(|r| r.unexpected as f64),
+            Some(Goal::Exactly(0.0)),
+        ),
+        Figure::new(
+            "Load: every status posted, after the first delivery (polled each second)",
+            Unit::Millis,
+            column(|r| r.posted_seconds * 1e3),
+            None,
+        ),
+        Figure::new(
+            "Load: work queue empty, after the first delivery",
+            Unit::Millis,
+            column(|r| r.drained_seconds * 1e3),
+            None,
+        ),
+        Figure::new(
+            "Load: stack CPU per webhook (receiver + poster + simulators)",
+            Unit::Millis,
+            column(|r| r.stack_cpu_ms_per_webhook),
+            None,
+        ),
         Figure::new("Load: the load generator's own CPU", Unit::Cores, column(|r| r.generator_cores), None),
-        Figure::new("Memory: local stack peak RSS during the load run", Unit::Kib, column(|r| r.stack_rss_kib as f64), None),
+        Figure::new(
+            "Memory: local stack peak RSS during the load run",
+            Unit::Kib,
+            column(|r| r.stack_rss_kib as f64),
+            None,
+        ),
     ]);
     if runs.iter().any(|r| r.dlq_depth.is_some()) {
         section.figures.push(Figure::new(
@@ -1430,17 +1615,26 @@ fn poison_check(root: &Path, work: &Path, template: &Value) -> anyhow::Result<Ve
             webhook["data"]["claims"][0][name] = value.clone();
         }
         let body = webhook.to_string();
-        let (status, _) = http_request_with(port, "POST", "/hicaps/webhooks", &[(WEBHOOK_HEADER, WEBHOOK_SECRET)], Some(body.as_bytes()), SETTLE)?;
+        let (status, _) = http_request_with(
+            port,
+            "POST",
+            "/hicaps/webhooks",
+            &[(WEBHOOK_HEADER, WEBHOOK_SECRET)],
+            Some(body.as_bytes()),
+            SETTLE,
+        )?;
         if status != 202 {
             failures.push(format!("webhook {n} answered {status}"));
         }
-        wanted.push((invoice_id, if claim.as_object().is_some_and(|c| c.is_empty()) { "approved" } else { "rejected" }));
+        wanted
+            .push((invoice_id, if claim.as_object().is_some_and(|c| c.is_empty()) { "approved" } else { "rejected" }));
     }
     let deadline = Instant::now() + SETTLE;
     for (invoice_id, state) in &wanted {
         let posted = loop {
             stack.check_running()?;
-            let (_, body) = http_request(port, "GET", &format!("/sim/hicaps/posts?invoiceId={invoice_id}"), None, SETTLE)?;
+            let (_, body) =
+                http_request(port, "GET", &format!("/sim/hicaps/posts?invoiceId={invoice_id}"), None, SETTLE)?;
             let posts: Value = serde_json::from_slice(&body).unwrap_or_default();
             if let Some(post) = posts.as_array().and_then(|posts| posts.first()) {
                 break Some(post["body"]["claimStatuses"][0]["state"].as_str().unwrap_or_default().to_owned());
@@ -1494,7 +1688,10 @@ fn cross_check(root: &Path, work: &Path, template: &Value) -> anyhow::Result<Not
         Err(oha_error) => match command_line("which", &["wrk"]) {
             Some(wrk) => {
                 let mut notes = wrk_cross_check(root, work, template, Path::new(&wrk))?;
-                notes.0.insert(0, format!("oha could not be installed ({oha_error:#}); wrk from Debian was used instead."));
+                notes.0.insert(
+                    0,
+                    format!("oha could not be installed ({oha_error:#}); wrk from Debian was used instead."),
+                );
                 Ok(notes)
             }
             None => bail!("oha could not be installed ({oha_error:#}) and wrk is not on PATH (apt-get install wrk)"),
@@ -1514,7 +1711,16 @@ fn oha_cross_check(root: &Path, work: &Path, template: &Value, oha: &Path) -> an
     drop(file);
     let url = format!("http://127.0.0.1:{port}/hicaps/webhooks");
     let output = Command::new(oha)
-        .args(["-n", &LOAD_WEBHOOKS.to_string(), "-c", &LOAD_CONNECTIONS.to_string(), "-m", "POST", "-T", "application/json"])
+        .args([
+            "-n",
+            &LOAD_WEBHOOKS.to_string(),
+            "-c",
+            &LOAD_CONNECTIONS.to_string(),
+            "-m",
+            "POST",
+            "-T",
+            "application/json",
+        ])
         .args(["-H", &format!("{WEBHOOK_HEADER}: {WEBHOOK_SECRET}"), "-Z"])
         .arg(&lines)
         .args(["--no-tui", "--output-format", "json", &url])
@@ -1561,7 +1767,12 @@ fn wrk_cross_check(root: &Path, work: &Path, template: &Value, wrk: &Path) -> an
         .context("running wrk")?;
     drop(stack);
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    let summary: Vec<&str> = text.lines().filter(|l| l.contains("Requests/sec") || l.trim_start().starts_with("50%") || l.trim_start().starts_with("99%")).collect();
+    let summary: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            l.contains("Requests/sec") || l.trim_start().starts_with("50%") || l.trim_start().starts_with("99%")
+        })
+        .collect();
     Ok(Notes(vec![format!(
         "Cross-check: `wrk -t2 -c{LOAD_CONNECTIONS} -d5s --latency -s target/bench/wrk-webhook.lua http://127.0.0.1:<port>/hicaps/webhooks` \
          (one webhook body for every request, so all but the first are repeated deliveries): {}",
@@ -1628,7 +1839,11 @@ impl Emulator {
     fn invoke(&mut self, body: Vec<u8>) -> anyhow::Result<()> {
         self.next_id += 1;
         let id = format!("00000000-0000-4000-8000-{:012x}", self.next_id);
-        self.invocations.as_ref().context("emulator stopped")?.send(Invocation { id, body }).map_err(|_| anyhow!("emulator stopped"))
+        self.invocations
+            .as_ref()
+            .context("emulator stopped")?
+            .send(Invocation { id, body })
+            .map_err(|_| anyhow!("emulator stopped"))
     }
 
     /// The next observation, within `timeout`.
@@ -1646,7 +1861,12 @@ impl Drop for Emulator {
     }
 }
 
-fn serve_runtime_connection(mut stream: TcpStream, queue: &Mutex<mpsc::Receiver<Invocation>>, report: &mpsc::Sender<Observed>, arn: &str) -> anyhow::Result<()> {
+fn serve_runtime_connection(
+    mut stream: TcpStream,
+    queue: &Mutex<mpsc::Receiver<Invocation>>,
+    report: &mpsc::Sender<Observed>,
+    arn: &str,
+) -> anyhow::Result<()> {
     stream.set_nodelay(true)?;
     let mut buffer = Vec::new();
     while let Some((head, body)) = read_message(&mut stream, &mut buffer)? {
@@ -1710,15 +1930,41 @@ struct Subject {
 }
 
 const SUBJECTS: &[Subject] = &[
-    Subject { function: "webhook-receiver", event: "webhook-receiver/invoice-submitted.json", warm_invocations: RECEIVER_WARM_INVOCATIONS, status: Some(&[202]) },
-    Subject { function: "invoice-status-poster", event: "invoice-status-poster/sqs-invoice-submitted.json", warm_invocations: OTHER_WARM_INVOCATIONS, status: None },
-    Subject { function: "icp-query-proxy", event: "icp-query-proxy/valid.json", warm_invocations: OTHER_WARM_INVOCATIONS, status: Some(&[200]) },
-    Subject { function: "eligibility-check", event: "eligibility-check/mandatory.json", warm_invocations: OTHER_WARM_INVOCATIONS, status: Some(&[200]) },
-    Subject { function: "icare-sender", event: "icare-sender/put-policy.json", warm_invocations: OTHER_WARM_INVOCATIONS, status: Some(&[200, 201]) },
+    Subject {
+        function: "webhook-receiver",
+        event: "webhook-receiver/invoice-submitted.json",
+        warm_invocations: RECEIVER_WARM_INVOCATIONS,
+        status: Some(&[202]),
+    },
+    Subject {
+        function: "invoice-status-poster",
+        event: "invoice-status-poster/sqs-invoice-submitted.json",
+        warm_invocations: OTHER_WARM_INVOCATIONS,
+        status: None,
+    },
+    Subject {
+        function: "icp-query-proxy",
+        event: "icp-query-proxy/valid.json",
+        warm_invocations: OTHER_WARM_INVOCATIONS,
+        status: Some(&[200]),
+    },
+    Subject {
+        function: "eligibility-check",
+        event: "eligibility-check/mandatory.json",
+        warm_invocations: OTHER_WARM_INVOCATIONS,
+        status: Some(&[200]),
+    },
+    Subject {
+        function: "icare-sender",
+        event: "icare-sender/put-policy.json",
+        warm_invocations: OTHER_WARM_INVOCATIONS,
+        status: Some(&[200, 201]),
+    },
 ];
 
 fn check_answer(subject: &Subject, body: &[u8]) -> Result<(), String> {
-    let answer: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON ({e}): {}", String::from_utf8_lossy(body)))?;
+    let answer: Value =
+        serde_json::from_slice(body).map_err(|e| format!("not JSON ({e}): {}", String::from_utf8_lossy(body)))?;
     match subject.status {
         Some(wanted) => match answer["statusCode"].as_u64() {
             Some(status) if wanted.contains(&status) => Ok(()),
@@ -1777,11 +2023,20 @@ impl Moto {
         let (table, work, dlq, icare) = self.runtime.block_on(async {
             let sqs = aws_sdk_sqs::Client::new(&self.config);
             for queue in old_queues.into_iter().filter(|queue| !queue.is_empty()) {
-                sqs.delete_queue().queue_url(queue).send().await.with_context(|| format!("deleting {queue} in moto"))?;
+                sqs.delete_queue()
+                    .queue_url(queue)
+                    .send()
+                    .await
+                    .with_context(|| format!("deleting {queue} in moto"))?;
             }
             if !self.table.is_empty() {
                 let dynamodb = aws_sdk_dynamodb::Client::new(&self.config);
-                dynamodb.delete_table().table_name(&self.table).send().await.with_context(|| format!("deleting {} in moto", self.table))?;
+                dynamodb
+                    .delete_table()
+                    .table_name(&self.table)
+                    .send()
+                    .await
+                    .with_context(|| format!("deleting {} in moto", self.table))?;
             }
             let name = format!("{TABLE_NAME}-{tag}");
             let table = DynamoTable::from_sdk_config(&self.config, &name);
@@ -1789,8 +2044,20 @@ impl Moto {
             for item in &self.reference {
                 table.put(item, Condition::Always).await.context("loading reference data into moto")?;
             }
-            let (work, dlq) = SqsQueue::ensure_exists(&sqs, &format!("{TABLE_NAME}-work-{tag}"), Duration::from_secs(180), MAX_RECEIVE_COUNT).await?;
-            let (icare, _) = SqsQueue::ensure_exists(&sqs, &format!("{TABLE_NAME}-icare-{tag}"), Duration::from_secs(10), MAX_RECEIVE_COUNT).await?;
+            let (work, dlq) = SqsQueue::ensure_exists(
+                &sqs,
+                &format!("{TABLE_NAME}-work-{tag}"),
+                Duration::from_secs(180),
+                MAX_RECEIVE_COUNT,
+            )
+            .await?;
+            let (icare, _) = SqsQueue::ensure_exists(
+                &sqs,
+                &format!("{TABLE_NAME}-icare-{tag}"),
+                Duration::from_secs(10),
+                MAX_RECEIVE_COUNT,
+            )
+            .await?;
             anyhow::Ok((name, work.url().to_owned(), dlq.url().to_owned(), icare.url().to_owned()))
         })?;
         (self.table, self.work_queue, self.dead_letter_queue, self.icare_queue) = (table, work, dlq, icare);
@@ -1801,7 +2068,8 @@ impl Moto {
 fn start_moto(root: &Path, venv: &Path) -> anyhow::Result<Moto> {
     let server = crate::moto::Server::start(venv)?;
     let environment = server.environment();
-    let setting = |name: &str| environment.iter().find(|(key, _)| *key == name).map(|(_, v)| v.clone()).unwrap_or_default();
+    let setting =
+        |name: &str| environment.iter().find(|(key, _)| *key == name).map(|(_, v)| v.clone()).unwrap_or_default();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let credentials = aws_sdk_sqs::config::Credentials::new(
         setting("AWS_ACCESS_KEY_ID"),
@@ -1818,7 +2086,10 @@ fn start_moto(root: &Path, venv: &Path) -> anyhow::Result<Moto> {
             .credentials_provider(credentials)
             .load(),
     );
-    let read = |file: &str| std::fs::read_to_string(root.join("local/data").join(file)).with_context(|| format!("reading local/data/{file}"));
+    let read = |file: &str| {
+        std::fs::read_to_string(root.join("local/data").join(file))
+            .with_context(|| format!("reading local/data/{file}"))
+    };
     let reference = shared::program::reference::schedule_items(&read("benefit-schedule.json")?)?
         .into_iter()
         .chain(shared::program::reference::member_items(&read("member-registry.json")?)?)
@@ -1850,7 +2121,11 @@ fn start_moto(root: &Path, venv: &Path) -> anyhow::Result<Moto> {
 ///
 /// With `tls`, the relay speaks HTTPS to the function (as every AWS endpoint does), so a cold
 /// start pays its handshake, and keeps that connection alive as AWS's endpoints do.
-fn start_keep_alive_relay(moto_port: u16, tls: Option<Arc<rustls::ServerConfig>>, wait: Arc<MotoWait>) -> anyhow::Result<u16> {
+fn start_keep_alive_relay(
+    moto_port: u16,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    wait: Arc<MotoWait>,
+) -> anyhow::Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let port = listener.local_addr()?.port();
     std::thread::spawn(move || {
@@ -1860,9 +2135,11 @@ fn start_keep_alive_relay(moto_port: u16, tls: Option<Arc<rustls::ServerConfig>>
             std::thread::spawn(move || {
                 let _ = stream.set_nodelay(true);
                 let _ = match tls {
-                    Some(config) => rustls::ServerConnection::new(config)
-                        .map_err(anyhow::Error::from)
-                        .and_then(|connection| relay_connection(&mut rustls::StreamOwned::new(connection, stream), moto_port, &wait)),
+                    Some(config) => {
+                        rustls::ServerConnection::new(config).map_err(anyhow::Error::from).and_then(|connection| {
+                            relay_connection(&mut rustls::StreamOwned::new(connection, stream), moto_port, &wait)
+                        })
+                    }
                     None => relay_connection(&mut { stream }, moto_port, &wait),
                 };
             });
@@ -1885,18 +2162,50 @@ impl TlsFront {
         use rustls::pki_types::{CertificateDer, PrivateKeyDer};
         std::fs::create_dir_all(dir)?;
         let openssl = |args: &[&str]| -> anyhow::Result<()> {
-            let output = Command::new("openssl").current_dir(dir).args(args).output().context("running openssl (Debian's openssl package)")?;
+            let output = Command::new("openssl")
+                .current_dir(dir)
+                .args(args)
+                .output()
+                .context("running openssl (Debian's openssl package)")?;
             if !output.status.success() {
                 bail!("openssl {} failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr));
             }
             Ok(())
         };
         let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-        openssl(&[&["req", "-x509"][..], &ec, &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=xtask bench CA"],
-            &["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]].concat())?;
-        openssl(&[&["req"][..], &ec, &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]].concat())?;
-        std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n")?;
-        openssl(&["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "server.ext"])?;
+        openssl(
+            &[
+                &["req", "-x509"][..],
+                &ec,
+                &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=xtask bench CA"],
+                &["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+            ]
+            .concat(),
+        )?;
+        openssl(
+            &[&["req"][..], &ec, &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]].concat(),
+        )?;
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )?;
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ])?;
         shared::install_tls_provider();
         let chain = CertificateDer::pem_file_iter(dir.join("server.pem"))?.collect::<Result<Vec<_>, _>>()?;
         let key = PrivateKeyDer::from_pem_file(dir.join("server.key"))?;
@@ -2005,7 +2314,13 @@ impl Transport {
     }
 }
 
-fn lambda_environment(function: &str, runtime_api: u16, moto: &Moto, simulator_port: u16, transport: Transport) -> Vec<(String, String)> {
+fn lambda_environment(
+    function: &str,
+    runtime_api: u16,
+    moto: &Moto,
+    simulator_port: u16,
+    transport: Transport,
+) -> Vec<(String, String)> {
     let tls = transport != Transport::Plain;
     let simulators = format!("http://127.0.0.1:{simulator_port}");
     let mut environment: Vec<(String, String)> = vec![
@@ -2110,7 +2425,11 @@ struct ColdRun {
 fn log_bytes_since(log: &Path, offset: u64) -> (u64, u64) {
     let text = std::fs::read(log).unwrap_or_default();
     let added = text.get(usize::try_from(offset).unwrap_or(usize::MAX)..).unwrap_or_default();
-    let emf = added.split_inclusive(|b| *b == b'\n').filter(|line| find(line, "\"_aws\"").is_some()).map(<[u8]>::len).sum::<usize>();
+    let emf = added
+        .split_inclusive(|b| *b == b'\n')
+        .filter(|line| find(line, "\"_aws\"").is_some())
+        .map(<[u8]>::len)
+        .sum::<usize>();
     (added.len() as u64, emf as u64)
 }
 
@@ -2141,14 +2460,18 @@ fn cold_run(
     let next_within = |emulator: &Emulator, process: &mut Process| -> anyhow::Result<Instant> {
         match emulator.observe(WAIT) {
             Some(Observed::Next(at)) => Ok(at),
-            Some(Observed::InitError { body }) => Err(fail(process, format!("init error {}", String::from_utf8_lossy(&body)))),
+            Some(Observed::InitError { body }) => {
+                Err(fail(process, format!("init error {}", String::from_utf8_lossy(&body))))
+            }
             other => Err(fail(process, format!("expected GET next, got {other:?}"))),
         }
     };
     let answer_within = |emulator: &Emulator, process: &mut Process| -> anyhow::Result<(Instant, Vec<u8>)> {
         match emulator.observe(WAIT) {
             Some(Observed::Response { at, body }) => Ok((at, body)),
-            Some(Observed::Error { body, .. }) => Err(fail(process, format!("invocation error {}", String::from_utf8_lossy(&body)))),
+            Some(Observed::Error { body, .. }) => {
+                Err(fail(process, format!("invocation error {}", String::from_utf8_lossy(&body))))
+            }
             other => Err(fail(process, format!("expected a response, got {other:?}"))),
         }
     };
@@ -2169,7 +2492,12 @@ fn cold_run(
     let perf = match std::env::var_os("XTASK_BENCH_PERF") {
         Some(dir) => {
             let data = Path::new(&dir).join(format!("{}-{pid}.data", subject.function));
-            let perf = Command::new("perf").args(["record", "-g", "-p", &pid, "-o"]).arg(data).stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
+            let perf = Command::new("perf")
+                .args(["record", "-g", "-p", &pid, "-o"])
+                .arg(data)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?;
             std::thread::sleep(Duration::from_millis(500));
             Some(perf)
         }
@@ -2219,7 +2547,10 @@ fn cold_run(
 
 /// The Powertools peer's cold runs, over TLS, with the receiver's environment and event.
 fn powertools_peer(root: &Path, moto: &mut Moto, simulator_port: u16, work: &Path) -> anyhow::Result<Vec<ColdRun>> {
-    let venv = crate::moto::ensure_venv_with(&root.join("target").join("powertools-venv"), &POWERTOOLS_PEER.split(' ').map(str::to_owned).collect::<Vec<_>>())?;
+    let venv = crate::moto::ensure_venv_with(
+        &root.join("target").join("powertools-venv"),
+        &POWERTOOLS_PEER.split(' ').map(str::to_owned).collect::<Vec<_>>(),
+    )?;
     let subject = SUBJECTS.iter().find(|s| s.function == "webhook-receiver").context("no receiver subject")?;
     let event = std::fs::read(root.join("events").join(subject.event))?;
     let warm = vec![event.clone(); subject.warm_invocations];
@@ -2233,11 +2564,21 @@ fn powertools_peer(root: &Path, moto: &mut Moto, simulator_port: u16, work: &Pat
                 .current_dir(&peer_dir)
                 .env_clear()
                 .envs(lambda_environment("webhook-receiver", port, moto, simulator_port, Transport::Tls))
-                .envs([("LAMBDA_TASK_ROOT", peer_dir.display().to_string()), ("POWERTOOLS_SERVICE_NAME", "webhook-receiver".to_owned())])
+                .envs([
+                    ("LAMBDA_TASK_ROOT", peer_dir.display().to_string()),
+                    ("POWERTOOLS_SERVICE_NAME", "webhook-receiver".to_owned()),
+                ])
                 .args(["-m", "awslambdaric", "receiver.handler"]);
             command
         };
-        let result = cold_run(subject, command, &moto.wait, &event, &warm, work.join(format!("cold-start-powertools-peer-{run}.log")))?;
+        let result = cold_run(
+            subject,
+            command,
+            &moto.wait,
+            &event,
+            &warm,
+            work.join(format!("cold-start-powertools-peer-{run}.log")),
+        )?;
         println!(
             "  Powertools peer run {run}/{COLD_STARTS}: init {:.2} ms, first invocation {:.2} ms ({:.2} ms CPU), warm CPU {:.3} ms/invocation",
             result.init_ms, result.first_invocation_only_ms, result.first_invocation_cpu_ms, result.warm_cpu_ms
@@ -2262,85 +2603,122 @@ fn cold_start(root: &Path, venv: &Path, work: &Path, costs: &mut cost::Inputs) -
     let mut missing = Vec::new();
     // XTASK_BENCH_FUNCTIONS=a,b: only these functions (while profiling one).
     let only = std::env::var("XTASK_BENCH_FUNCTIONS").ok();
-    for subject in SUBJECTS.iter().filter(|s| only.as_deref().is_none_or(|only| only.split(',').any(|f| f == s.function))) {
+    for subject in
+        SUBJECTS.iter().filter(|s| only.as_deref().is_none_or(|only| only.split(',').any(|f| f == s.function)))
+    {
         let path = root.join("events").join(subject.event);
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
         let event: Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         for transport in [Transport::Plain, Transport::TlsWithoutWarmUp, Transport::Tls] {
-        let label = transport.label();
-        let mut runs = Vec::new();
-        // Run 0 primes the page cache with the freshly linked binary and is not recorded.
-        for run in 0..=COLD_STARTS {
-            stack.check_running()?;
-            moto.fresh_state(&format!("{}-{run}", subject.function))?;
-            let round = (run as u64) << 32;
-            let (first, warm): (Vec<u8>, Vec<Vec<u8>>) = if subject.function == "invoice-status-poster" {
-                // A new invoice each run (the unrecorded run 0 keeps the file's ids).
-                let first = poster_event(&event, seed, round, simulator_port)?;
-                let warm = (1..=subject.warm_invocations as u64).map(|n| poster_event(&event, seed, round + n, simulator_port)).collect::<anyhow::Result<_>>()?;
-                (first, warm)
-            } else {
-                let body = text.clone().into_bytes();
-                (body.clone(), vec![body; subject.warm_invocations])
-            };
-            let log = work.join(format!("cold-start-{}-{transport:?}-{run}.log", subject.function));
-            let command = |port| {
-                let mut command = Command::new(release_binary(root, subject.function));
-                command.current_dir(root).env_clear().envs(lambda_environment(subject.function, port, &moto, simulator_port, transport));
-                command
-            };
-            // Warm CPU and memory are measured over TLS alone: the other two transports are there
-            // for init and the first invocation.
-            let warm: &[Vec<u8>] = if transport == Transport::Tls { &warm } else { &[] };
-            match cold_run(subject, command, &moto.wait, &first, warm, log) {
-                Ok(result) => {
-                    println!(
-                        "  {} {label} run {run}/{COLD_STARTS}: init {:.2} ms ({:.2} ms CPU), first invocation {:.2} ms ({:.2} ms CPU), warm CPU {:.3} ms/invocation ({} new connections), peak RSS {:.1} MiB",
+            let label = transport.label();
+            let mut runs = Vec::new();
+            // Run 0 primes the page cache with the freshly linked binary and is not recorded.
+            for run in 0..=COLD_STARTS {
+                stack.check_running()?;
+                moto.fresh_state(&format!("{}-{run}", subject.function))?;
+                let round = (run as u64) << 32;
+                let (first, warm): (Vec<u8>, Vec<Vec<u8>>) = if subject.function == "invoice-status-poster" {
+                    // A new invoice each run (the unrecorded run 0 keeps the file's ids).
+                    let first = poster_event(&event, seed, round, simulator_port)?;
+                    let warm = (1..=subject.warm_invocations as u64)
+                        .map(|n| poster_event(&event, seed, round + n, simulator_port))
+                        .collect::<anyhow::Result<_>>()?;
+                    (first, warm)
+                } else {
+                    let body = text.clone().into_bytes();
+                    (body.clone(), vec![body; subject.warm_invocations])
+                };
+                let log = work.join(format!("cold-start-{}-{transport:?}-{run}.log", subject.function));
+                let command = |port| {
+                    let mut command = Command::new(release_binary(root, subject.function));
+                    command.current_dir(root).env_clear().envs(lambda_environment(
                         subject.function,
-                        result.init_ms,
-                        result.init_cpu_ms,
-                        result.first_invocation_only_ms,
-                        result.first_invocation_cpu_ms,
-                        result.warm_cpu_ms,
-                        result.warm_connections,
-                        result.rss_kib as f64 / 1024.0
-                    );
-                    if run > 0 {
-                        runs.push(result);
+                        port,
+                        &moto,
+                        simulator_port,
+                        transport,
+                    ));
+                    command
+                };
+                // Warm CPU and memory are measured over TLS alone: the other two transports are there
+                // for init and the first invocation.
+                let warm: &[Vec<u8>] = if transport == Transport::Tls { &warm } else { &[] };
+                match cold_run(subject, command, &moto.wait, &first, warm, log) {
+                    Ok(result) => {
+                        println!(
+                            "  {} {label} run {run}/{COLD_STARTS}: init {:.2} ms ({:.2} ms CPU), first invocation {:.2} ms ({:.2} ms CPU), warm CPU {:.3} ms/invocation ({} new connections), peak RSS {:.1} MiB",
+                            subject.function,
+                            result.init_ms,
+                            result.init_cpu_ms,
+                            result.first_invocation_only_ms,
+                            result.first_invocation_cpu_ms,
+                            result.warm_cpu_ms,
+                            result.warm_connections,
+                            result.rss_kib as f64 / 1024.0
+                        );
+                        if run > 0 {
+                            runs.push(result);
+                        }
+                    }
+                    Err(error) => {
+                        println!("  {} {label} run {run}/{COLD_STARTS}: failed: {error:#}", subject.function);
+                        missing.push(format!("{} ({label}): {error:#}", subject.function));
+                        break;
                     }
                 }
-                Err(error) => {
-                    println!("  {} {label} run {run}/{COLD_STARTS}: failed: {error:#}", subject.function);
-                    missing.push(format!("{} ({label}): {error:#}", subject.function));
-                    break;
+            }
+            let column = |f: fn(&ColdRun) -> f64| runs.iter().map(f).collect::<Vec<f64>>();
+            let function = subject.function;
+            if transport != Transport::Tls {
+                section.figures.extend([
+                    Figure::new(
+                        format!("Cold start, {label}: {function} init (start → first next)"),
+                        Unit::Millis,
+                        column(|r| r.init_ms),
+                        None,
+                    ),
+                    Figure::new(
+                        format!("Cold start, {label}: {function} init, CPU"),
+                        Unit::Millis,
+                        column(|r| r.init_cpu_ms),
+                        None,
+                    ),
+                    Figure::new(
+                        format!("Cold start, {label}: {function} first invocation (first next → response)"),
+                        Unit::Millis,
+                        column(|r| r.first_invocation_only_ms),
+                        None,
+                    ),
+                    Figure::new(
+                        format!("Cold start, {label}: {function} first invocation, CPU"),
+                        Unit::Millis,
+                        column(|r| r.first_invocation_cpu_ms),
+                        None,
+                    ),
+                ]);
+                continue;
+            }
+            let median_of = |f: fn(&ColdRun) -> f64| spread(&column(f)).map(|s| s.median);
+            if let (Some(cpu_ms), Some(wall_ms), Some(log_bytes), Some(emf_bytes)) = (
+                median_of(|r| r.warm_cpu_ms),
+                median_of(|r| r.warm_wall_ms),
+                median_of(|r| r.warm_log_bytes),
+                median_of(|r| r.warm_emf_bytes),
+            ) {
+                let warm = Some(cost::Warm { cpu_ms, wall_ms, log_bytes, emf_bytes });
+                match function {
+                    "webhook-receiver" => costs.receiver = warm,
+                    "invoice-status-poster" => costs.poster = warm,
+                    _ => {}
                 }
             }
-        }
-        let column = |f: fn(&ColdRun) -> f64| runs.iter().map(f).collect::<Vec<f64>>();
-        let function = subject.function;
-        if transport != Transport::Tls {
+            let first_invocation_goal = if function == "invoice-status-poster" {
+                POSTER_FIRST_INVOCATION_MAX_MS
+            } else {
+                FIRST_INVOCATION_MAX_MS
+            };
+            let at_256_mb = |r: &ColdRun| r.first_invocation_cpu_ms * LAMBDA_MB_PER_VCPU / TEMPLATE_MEMORY_MB;
             section.figures.extend([
-                Figure::new(format!("Cold start, {label}: {function} init (start → first next)"), Unit::Millis, column(|r| r.init_ms), None),
-                Figure::new(format!("Cold start, {label}: {function} init, CPU"), Unit::Millis, column(|r| r.init_cpu_ms), None),
-                Figure::new(format!("Cold start, {label}: {function} first invocation (first next → response)"), Unit::Millis, column(|r| r.first_invocation_only_ms), None),
-                Figure::new(format!("Cold start, {label}: {function} first invocation, CPU"), Unit::Millis, column(|r| r.first_invocation_cpu_ms), None),
-            ]);
-            continue;
-        }
-        let median_of = |f: fn(&ColdRun) -> f64| spread(&column(f)).map(|s| s.median);
-        if let (Some(cpu_ms), Some(wall_ms), Some(log_bytes), Some(emf_bytes)) =
-            (median_of(|r| r.warm_cpu_ms), median_of(|r| r.warm_wall_ms), median_of(|r| r.warm_log_bytes), median_of(|r| r.warm_emf_bytes))
-        {
-            let warm = Some(cost::Warm { cpu_ms, wall_ms, log_bytes, emf_bytes });
-            match function {
-                "webhook-receiver" => costs.receiver = warm,
-                "invoice-status-poster" => costs.poster = warm,
-                _ => {}
-            }
-        }
-        let first_invocation_goal = if function == "invoice-status-poster" { POSTER_FIRST_INVOCATION_MAX_MS } else { FIRST_INVOCATION_MAX_MS };
-        let at_256_mb = |r: &ColdRun| r.first_invocation_cpu_ms * LAMBDA_MB_PER_VCPU / TEMPLATE_MEMORY_MB;
-        section.figures.extend([
             Figure::new(format!("Cold start over TLS: {function} init (start → first next)"), Unit::Millis, column(|r| r.init_ms), Some(Goal::AtMost(INIT_MAX_MS))),
             Figure::new(format!("Cold start over TLS: {function} init, CPU"), Unit::Millis, column(|r| r.init_cpu_ms), None),
             Figure::new(
@@ -2376,7 +2754,7 @@ fn cold_start(root: &Path, venv: &Path, work: &Path, costs: &mut cost::Inputs) -
             ),
             Figure::new(format!("Memory: {function} peak RSS (VmHWM)"), Unit::Kib, column(|r| r.rss_kib as f64), Some(Goal::AtMost(FUNCTION_RSS_MAX_MIB * 1024.0))),
         ]);
-        section.notes.push(format!("{function}: first event events/{}, then the same {} times{}.", subject.event, subject.warm_invocations, if function == "invoice-status-poster" {
+            section.notes.push(format!("{function}: first event events/{}, then the same {} times{}.", subject.event, subject.warm_invocations, if function == "invoice-status-poster" {
              " (for the poster each with its own webhook, invoice and claim ids, and every link at the HICAPS simulator, so each is a new invoice adjudicated, posted and recorded)"
         } else {
             ""
@@ -2396,11 +2774,36 @@ fn cold_start(root: &Path, venv: &Path, work: &Path, costs: &mut cost::Inputs) -
                 let ratio = median(&peer.iter().map(|r| r.warm_cpu_ms).collect::<Vec<_>>()) / median(&ours);
                 let column = |f: fn(&ColdRun) -> f64| peer.iter().map(f).collect::<Vec<f64>>();
                 section.figures.extend([
-                    Figure::new("Cold start over TLS: Powertools peer init (start → first next)", Unit::Millis, column(|r| r.init_ms), None),
-                    Figure::new("Cold start over TLS: Powertools peer first invocation (first next → response)", Unit::Millis, column(|r| r.first_invocation_only_ms), None),
-                    Figure::new("Cold start over TLS: Powertools peer first invocation, CPU", Unit::Millis, column(|r| r.first_invocation_cpu_ms), None),
-                    Figure::new(format!("CPU per warm invocation: Powertools peer ({RECEIVER_WARM_INVOCATIONS} invocations)"), Unit::Millis, column(|r| r.warm_cpu_ms), None),
-                    Figure::new("Memory: Powertools peer peak RSS (VmHWM)", Unit::Kib, column(|r| r.rss_kib as f64), None),
+                    Figure::new(
+                        "Cold start over TLS: Powertools peer init (start → first next)",
+                        Unit::Millis,
+                        column(|r| r.init_ms),
+                        None,
+                    ),
+                    Figure::new(
+                        "Cold start over TLS: Powertools peer first invocation (first next → response)",
+                        Unit::Millis,
+                        column(|r| r.first_invocation_only_ms),
+                        None,
+                    ),
+                    Figure::new(
+                        "Cold start over TLS: Powertools peer first invocation, CPU",
+                        Unit::Millis,
+                        column(|r| r.first_invocation_cpu_ms),
+                        None,
+                    ),
+                    Figure::new(
+                        format!("CPU per warm invocation: Powertools peer ({RECEIVER_WARM_INVOCATIONS} invocations)"),
+                        Unit::Millis,
+                        column(|r| r.warm_cpu_ms),
+                        None,
+                    ),
+                    Figure::new(
+                        "Memory: Powertools peer peak RSS (VmHWM)",
+                        Unit::Kib,
+                        column(|r| r.rss_kib as f64),
+                        None,
+                    ),
                     Figure::new(
                         "Receiver warm CPU: the Powertools peer's ÷ ours (medians, this run)",
                         Unit::Ratio,
@@ -2448,7 +2851,9 @@ fn cold_start(root: &Path, venv: &Path, work: &Path, costs: &mut cost::Inputs) -
 
 fn package(root: &Path, venv: &Path) -> anyhow::Result<Section> {
     let mut section = Section::new("Package size");
-    section.commands.push("cargo xtask package   # cargo lambda build --release --arm64 --output-format zip, every function".into());
+    section.commands.push(
+        "cargo xtask package   # cargo lambda build --release --arm64 --output-format zip, every function".into(),
+    );
     let reports = crate::lambda::package(root, venv)?;
     for report in &reports {
         section.figures.push(Figure::new(
@@ -2546,11 +2951,16 @@ mod tests {
             "id": "a", "type": "claiming.invoice.submitted", "data": {"invoiceId": "i", "claims": [{"claimId": "c"}]},
             "_links": {"lp:invoice-status-updated": {"href": "https://lanternpay.com/x"}}}}).to_string()}]});
         let first: Value = serde_json::from_slice(&poster_event(&event, 1, 0, 4000).expect("event")).expect("json");
-        let message: Value = serde_json::from_str(first["Records"][0]["body"].as_str().expect("body")).expect("message");
+        let message: Value =
+            serde_json::from_str(first["Records"][0]["body"].as_str().expect("body")).expect("message");
         assert_eq!(message["webhook"]["id"], "a");
-        assert_eq!(message["webhook"]["_links"]["lp:invoice-status-updated"]["href"], "http://127.0.0.1:4000/sim/hicaps/callbacks/invoice-status/i");
+        assert_eq!(
+            message["webhook"]["_links"]["lp:invoice-status-updated"]["href"],
+            "http://127.0.0.1:4000/sim/hicaps/callbacks/invoice-status/i"
+        );
         let later: Value = serde_json::from_slice(&poster_event(&event, 1, 5, 4000).expect("event")).expect("json");
-        let message: Value = serde_json::from_str(later["Records"][0]["body"].as_str().expect("body")).expect("message");
+        let message: Value =
+            serde_json::from_str(later["Records"][0]["body"].as_str().expect("body")).expect("message");
         assert_ne!(message["webhook"]["id"], "a");
         assert_ne!(message["webhook"]["data"]["claims"][0]["claimId"], "c");
     }

@@ -94,18 +94,26 @@ async fn click_send_invoice(driver: &str, stack: &str, profile: &Path, screensho
     let session_id = session["sessionId"].as_str().context("WebDriver gave no session id")?.to_owned();
     let session = format!("{driver}/session/{session_id}");
     let result = async {
-        call(&http, reqwest::Method::POST, &format!("{session}/url"), Some(json!({"url": format!("{stack}/local/")}))).await?;
-        let button = find(&http, &session, "#send-invoice-submitted").await?.context("no #send-invoice-submitted button")?;
+        call(&http, reqwest::Method::POST, &format!("{session}/url"), Some(json!({"url": format!("{stack}/local/")})))
+            .await?;
+        let button =
+            find(&http, &session, "#send-invoice-submitted").await?.context("no #send-invoice-submitted button")?;
         call(&http, reqwest::Method::POST, &format!("{session}/element/{button}/click"), Some(json!({}))).await?;
         let deadline = Instant::now() + SHOWS_WITHIN;
         while find(&http, &session, r#"#work .stage[data-stage="posted"]"#).await?.is_none() {
             if Instant::now() > deadline {
                 save_screenshot(&http, &session, screenshot).await?;
-                bail!("the timeline did not show the invoice as posted within {} s; see {}", SHOWS_WITHIN.as_secs(), screenshot.display());
+                bail!(
+                    "the timeline did not show the invoice as posted within {} s; see {}",
+                    SHOWS_WITHIN.as_secs(),
+                    screenshot.display()
+                );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        find(&http, &session, "#posts tr").await?.context("the timeline shows the post, but HICAPS's posts table is empty")?;
+        find(&http, &session, "#posts tr")
+            .await?
+            .context("the timeline shows the post, but HICAPS's posts table is empty")?;
         save_screenshot(&http, &session, screenshot).await
     }
     .await;
@@ -114,7 +122,12 @@ async fn click_send_invoice(driver: &str, stack: &str, profile: &Path, screensho
 }
 
 /// One WebDriver command; its `value`.
-async fn call(http: &reqwest::Client, method: reqwest::Method, url: &str, body: Option<Value>) -> anyhow::Result<Value> {
+async fn call(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    body: Option<Value>,
+) -> anyhow::Result<Value> {
     let mut request = http.request(method, url);
     if let Some(body) = body {
         request = request.json(&body);
@@ -130,12 +143,24 @@ async fn call(http: &reqwest::Client, method: reqwest::Method, url: &str, body: 
 
 /// The first element matching `selector`, if any.
 async fn find(http: &reqwest::Client, session: &str, selector: &str) -> anyhow::Result<Option<String>> {
-    let found = call(http, reqwest::Method::POST, &format!("{session}/elements"), Some(json!({"using": "css selector", "value": selector}))).await?;
-    Ok(found.as_array().and_then(|elements| elements.first()).and_then(|element| element[ELEMENT].as_str()).map(str::to_owned))
+    let found = call(
+        http,
+        reqwest::Method::POST,
+        &format!("{session}/elements"),
+        Some(json!({"using": "css selector", "value": selector})),
+    )
+    .await?;
+    Ok(found
+        .as_array()
+        .and_then(|elements| elements.first())
+        .and_then(|element| element[ELEMENT].as_str())
+        .map(str::to_owned))
 }
 
 async fn save_screenshot(http: &reqwest::Client, session: &str, path: &Path) -> anyhow::Result<()> {
     let encoded = call(http, reqwest::Method::GET, &format!("{session}/screenshot"), None).await?;
-    let png = base64::engine::general_purpose::STANDARD.decode(encoded.as_str().unwrap_or_default()).context("screenshot is not base64")?;
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(encoded.as_str().unwrap_or_default())
+        .context("screenshot is not base64")?;
     std::fs::write(path, png).with_context(|| format!("writing {}", path.display()))
 }

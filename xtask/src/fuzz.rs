@@ -25,7 +25,8 @@ pub fn ensure_venv(root: &Path) -> anyhow::Result<PathBuf> {
 /// differently and would compile the AWS SDK again (minutes).
 pub fn run(root: &Path, venv: &Path, build: bool) -> anyhow::Result<()> {
     if build {
-        let status = Command::new(env!("CARGO")).current_dir(root).args(["build", "-p", "local", "--bin", "local"]).status()?;
+        let status =
+            Command::new(env!("CARGO")).current_dir(root).args(["build", "-p", "local", "--bin", "local"]).status()?;
         if !status.success() {
             bail!("building the local stack failed ({status})");
         }
@@ -93,7 +94,8 @@ fn seed_pending_invoice(url: &str) -> anyhow::Result<String> {
         }
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
-            let report: serde_json::Value = http.get(format!("{url}/local/inspect/invoices/{invoice_id}")).send().await?.json().await?;
+            let report: serde_json::Value =
+                http.get(format!("{url}/local/inspect/invoices/{invoice_id}")).send().await?.json().await?;
             if report["claims"][0]["state"] == "pending" {
                 return Ok(invoice_id);
             }

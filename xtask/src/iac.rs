@@ -52,15 +52,10 @@ pub fn check(venv_python: &Path, repo_root: &Path) -> anyhow::Result<()> {
 
     let checkov = run(
         // No update check against PyPI, no download of guidelines: offline and quicker.
-        Command::new(script(&bin, "checkov")).env("CKV_SKIP_PACKAGE_UPDATE_CHECK", "true").env("BC_SKIP_MAPPING", "TRUE").args([
-            "-f",
-            TEMPLATE,
-            "--framework",
-            "cloudformation",
-            "--skip-download",
-            "--quiet",
-            "--compact",
-        ]),
+        Command::new(script(&bin, "checkov"))
+            .env("CKV_SKIP_PACKAGE_UPDATE_CHECK", "true")
+            .env("BC_SKIP_MAPPING", "TRUE")
+            .args(["-f", TEMPLATE, "--framework", "cloudformation", "--skip-download", "--quiet", "--compact"]),
         repo_root,
         "checkov",
     )?;
@@ -68,7 +63,10 @@ pub fn check(venv_python: &Path, repo_root: &Path) -> anyhow::Result<()> {
     let summary = checkov_summary(&said);
     match summary {
         Some(Summary { failed: 0, passed, .. }) if checkov.status.success() && passed > 0 => {
-            println!("iac: checkov {TEMPLATE}: {}", said.lines().find(|l| l.contains("Passed checks")).unwrap_or("").trim());
+            println!(
+                "iac: checkov {TEMPLATE}: {}",
+                said.lines().find(|l| l.contains("Passed checks")).unwrap_or("").trim()
+            );
         }
         Some(Summary { passed: 0, failed: 0, .. }) | None if checkov.status.success() => {
             bail!("iac: checkov ran no check on {TEMPLATE} (could it parse the template?):\n{said}");
@@ -85,7 +83,11 @@ pub fn check(venv_python: &Path, repo_root: &Path) -> anyhow::Result<()> {
         let checked = run(command.arg(TEMPLATE), repo_root, CHECKER)?;
         let said = text(&checked);
         if !checked.status.success() {
-            bail!("iac: {CHECKER}{} failed ({}):\n{said}", extra.map(|f| format!(" {f}")).unwrap_or_default(), checked.status);
+            bail!(
+                "iac: {CHECKER}{} failed ({}):\n{said}",
+                extra.map(|f| format!(" {f}")).unwrap_or_default(),
+                checked.status
+            );
         }
         print!("iac: {said}");
     }
@@ -99,7 +101,11 @@ fn script(bin: &Path, name: &str) -> PathBuf {
 
 fn run(command: &mut Command, root: &Path, tool: &str) -> anyhow::Result<Output> {
     command.current_dir(root).env("PYTHONDONTWRITEBYTECODE", "1").output().with_context(|| {
-        format!("iac: could not run {tool} ({:?}); is it installed in the xtask venv? ({})", command.get_program(), REQUIREMENTS.join(" "))
+        format!(
+            "iac: could not run {tool} ({:?}); is it installed in the xtask venv? ({})",
+            command.get_program(),
+            REQUIREMENTS.join(" ")
+        )
     })
 }
 
@@ -131,8 +137,11 @@ fn checkov_summary(output: &str) -> Option<Summary> {
             let rest = &line[line.find(label)? + label.len()..];
             rest.trim_start().split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
         };
-        let found =
-            Summary { passed: count("Passed checks:")?, failed: count("Failed checks:")?, skipped: count("Skipped checks:").unwrap_or(0) };
+        let found = Summary {
+            passed: count("Passed checks:")?,
+            failed: count("Failed checks:")?,
+            skipped: count("Skipped checks:").unwrap_or(0),
+        };
         let sum = total.get_or_insert(Summary { passed: 0, failed: 0, skipped: 0 });
         sum.passed += found.passed;
         sum.failed += found.failed;

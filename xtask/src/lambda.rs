@@ -81,7 +81,10 @@ fn installed_version(venv: &Path, distribution: &str) -> anyhow::Result<Option<S
     if !output.status.success() {
         return Ok(None);
     }
-    Ok(String::from_utf8_lossy(&output.stdout).lines().find_map(|line| line.strip_prefix("Version:")).map(|v| v.trim().to_owned()))
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|line| line.strip_prefix("Version:"))
+        .map(|v| v.trim().to_owned()))
 }
 
 /// Installs the pinned `cargo-lambda` and `ziglang` from PyPI into `venv` (the one
@@ -170,11 +173,15 @@ struct Architecture {
 }
 
 const ARM64: Architecture = Architecture { name: "arm64", flag: "--arm64", triple: ARM64_TARGET, elf_machine: 0xB7 };
-const X86_64: Architecture = Architecture { name: "x86_64", flag: "--x86-64", triple: X86_64_TARGET, elf_machine: 0x3E };
+const X86_64: Architecture =
+    Architecture { name: "x86_64", flag: "--x86-64", triple: X86_64_TARGET, elf_machine: 0x3E };
 
 fn arm64_std_installed() -> Option<bool> {
     let output = Command::new("rustup").args(["target", "list", "--installed"]).output().ok()?;
-    Some(output.status.success() && String::from_utf8_lossy(&output.stdout).lines().any(|line| line.trim() == ARM64_TARGET))
+    Some(
+        output.status.success()
+            && String::from_utf8_lossy(&output.stdout).lines().any(|line| line.trim() == ARM64_TARGET),
+    )
 }
 
 /// arm64 (the template's architecture) when its standard library is installed or rustup can add
@@ -233,9 +240,16 @@ pub fn package(root: &Path, venv: &Path) -> anyhow::Result<Vec<PackageReport>> {
             std::fs::remove_file(&zip).with_context(|| format!("removing the old {}", zip.display()))?;
         }
     }
-    println!("xtask: cargo lambda build --release {} --output-format zip ({})", architecture.flag, functions.join(", "));
+    println!(
+        "xtask: cargo lambda build --release {} --output-format zip ({})",
+        architecture.flag,
+        functions.join(", ")
+    );
     let mut build = cargo_lambda(venv)?;
-    build.current_dir(root).args(["build", "--release", architecture.flag, "--output-format", "zip", "--lambda-dir"]).arg(&lambda_dir);
+    build
+        .current_dir(root)
+        .args(["build", "--release", architecture.flag, "--output-format", "zip", "--lambda-dir"])
+        .arg(&lambda_dir);
     for function in &functions {
         build.args(["--package", function]);
     }
@@ -248,8 +262,9 @@ pub fn package(root: &Path, venv: &Path) -> anyhow::Result<Vec<PackageReport>> {
     let mut reports = Vec::new();
     for function in &functions {
         let zip = lambda_dir.join(function).join("bootstrap.zip");
-        let zip_bytes =
-            std::fs::metadata(&zip).with_context(|| format!("cargo-lambda build succeeded but left no {}", zip.display()))?.len();
+        let zip_bytes = std::fs::metadata(&zip)
+            .with_context(|| format!("cargo-lambda build succeeded but left no {}", zip.display()))?
+            .len();
         let binary = binaries.join(function);
         if binary.is_file() {
             let machine = elf_machine(&binary)?;
@@ -311,7 +326,11 @@ const EVENTS: &[(&str, &str, Expect)] = &[
     ("webhook-receiver", "invoice-status-decision.json", Expect::Status(202, &["decisionId"])),
     ("invoice-status-poster", "sqs-decision.json", Expect::NoBatchItemFailures),
     ("icp-query-proxy", "valid.json", Expect::Status(200, &[])),
-    ("icp-query-proxy", "invalid.json", Expect::Status(400, &["\"claimNumber\"", "\"dateOfBirth\"", "\"vendorId\"", "\"providerId\""])),
+    (
+        "icp-query-proxy",
+        "invalid.json",
+        Expect::Status(400, &["\"claimNumber\"", "\"dateOfBirth\"", "\"vendorId\"", "\"providerId\""]),
+    ),
     ("eligibility-check", "mandatory.json", Expect::Status(200, &[])),
     ("eligibility-check", "optional.json", Expect::Status(200, &[])),
     ("icare-sender", "put-policy.json", Expect::Success),
@@ -411,7 +430,10 @@ fn http_ok(port: u16, path: &str) -> bool {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    if stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes()).is_err() {
+    if stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes())
+        .is_err()
+    {
         return false;
     }
     let mut head = [0u8; 12];
@@ -427,7 +449,12 @@ fn wait_until(what: &str, process: &mut Background, timeout: Duration, ready: im
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    bail!("{what} was not ready within {} s; output in {}:\n{}", timeout.as_secs(), process.log.display(), tail(&process.log))
+    bail!(
+        "{what} was not ready within {} s; output in {}:\n{}",
+        timeout.as_secs(),
+        process.log.display(),
+        tail(&process.log)
+    )
 }
 
 /// The moto environment as a string map, and the SDK configuration it describes.
@@ -470,8 +497,9 @@ async fn create_resources(root: &Path, config: &aws_config::SdkConfig) -> anyhow
     let table = DynamoTable::from_sdk_config(config, TABLE_NAME);
     table.ensure_exists().await.context("creating the DynamoDB table in moto")?;
     let sqs = aws_sdk_sqs::Client::new(config);
-    let (work, dlq) =
-        SqsQueue::ensure_exists(&sqs, WORK_QUEUE, WORK_VISIBILITY, MAX_RECEIVE_COUNT).await.context("creating the work queue in moto")?;
+    let (work, dlq) = SqsQueue::ensure_exists(&sqs, WORK_QUEUE, WORK_VISIBILITY, MAX_RECEIVE_COUNT)
+        .await
+        .context("creating the work queue in moto")?;
     let (icare, icare_dlq) = SqsQueue::ensure_exists(&sqs, ICARE_QUEUE, ICARE_VISIBILITY, MAX_RECEIVE_COUNT)
         .await
         .context("creating the iCare retry queue in moto")?;
@@ -493,17 +521,32 @@ async fn create_resources(root: &Path, config: &aws_config::SdkConfig) -> anyhow
 fn invoke(venv: &Path, root: &Path, port: u16, function: &str, file: &Path) -> anyhow::Result<Value> {
     let output = cargo_lambda(venv)?
         .current_dir(root)
-        .args(["invoke", function, "--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string(), "--output-format", "json"])
+        .args([
+            "invoke",
+            function,
+            "--invoke-address",
+            "127.0.0.1",
+            "--invoke-port",
+            &port.to_string(),
+            "--output-format",
+            "json",
+        ])
         .arg("--data-file")
         .arg(file)
         .output()
         .context("running cargo-lambda invoke")?;
     if !output.status.success() {
-        bail!("cargo-lambda invoke {function} --data-file {} failed ({}):\n{}", file.display(), output.status, text(&output));
+        bail!(
+            "cargo-lambda invoke {function} --data-file {} failed ({}):\n{}",
+            file.display(),
+            output.status,
+            text(&output)
+        );
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
-    serde_json::from_str(stdout.trim())
-        .with_context(|| format!("cargo-lambda invoke {function} --data-file {} printed no JSON:\n{}", file.display(), text(&output)))
+    serde_json::from_str(stdout.trim()).with_context(|| {
+        format!("cargo-lambda invoke {function} --data-file {} printed no JSON:\n{}", file.display(), text(&output))
+    })
 }
 
 /// Checks one answer; returns a short description of it.
@@ -566,7 +609,10 @@ pub fn invoke_check(root: &Path, venv: &Path, moto_env: &[(&str, String)]) -> an
     }
 
     // Debug builds first, so neither the stack nor watch's first `cargo run` compiles.
-    println!("xtask: cargo build -p local {}", functions.iter().map(|f| format!("-p {f}")).collect::<Vec<_>>().join(" "));
+    println!(
+        "xtask: cargo build -p local {}",
+        functions.iter().map(|f| format!("-p {f}")).collect::<Vec<_>>().join(" ")
+    );
     let mut build = Command::new(cargo());
     build.current_dir(root).args(["build", "-p", "local"]);
     for function in &functions {
@@ -622,13 +668,16 @@ pub fn invoke_check(root: &Path, venv: &Path, moto_env: &[(&str, String)]) -> an
         .envs(environment.iter().map(|(name, value)| (*name, value.as_str())));
     println!("xtask: cargo lambda watch on 127.0.0.1:{watch_port} (log: {})", logs.join("watch.log").display());
     let mut watch = Background::spawn("cargo-lambda watch", watch_command, logs.join("watch.log"))?;
-    wait_until("cargo lambda watch", &mut watch, WATCH_START_TIMEOUT, || TcpStream::connect(("127.0.0.1", watch_port)).is_ok())?;
+    wait_until("cargo lambda watch", &mut watch, WATCH_START_TIMEOUT, || {
+        TcpStream::connect(("127.0.0.1", watch_port)).is_ok()
+    })?;
 
     let mut failures = Vec::new();
     let mut deferred = Vec::new();
     for (function, file, expect) in EVENTS {
         let relative = Path::new("events").join(function).join(file);
-        let queued_before = runtime.block_on(resources.work.depth()).context("reading the work queue's length in moto")?;
+        let queued_before =
+            runtime.block_on(resources.work.depth()).context("reading the work queue's length in moto")?;
         let deferred_before = occurrences(&watch.log, DEFERRED_FOR_TIME);
         let answer = invoke(venv, root, watch_port, function, &relative);
         watch.check_running()?;
@@ -637,7 +686,8 @@ pub fn invoke_check(root: &Path, venv: &Path, moto_env: &[(&str, String)]) -> an
             Ok(answer) => match check(&answer, *expect) {
                 Ok(said) if *function == "webhook-receiver" => {
                     // A webhook or decision the receiver accepted is on the work queue; nothing else is.
-                    let queued = runtime.block_on(resources.work.depth()).context("reading the work queue's length in moto")?;
+                    let queued =
+                        runtime.block_on(resources.work.depth()).context("reading the work queue's length in moto")?;
                     let wanted = usize::from(matches!(expect, Expect::Status(202, _)));
                     if queued == queued_before + wanted {
                         Outcome::Ok(format!("{said}; work queue {queued_before} -> {queued}"))
@@ -654,7 +704,9 @@ pub fn invoke_check(root: &Path, venv: &Path, moto_env: &[(&str, String)]) -> an
                         && retried > 0
                         && wait_for_occurrences(&watch.log, DEFERRED_FOR_TIME, deferred_before + retried)
                     {
-                        Outcome::Deferred(format!("{answer}: the poster deferred its HICAPS post (\"{DEFERRED_FOR_TIME}\")"))
+                        Outcome::Deferred(format!(
+                            "{answer}: the poster deferred its HICAPS post (\"{DEFERRED_FOR_TIME}\")"
+                        ))
                     } else {
                         Outcome::Failed(problem)
                     }
@@ -674,7 +726,8 @@ pub fn invoke_check(root: &Path, venv: &Path, moto_env: &[(&str, String)]) -> an
             }
         }
     }
-    let dead_letters = runtime.block_on(resources.dlq.depth()).context("reading the dead-letter queue's length in moto")?;
+    let dead_letters =
+        runtime.block_on(resources.dlq.depth()).context("reading the dead-letter queue's length in moto")?;
     println!("xtask: the dead-letter queue holds {dead_letters} message(s)");
     drop(watch);
     drop(stack);
@@ -763,10 +816,15 @@ mod tests {
     fn every_event_file_is_checked() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let mut on_disk = Vec::new();
-        for function in std::fs::read_dir(root.join("events")).expect("events/").flatten().filter(|e| e.path().is_dir()) {
+        for function in std::fs::read_dir(root.join("events")).expect("events/").flatten().filter(|e| e.path().is_dir())
+        {
             for file in std::fs::read_dir(function.path()).expect("dir").flatten() {
                 if file.path().extension().is_some_and(|e| e == "json") {
-                    on_disk.push(format!("{}/{}", function.file_name().to_string_lossy(), file.file_name().to_string_lossy()));
+                    on_disk.push(format!(
+                        "{}/{}",
+                        function.file_name().to_string_lossy(),
+                        file.file_name().to_string_lossy()
+                    ));
                 }
             }
         }

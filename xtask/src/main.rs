@@ -45,7 +45,9 @@ fn repo_root() -> PathBuf {
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(task) = args.first() else {
-        bail!("usage: cargo xtask <test|bench|soak|fuzz|browser|moto|package|lambda-invoke|replay-dlq|inspect|load-reference> [options]");
+        bail!(
+            "usage: cargo xtask <test|bench|soak|fuzz|browser|moto|package|lambda-invoke|replay-dlq|inspect|load-reference> [options]"
+        );
     };
     let options = &args[1..];
     match task.as_str() {
@@ -67,7 +69,9 @@ fn main() -> anyhow::Result<()> {
         "replay-dlq" => ops::replay_dlq(options),
         "inspect" => ops::inspect(options),
         "load-reference" => ops::load_reference(options),
-        other => bail!("unknown task {other:?}; tasks: test, bench, soak, fuzz, browser, moto, package, lambda-invoke, replay-dlq, inspect, load-reference"),
+        other => bail!(
+            "unknown task {other:?}; tasks: test, bench, soak, fuzz, browser, moto, package, lambda-invoke, replay-dlq, inspect, load-reference"
+        ),
     }
 }
 

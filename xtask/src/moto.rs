@@ -18,11 +18,19 @@ fn requirements() -> Vec<String> {
 
 fn python() -> anyhow::Result<String> {
     for candidate in ["python3", "python"] {
-        if Command::new(candidate).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success()) {
+        if Command::new(candidate)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+        {
             return Ok(candidate.to_owned());
         }
     }
-    bail!("Python 3 is required to run moto (the AWS wire-protocol server the tests use); install python3 with venv and pip")
+    bail!(
+        "Python 3 is required to run moto (the AWS wire-protocol server the tests use); install python3 with venv and pip"
+    )
 }
 
 /// Creates `target/xtask-venv` with the pinned requirements unless it already has them.

@@ -32,11 +32,13 @@ pub fn replay_dlq(options: &[String]) -> anyhow::Result<()> {
     };
     let now_ms = chrono_now_ms();
     let since_ms = match option(options, "--since") {
-        Some(text) => Some(parse_since(text, now_ms).with_context(|| format!("--since {text}: an RFC 3339 time or an age such as 6h"))?),
+        Some(text) => Some(
+            parse_since(text, now_ms)
+                .with_context(|| format!("--since {text}: an RFC 3339 time or an age such as 6h"))?,
+        ),
         None => None,
     };
-    let ids: Vec<String> =
-        options.windows(2).filter(|pair| pair[0] == "--id").map(|pair| pair[1].clone()).collect();
+    let ids: Vec<String> = options.windows(2).filter(|pair| pair[0] == "--id").map(|pair| pair[1].clone()).collect();
     let selection = Selection { ids, since_ms, reason: option(options, "--reason").map(str::to_owned) };
     let mode = if options.iter().any(|o| o == "--list") {
         Mode::List
@@ -126,7 +128,11 @@ pub fn inspect(options: &[String]) -> anyhow::Result<()> {
 }
 
 async fn fetch_json<T: serde::de::DeserializeOwned>(http: &reqwest::Client, url: &str) -> anyhow::Result<T> {
-    let response = http.get(url).send().await.with_context(|| format!("{url}: is the local stack running (cargo run -p local)?"))?;
+    let response = http
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("{url}: is the local stack running (cargo run -p local)?"))?;
     let status = response.status();
     if !status.is_success() {
         bail!("{url} answered {status}");
@@ -137,7 +143,13 @@ async fn fetch_json<T: serde::de::DeserializeOwned>(http: &reqwest::Client, url:
 /// `id` as one path segment.
 fn path_segment(id: &str) -> String {
     id.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { char::from(b).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -152,8 +164,10 @@ pub fn load_reference(options: &[String]) -> anyhow::Result<()> {
         bail!("usage: cargo xtask load-reference --table NAME [--schedule FILE] [--members FILE]");
     };
     let root = crate::repo_root();
-    let schedule = option(options, "--schedule").map(Into::into).unwrap_or_else(|| root.join("local/data/benefit-schedule.json"));
-    let members = option(options, "--members").map(Into::into).unwrap_or_else(|| root.join("local/data/member-registry.json"));
+    let schedule =
+        option(options, "--schedule").map(Into::into).unwrap_or_else(|| root.join("local/data/benefit-schedule.json"));
+    let members =
+        option(options, "--members").map(Into::into).unwrap_or_else(|| root.join("local/data/member-registry.json"));
     let schedule = std::fs::read_to_string(&schedule).with_context(|| format!("reading {}", schedule.display()))?;
     let members = std::fs::read_to_string(&members).with_context(|| format!("reading {}", members.display()))?;
     let items: Vec<_> = shared::program::reference::schedule_items(&schedule)?

@@ -52,7 +52,8 @@ pub fn run(root: &Path, venv: &Path, options: &[String]) -> anyhow::Result<()> {
         .and_then(|old| old.split_once(KEEP_MARKER).map(|(_, tail)| tail.to_owned()))
         .unwrap_or_default();
     let (markdown, missed) = render(&command, root, &figures);
-    std::fs::write(&path, format!("{markdown}\n{KEEP_MARKER}{kept}")).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::write(&path, format!("{markdown}\n{KEEP_MARKER}{kept}"))
+        .with_context(|| format!("writing {}", path.display()))?;
     println!("xtask soak: wrote {}", path.display());
     if !missed.is_empty() || !status.success() {
         bail!("{} target(s) missed:\n  {}", missed.len(), missed.join("\n  "));
@@ -72,9 +73,18 @@ fn render(command: &str, root: &Path, figures: &Value) -> (String, Vec<String>) 
     let crash: Vec<&Value> = figures["crash"].as_object().map(|_| vec![&figures["crash"]]).unwrap_or_default();
     let mut md = String::new();
     let _ = writeln!(md, "# Reliability\n");
-    let _ = writeln!(md, "Written by `{command}` (xtask/src/soak.rs) on {}. Re-run it to refresh every figure; the part below the marker at the end is kept.\n", machine.date);
-    let _ = writeln!(md, "- commit: `{}`{}", machine.commit, if machine.dirty { " with uncommitted changes" } else { "" });
-    let _ = writeln!(md, "- machine: {} cores, {}, {} RAM, Linux {}; {}\n", machine.cores, machine.cpu, machine.memory, machine.kernel, machine.rustc);
+    let _ = writeln!(
+        md,
+        "Written by `{command}` (xtask/src/soak.rs) on {}. Re-run it to refresh every figure; the part below the marker at the end is kept.\n",
+        machine.date
+    );
+    let _ =
+        writeln!(md, "- commit: `{}`{}", machine.commit, if machine.dirty { " with uncommitted changes" } else { "" });
+    let _ = writeln!(
+        md,
+        "- machine: {} cores, {}, {} RAM, Linux {}; {}\n",
+        machine.cores, machine.cpu, machine.memory, machine.kernel, machine.rustc
+    );
     let mut missed = Vec::new();
     let _ = writeln!(md, "## Targets\n");
     let _ = writeln!(md, "| figure | in process ({} seeds) | crash run (kill -9 on moto) | target | |", seeds.len());
@@ -97,7 +107,12 @@ fn render(command: &str, root: &Path, figures: &Value) -> (String, Vec<String>) 
         if !met {
             missed.push(format!("{figure}: {in_process} in process, {crashed} in the crash run (target 0)"));
         }
-        let _ = writeln!(md, "| {figure} | {in_process} | {} | 0 | {} |", if crash.is_empty() { "not run".into() } else { crashed.to_string() }, if met { "met" } else { "**missed**" });
+        let _ = writeln!(
+            md,
+            "| {figure} | {in_process} | {} | 0 | {} |",
+            if crash.is_empty() { "not run".into() } else { crashed.to_string() },
+            if met { "met" } else { "**missed**" }
+        );
     }
     let other = |runs: &[&Value]| -> u64 {
         let all: u64 = runs.iter().map(|run| run["violations"].as_array().map_or(0, |v| v.len() as u64)).sum();
@@ -107,25 +122,63 @@ fn render(command: &str, root: &Path, figures: &Value) -> (String, Vec<String>) 
     if in_process + crashed > 0 {
         missed.push(format!("other violations (an identical repeat without a crash, a DLQ entry never refused): {in_process} in process, {crashed} in the crash run"));
     }
-    let _ = writeln!(md, "| other violations (identical repeat without a crash; DLQ entry HICAPS never refused for work not done) | {in_process} | {} | 0 | {} |", if crash.is_empty() { "not run".into() } else { crashed.to_string() }, if in_process + crashed == 0 { "met" } else { "**missed**" });
+    let _ = writeln!(
+        md,
+        "| other violations (identical repeat without a crash; DLQ entry HICAPS never refused for work not done) | {in_process} | {} | 0 | {} |",
+        if crash.is_empty() { "not run".into() } else { crashed.to_string() },
+        if in_process + crashed == 0 { "met" } else { "**missed**" }
+    );
     let per_thousand = |runs: &[&Value]| {
         let crashes = sum(runs, "crashes");
-        if crashes == 0 { "no crashes".to_owned() } else { format!("{} ({} per 1,000 crashes)", sum(runs, "identicalRepeats"), sum(runs, "identicalRepeats") * 1000 / crashes) }
+        if crashes == 0 {
+            "no crashes".to_owned()
+        } else {
+            format!(
+                "{} ({} per 1,000 crashes)",
+                sum(runs, "identicalRepeats"),
+                sum(runs, "identicalRepeats") * 1000 / crashes
+            )
+        }
     };
-    let _ = writeln!(md, "| identical repeats | {} | {} | counted | |\n", per_thousand(&seeds), if crash.is_empty() { "not run".into() } else { per_thousand(&crash) });
+    let _ = writeln!(
+        md,
+        "| identical repeats | {} | {} | counted | |\n",
+        per_thousand(&seeds),
+        if crash.is_empty() { "not run".into() } else { per_thousand(&crash) }
+    );
 
     let _ = writeln!(md, "## Each run\n");
-    let _ = writeln!(md, "| run | webhooks (acknowledged) | duplicates delivered | redeliveries | faults injected | crashes | posts | identical repeats | DLQ before → after replay (stale) | `lp:webhook-error` | violations | seconds | fingerprint |");
+    let _ = writeln!(
+        md,
+        "| run | webhooks (acknowledged) | duplicates delivered | redeliveries | faults injected | crashes | posts | identical repeats | DLQ before → after replay (stale) | `lp:webhook-error` | violations | seconds | fingerprint |"
+    );
     let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    for (name, run) in seeds.iter().map(|run| (format!("seed {}", run["seed"]), *run)).chain(crash.iter().map(|run| ("crash run".to_owned(), *run))) {
+    for (name, run) in seeds
+        .iter()
+        .map(|run| (format!("seed {}", run["seed"]), *run))
+        .chain(crash.iter().map(|run| ("crash run".to_owned(), *run)))
+    {
         let faults: u64 = run["faults"].as_object().map_or(0, |f| f.values().filter_map(Value::as_u64).sum());
         let _ = writeln!(
             md,
             "| {name} | {} ({}) | {} | {} | {faults} | {} | {} | {} | {} → {} ({}) | {} | {} | {} | {} |",
-            run["webhooks"], run["acknowledged"], run["duplicatesDelivered"], run["redeliveries"], run["crashes"], run["posts"], run["identicalRepeats"],
-            run["deadLettersBeforeReplay"], run["deadLettersAfterReplay"], run["staleDeadLetters"].as_u64().unwrap_or(0), run["webhookErrorCalls"],
-            run["violations"].as_array().map_or(0, Vec::len), run["millis"].as_u64().unwrap_or(0) / 1000,
-            run["fingerprint"].as_str().filter(|f| !f.is_empty()).map_or("(real clock)".to_owned(), |f| format!("`{}`", &f[..f.len().min(12)])),
+            run["webhooks"],
+            run["acknowledged"],
+            run["duplicatesDelivered"],
+            run["redeliveries"],
+            run["crashes"],
+            run["posts"],
+            run["identicalRepeats"],
+            run["deadLettersBeforeReplay"],
+            run["deadLettersAfterReplay"],
+            run["staleDeadLetters"].as_u64().unwrap_or(0),
+            run["webhookErrorCalls"],
+            run["violations"].as_array().map_or(0, Vec::len),
+            run["millis"].as_u64().unwrap_or(0) / 1000,
+            run["fingerprint"]
+                .as_str()
+                .filter(|f| !f.is_empty())
+                .map_or("(real clock)".to_owned(), |f| format!("`{}`", &f[..f.len().min(12)])),
         );
     }
     let _ = writeln!(md, "\n## Faults injected, by kind\n");
@@ -142,7 +195,13 @@ fn render(command: &str, root: &Path, figures: &Value) -> (String, Vec<String>) 
     let violations: Vec<String> = seeds
         .iter()
         .chain(crash.iter())
-        .flat_map(|run| run["violations"].as_array().into_iter().flatten().map(move |v| format!("seed {}: {}", run["seed"], v.as_str().unwrap_or_default())))
+        .flat_map(|run| {
+            run["violations"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(move |v| format!("seed {}: {}", run["seed"], v.as_str().unwrap_or_default()))
+        })
         .take(50)
         .collect();
     if !violations.is_empty() {

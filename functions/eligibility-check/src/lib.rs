@@ -70,7 +70,9 @@ impl Config {
             return Err(ConfigError::new(AUDIT_TTL_VARIABLE, "must be 1 to 3650 days"));
         }
         let grants = Grants::parse(vars.get("ECF_LOCATION_GRANTS").unwrap_or_default(), |location| {
-            LocationId::parse(location).map(|id| id.as_str().to_owned()).ok_or_else(|| "is not a location id".to_owned())
+            LocationId::parse(location)
+                .map(|id| id.as_str().to_owned())
+                .ok_or_else(|| "is not a location id".to_owned())
         })
         .map_err(|reason| ConfigError::new("ECF_LOCATION_GRANTS", reason))?;
         if grants.is_empty() {
@@ -223,7 +225,10 @@ impl App {
         tracing::warn!(%check_id, caller, location = %location, "eligibility check refused: location not granted");
         shared::metrics::count("EligibilityCheck", ("Outcome", Outcome::Forbidden.as_str()));
         self.write_audit(&record).await;
-        web::api_error(StatusCode::FORBIDDEN, &ApiError::titled("This caller may not check eligibility at this location."))
+        web::api_error(
+            StatusCode::FORBIDDEN,
+            &ApiError::titled("This caller may not check eligibility at this location."),
+        )
     }
 
     /// Claiming.com.au's answer, as the caller gets it.

@@ -347,14 +347,22 @@ async fn answers_over_their_caps_are_502_not_read_whole() {
     let server = MockServer::start().await;
     let clock = SteppingClock::new(Utc::now());
     mount_tokens(&server, Utc::now() + TimeDelta::hours(24), 1).await;
-    eligibility().respond_with(ResponseTemplate::new(200).set_body_raw(vec![b' '; 1024 * 1024 + 1], "application/json")).mount(&server).await;
+    eligibility()
+        .respond_with(ResponseTemplate::new(200).set_body_raw(vec![b' '; 1024 * 1024 + 1], "application/json"))
+        .mount(&server)
+        .await;
     let (big_answer, _) = app(&server.uri(), clock.clone()).await;
     assert_eq!(big_answer.handle(check_request(&mandatory(support::today(clock.as_ref())))).await.status(), 502);
 
     let server = MockServer::start().await;
-    let mut token = json!({"access_token": "tok-1", "expiry": Utc::now() + TimeDelta::hours(24)}).to_string().into_bytes();
+    let mut token =
+        json!({"access_token": "tok-1", "expiry": Utc::now() + TimeDelta::hours(24)}).to_string().into_bytes();
     token.extend(std::iter::repeat_n(b' ', 16 * 1024));
-    Mock::given(method("POST")).and(path("/v2/oauth/token")).respond_with(ResponseTemplate::new(200).set_body_raw(token, "application/json")).mount(&server).await;
+    Mock::given(method("POST"))
+        .and(path("/v2/oauth/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(token, "application/json"))
+        .mount(&server)
+        .await;
     eligibility().respond_with(answer("ecf-mandatory-response.json")).expect(0).mount(&server).await;
     let (big_token, _) = app(&server.uri(), clock.clone()).await;
     assert_eq!(big_token.handle(check_request(&mandatory(support::today(clock.as_ref())))).await.status(), 502);
@@ -445,7 +453,8 @@ async fn a_rotated_client_secret_is_read_again_when_the_token_endpoint_refuses_i
         let server = MockServer::start().await;
         let clock = SteppingClock::new(Utc::now());
         let today = support::today(clock.as_ref());
-        let rotated = json!({"client_id": CLIENT_ID, "client_secret": "rotated-secret", "grant_type": "client_credentials"});
+        let rotated =
+            json!({"client_id": CLIENT_ID, "client_secret": "rotated-secret", "grant_type": "client_credentials"});
         Mock::given(method("POST"))
             .and(path("/v2/oauth/token"))
             .and(body_json(rotated))
@@ -479,16 +488,28 @@ async fn a_rotated_client_secret_is_read_again_when_the_token_endpoint_refuses_i
         assert_eq!(response.status(), 502, "{refusal}: the old secret is refused");
         let title = json_body(response).await["title"].as_str().unwrap_or_default().to_owned();
         assert!(title.contains(&format!("refused the client credentials (HTTP {refusal})")), "{title}");
-        assert_eq!(app.handle(check_request(&mandatory(today))).await.status(), 200, "{refusal}: the re-read secret works");
+        assert_eq!(
+            app.handle(check_request(&mandatory(today))).await.status(),
+            200,
+            "{refusal}: the re-read secret works"
+        );
         let secrets: Vec<Value> = server
             .received_requests()
             .await
             .unwrap_or_default()
             .iter()
             .filter(|r| r.url.path() == "/v2/oauth/token")
-            .map(|r| serde_json::from_slice::<Value>(&r.body).map(|body| body["client_secret"].clone()).unwrap_or(Value::Null))
+            .map(|r| {
+                serde_json::from_slice::<Value>(&r.body)
+                    .map(|body| body["client_secret"].clone())
+                    .unwrap_or(Value::Null)
+            })
             .collect();
-        assert_eq!(secrets, [json!(CLIENT_SECRET), json!("rotated-secret")], "{refusal}: one refusal, then the secret read again");
+        assert_eq!(
+            secrets,
+            [json!(CLIENT_SECRET), json!("rotated-secret")],
+            "{refusal}: one refusal, then the secret read again"
+        );
         server.verify().await;
     }
 }
@@ -590,7 +611,8 @@ async fn empty_location_grants_refuse_every_caller() {
     for (caller, location) in [(CALLER, LOCATION), (OTHER_CALLER, "99")] {
         let response = app.handle(request(Some(caller), Some(location), &body.to_string())).await;
         assert_eq!(response.status(), 403, "{caller} at {location}");
-        let check_id = response.headers()[eligibility_check::CHECK_ID_HEADER].to_str().expect("id").parse().expect("uuid");
+        let check_id =
+            response.headers()[eligibility_check::CHECK_ID_HEADER].to_str().expect("id").parse().expect("uuid");
         let audit = table.get(&eligibility_check::audit::check_key(check_id)).await.expect("get").expect("audited");
         assert_eq!((audit.str_attr("outcome"), audit.str_attr("caller")), (Some("forbidden"), Some(caller)));
     }

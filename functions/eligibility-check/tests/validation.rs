@@ -211,15 +211,12 @@ fn discharge_is_not_before_admission() {
 fn amounts_are_strings_with_at_most_two_decimals() {
     for pointer in ["/items/0/chargeAmount", "/items/0/serviceRate"] {
         let name = name_of(pointer);
-        for bad in [
-            json!("144.400"),
-            json!("-1.00"),
-            json!("1,000.00"),
-            json!(144.40),
-            json!(1000),
-        ] {
+        for bad in [json!("144.400"), json!("-1.00"), json!("1,000.00"), json!(144.40), json!(1000)] {
             let reason = reason_for(&set(mandatory(today()), pointer, bad.clone()), &name);
-            assert!(reason.starts_with("Must be an amount in dollars with at most 2 decimals"), "{name} = {bad}: {reason}");
+            assert!(
+                reason.starts_with("Must be an amount in dollars with at most 2 decimals"),
+                "{name} = {bad}: {reason}"
+            );
         }
         for good in ["0.00", "144", "144.4"] {
             assert!(check(&set(mandatory(today()), pointer, json!(good))).is_ok(), "{good}");

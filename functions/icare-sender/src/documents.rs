@@ -76,7 +76,13 @@ struct View<'a> {
 fn location(claim_number: &str, id: &str) -> String {
     let claim: String = claim_number
         .bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect();
     format!("/icare/claims/{claim}/documents/{id}")
 }
@@ -126,9 +132,15 @@ fn no_such_claim() -> Rejection {
     )
 }
 
-pub(crate) async fn post(app: &App, caller: &str, claim_number: &str, request: &Request) -> Result<HttpResponse, Rejection> {
+pub(crate) async fn post(
+    app: &App,
+    caller: &str,
+    claim_number: &str,
+    request: &Request,
+) -> Result<HttpResponse, Rejection> {
     let limit = app.config.max_document_bytes;
-    let too_large = || Rejection::TooLarge(format!("The document must be at most {limit} bytes (before base64 encoding)."));
+    let too_large =
+        || Rejection::TooLarge(format!("The document must be at most {limit} bytes (before base64 encoding)."));
     // Base64 is 4/3 of the content; allow 64 KiB for the other fields before parsing anything.
     if web::body_bytes(request.body()).len() > limit.div_ceil(3) * 4 + 64 * 1024 {
         return Err(too_large());
@@ -168,7 +180,10 @@ pub(crate) async fn post(app: &App, caller: &str, claim_number: &str, request: &
                 "contentSha256": upload.content_sha256,
             }));
             let idempotency = records::idempotency_key(caller, RetryKind::Document, &key);
-            match records::bind_key(table, &idempotency, &hash, &new_id, app.expires_at()).await.map_err(Rejection::store)? {
+            match records::bind_key(table, &idempotency, &hash, &new_id, app.expires_at())
+                .await
+                .map_err(Rejection::store)?
+            {
                 KeyClaim::Mismatch => return Err(Rejection::KeyReused),
                 KeyClaim::New => new_id,
                 KeyClaim::Replay(id) => {

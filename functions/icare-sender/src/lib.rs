@@ -32,12 +32,12 @@ use http::{HeaderValue, StatusCode, header::LOCATION};
 use lambda_http::{Request, RequestExt};
 use records::{RetryKind, RetryMessage};
 use secrecy::SecretString;
-use shared::secrets::Rotating;
 use shared::api_error::{ApiError, Problems};
 use shared::config::{ConfigError, Vars};
 use shared::http_client::SharedHttp;
 use shared::icare::IcareClient;
 use shared::queue::{MessageSender, MessageVisibility};
+use shared::secrets::Rotating;
 use shared::store::SharedTable;
 use shared::time::Clock;
 use shared::web::{self, HttpResponse};
@@ -86,7 +86,8 @@ impl Config {
             return Err(ConfigError::new("ICARE_BASE_URL", "must be an http(s) URL"));
         }
         let api_key = vars.required_rotating_secret("ICARE_API_KEY", shared::secrets::as_is).await?;
-        let timeout = in_range("ICARE_TIMEOUT_SECONDS", vars.parse_or("ICARE_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS)?, 1, 25)?;
+        let timeout =
+            in_range("ICARE_TIMEOUT_SECONDS", vars.parse_or("ICARE_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS)?, 1, 25)?;
         let retry_timeout = in_range(
             "ICARE_RETRY_TIMEOUT_SECONDS",
             vars.parse_or("ICARE_RETRY_TIMEOUT_SECONDS", DEFAULT_RETRY_TIMEOUT_SECONDS)?,
@@ -177,7 +178,10 @@ impl Rejection {
                     title: "This Idempotency-Key was already used with a different request body. Use a new key for a \
                             different request."
                         .to_owned(),
-                    invalid_params: vec![shared::InvalidParam::new("Idempotency-Key", "was used with a different body")],
+                    invalid_params: vec![shared::InvalidParam::new(
+                        "Idempotency-Key",
+                        "was used with a different body",
+                    )],
                 },
             ),
             Rejection::Unavailable(title) => (StatusCode::SERVICE_UNAVAILABLE, ApiError::titled(title)),
@@ -188,7 +192,8 @@ impl Rejection {
     fn store(error: shared::store::StoreError) -> Self {
         tracing::error!(%error, "store failed");
         Rejection::Unavailable(
-            "The request could not be recorded; send the same request again (with the same Idempotency-Key).".to_owned(),
+            "The request could not be recorded; send the same request again (with the same Idempotency-Key)."
+                .to_owned(),
         )
     }
 }
@@ -221,7 +226,9 @@ pub(crate) fn idempotency_key(request: &Request, problems: &mut Problems, requir
         return None;
     };
     match value.to_str().map(str::trim) {
-        Ok(key) if !key.is_empty() && key.len() <= 255 && key.bytes().all(|b| b.is_ascii_graphic()) => Some(key.to_owned()),
+        Ok(key) if !key.is_empty() && key.len() <= 255 && key.bytes().all(|b| b.is_ascii_graphic()) => {
+            Some(key.to_owned())
+        }
         _ => {
             problems.push(NAME, "must be 1 to 255 visible ASCII characters");
             None
@@ -269,13 +276,7 @@ fn route(request: &Request) -> Route {
 }
 
 impl App {
-    pub fn new(
-        config: Config,
-        table: SharedTable,
-        http: SharedHttp,
-        clock: Arc<dyn Clock>,
-        queues: Queues,
-    ) -> Self {
+    pub fn new(config: Config, table: SharedTable, http: SharedHttp, clock: Arc<dyn Clock>, queues: Queues) -> Self {
         let client = IcareClient::new(http, config.base_url.clone(), config.api_key.clone());
         Self { config, table, client, clock, queues }
     }

@@ -43,10 +43,13 @@ async fn main() -> Result<(), Error> {
     let (table, http) = (init.table()?, Arc::new(ReqwestClient::new()?));
     // Requests read and write the table, and notifications and documents go to iCare: open both
     // connections now.
-    shared::lambda::warm_up(&init.vars, vec![
-        shared::lambda::warm_table(table.clone(), icare_sender::TABLE_KEY_PREFIXES[0]),
-        shared::lambda::warm_upstream("icare", http.clone(), init.vars.required("ICARE_BASE_URL")?.to_owned()),
-    ])
+    shared::lambda::warm_up(
+        &init.vars,
+        vec![
+            shared::lambda::warm_table(table.clone(), icare_sender::TABLE_KEY_PREFIXES[0]),
+            shared::lambda::warm_upstream("icare", http.clone(), init.vars.required("ICARE_BASE_URL")?.to_owned()),
+        ],
+    )
     .await;
     let app = Arc::new(App::new(config, table, http, Arc::new(SystemClock), queues));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
@@ -96,7 +99,8 @@ mod tests {
                 "authorizer": {"jwt": {"claims": {"client_id": "c1"}, "scopes": null}}},
             "isBase64Encoded": false
         });
-        let answer = dispatch(&app, LambdaEvent::new(http_event, lambda_runtime::Context::default())).await.expect("answer");
+        let answer =
+            dispatch(&app, LambdaEvent::new(http_event, lambda_runtime::Context::default())).await.expect("answer");
         assert_eq!(answer["statusCode"], 404);
         assert_eq!(answer["headers"]["content-type"], "application/json");
         assert!(answer["body"].as_str().is_some_and(|body| body.contains("p1")));
@@ -104,7 +108,8 @@ mod tests {
         let sqs_event = serde_json::json!({"Records": [{"messageId": "m1", "eventSource": "aws:sqs",
             "body": "{\"kind\":\"notification\",\"id\":\"00000000-0000-4000-8000-000000000000\"}",
             "attributes": {"ApproximateReceiveCount": "1"}}]});
-        let answer = dispatch(&app, LambdaEvent::new(sqs_event, lambda_runtime::Context::default())).await.expect("answer");
+        let answer =
+            dispatch(&app, LambdaEvent::new(sqs_event, lambda_runtime::Context::default())).await.expect("answer");
         assert_eq!(answer, serde_json::json!({"batchItemFailures": []}));
     }
 }

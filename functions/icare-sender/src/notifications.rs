@@ -210,7 +210,12 @@ async fn enqueue(app: &App, id: &str, stored: &mut Stored<NotificationRecord>) -
 }
 
 /// One attempt at iCare for a record whose lease this caller holds; settles the record.
-async fn deliver(app: &App, id: &str, stored: &mut Stored<NotificationRecord>, timeout: Duration) -> Result<(), StoreError> {
+async fn deliver(
+    app: &App,
+    id: &str,
+    stored: &mut Stored<NotificationRecord>,
+    timeout: Duration,
+) -> Result<(), StoreError> {
     let table = app.table.as_ref();
     let key = notification_key(id);
     let Some(request) = stored.value.request.clone() else {
@@ -246,7 +251,9 @@ async fn deliver(app: &App, id: &str, stored: &mut Stored<NotificationRecord>, t
         Err(IcareError::Rejected { status, invalid_params }) => {
             let failure = ApiError {
                 kind: Some(ICARE_REJECTED_TYPE.to_owned()),
-                title: format!("iCare refused the notification (status {status}); correct it and send it with a new Idempotency-Key."),
+                title: format!(
+                    "iCare refused the notification (status {status}); correct it and send it with a new Idempotency-Key."
+                ),
                 invalid_params,
             };
             records::modify(table, &key, stored, |r| {

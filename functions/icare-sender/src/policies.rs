@@ -14,11 +14,17 @@ pub(crate) async fn load(app: &App, caller: &str, policy_id: &str) -> Result<Opt
     if validate_policy_id(policy_id).is_some() {
         return Ok(None);
     }
-    let stored = records::load::<Policy>(app.table.as_ref(), &policy_key(caller, policy_id)).await.map_err(Rejection::store)?;
+    let stored =
+        records::load::<Policy>(app.table.as_ref(), &policy_key(caller, policy_id)).await.map_err(Rejection::store)?;
     Ok(stored.map(|stored| stored.value))
 }
 
-pub(crate) async fn put(app: &App, caller: &str, policy_id: &str, request: &Request) -> Result<HttpResponse, Rejection> {
+pub(crate) async fn put(
+    app: &App,
+    caller: &str,
+    policy_id: &str,
+    request: &Request,
+) -> Result<HttpResponse, Rejection> {
     if web::body_bytes(request.body()).len() > MAX_SMALL_BODY_BYTES {
         return Err(Rejection::TooLarge(format!("A policy must be at most {MAX_SMALL_BODY_BYTES} bytes.")));
     }

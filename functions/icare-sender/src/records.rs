@@ -199,7 +199,12 @@ pub(crate) async fn load<T: DeserializeOwned>(table: &dyn Table, key: &Key) -> R
     table.get(key).await?.map(read).transpose()
 }
 
-pub(crate) async fn put<T: Serialize>(table: &dyn Table, key: &Key, value: &T, expires_at: i64) -> Result<(), StoreError> {
+pub(crate) async fn put<T: Serialize>(
+    table: &dyn Table,
+    key: &Key,
+    value: &T,
+    expires_at: i64,
+) -> Result<(), StoreError> {
     table.put(&item(key, value, Some(expires_at))?, Condition::Always).await.map(drop)
 }
 
@@ -314,7 +319,9 @@ pub(crate) async fn bind_key(
     let record = KeyRecord { body_hash: body_hash.to_owned(), resource_id: resource_id.to_owned() };
     match create(table, key, record, expires_at).await? {
         Created::New(_) => Ok(KeyClaim::New),
-        Created::Existing(existing) if existing.value.body_hash == body_hash => Ok(KeyClaim::Replay(existing.value.resource_id)),
+        Created::Existing(existing) if existing.value.body_hash == body_hash => {
+            Ok(KeyClaim::Replay(existing.value.resource_id))
+        }
         Created::Existing(_) => Ok(KeyClaim::Mismatch),
     }
 }

@@ -45,7 +45,10 @@ mod tests {
                 attempt += 1;
             }
             assert_eq!(elapsed, DEFAULT_HORIZON, "seed {seed}: stops only at the horizon");
-            assert_eq!(next_delay(attempt, elapsed + Duration::from_secs(1), DEFAULT_FIRST_STEP, DEFAULT_HORIZON), None);
+            assert_eq!(
+                next_delay(attempt, elapsed + Duration::from_secs(1), DEFAULT_FIRST_STEP, DEFAULT_HORIZON),
+                None
+            );
             // The queue's redrive (maxReceiveCount 50 in the template) must not come first.
             assert!(waits.len() < 50, "seed {seed}: {} attempts", waits.len());
             assert!(waits.len() >= 16, "seed {seed}: only {} attempts in 48 hours", waits.len());

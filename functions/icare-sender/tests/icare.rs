@@ -77,7 +77,10 @@ async fn turning_the_integration_on_needs_nsw_scheme_icare_and_an_icare_policy_n
     assert_eq!(error["title"], "Your request parameters didn't validate.");
     // The iCare policy number may differ from the insurer's.
     let (status, saved) = put_policy(&h.app, "nsw-1", &policy(true)).await;
-    assert_eq!((status, saved["policyNumber"].as_str(), saved["icarePolicyNumber"].as_str()), (201, Some("WC-100"), Some("IC-777")));
+    assert_eq!(
+        (status, saved["policyNumber"].as_str(), saved["icarePolicyNumber"].as_str()),
+        (201, Some("WC-100"), Some("IC-777"))
+    );
     let (status, _) = put_policy(&h.app, "nsw-1", &json!("not an object")).await;
     assert_eq!(status, 400);
 }
@@ -106,7 +109,10 @@ async fn a_notification_gets_its_claim_number_in_real_time() {
     assert_eq!(wire["injury"]["incapacity"], "partial");
 
     let (status, body) = get_notification(&h.app, &id).await;
-    assert_eq!((status, body["status"].as_str(), body["claimNumber"].as_str()), (200, Some("claimNumberReceived"), Some("ICN0000042")));
+    assert_eq!(
+        (status, body["status"].as_str(), body["claimNumber"].as_str()),
+        (200, Some("claimNumberReceived"), Some("ICN0000042"))
+    );
     assert!(h.queue.is_empty());
 }
 
@@ -231,7 +237,9 @@ async fn a_slow_icare_answers_202_queued_within_the_timeout() {
     with_policy(&h).await;
     Mock::given(method("POST"))
         .and(path("/notifications"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"claimNumber": "ICN9"})).set_delay(Duration::from_secs(3)))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_json(json!({"claimNumber": "ICN9"})).set_delay(Duration::from_secs(3)),
+        )
         .mount(&h.server)
         .await;
     let started = std::time::Instant::now();
@@ -308,7 +316,12 @@ async fn a_rotated_api_key_is_read_again_when_icare_refuses_it() {
             .expect(1)
             .mount(&h.server)
             .await;
-        Mock::given(method("POST")).and(path("/notifications")).respond_with(ResponseTemplate::new(refusal)).expect(1).mount(&h.server).await;
+        Mock::given(method("POST"))
+            .and(path("/notifications"))
+            .respond_with(ResponseTemplate::new(refusal))
+            .expect(1)
+            .mount(&h.server)
+            .await;
         // The operator rotates the key in Secrets Manager; the function still holds the old one.
         *source.0.lock().expect("lock") = "rotated-key".into();
         let (status, body) = post_notification(&h.app, Some("rotated"), &notification()).await;
@@ -316,7 +329,11 @@ async fn a_rotated_api_key_is_read_again_when_icare_refuses_it() {
         let id = body["notificationId"].as_str().expect("id").to_owned();
         assert!(drain_once(&h).await.expect("a retry message").batch_item_failures.is_empty(), "{refusal}");
         let (_, body) = get_notification(&h.app, &id).await;
-        assert_eq!((body["status"].as_str(), body["claimNumber"].as_str()), (Some("claimNumberReceived"), Some("ICN-ROTATED")), "{refusal}");
+        assert_eq!(
+            (body["status"].as_str(), body["claimNumber"].as_str()),
+            (Some("claimNumberReceived"), Some("ICN-ROTATED")),
+            "{refusal}"
+        );
         let keys: Vec<String> = received(&h.server, "/notifications")
             .await
             .iter()
@@ -332,7 +349,8 @@ async fn a_rotated_api_key_is_read_again_when_icare_refuses_it() {
 async fn a_field_icare_rejects_is_named_and_not_retried() {
     let h = harness(&[]).await;
     with_policy(&h).await;
-    icare_answers(&h, 422, json!({"errors": [{"field": "worker.phone", "message": "is not a valid phone number"}]})).await;
+    icare_answers(&h, 422, json!({"errors": [{"field": "worker.phone", "message": "is not a valid phone number"}]}))
+        .await;
     let (status, error) = post_notification(&h.app, Some("k"), &notification()).await;
     assert_eq!(status, 422);
     assert_eq!(names(&error), ["worker.phone"]);
@@ -401,7 +419,10 @@ async fn a_document_is_sent_with_its_id_as_idempotency_key() {
     claim(&h, "ICN5").await;
     Mock::given(method("POST"))
         .and(path("/claims/ICN5/documents"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"documentId": "ICD1", "receivedAt": "2025-01-01T00:00:00Z"})))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(json!({"documentId": "ICD1", "receivedAt": "2025-01-01T00:00:00Z"})),
+        )
         .mount(&h.server)
         .await;
     let content = pdf_base64(500);
@@ -414,7 +435,10 @@ async fn a_document_is_sent_with_its_id_as_idempotency_key() {
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].headers.get("idempotency-key").and_then(|v| v.to_str().ok()), Some(id.as_str()));
     let wire: Value = serde_json::from_slice(&calls[0].body).expect("json");
-    assert_eq!((wire["documentType"].as_str(), wire["content"].as_str()), (Some("medicalCertificate"), Some(content.as_str())));
+    assert_eq!(
+        (wire["documentType"].as_str(), wire["content"].as_str()),
+        (Some("medicalCertificate"), Some(content.as_str()))
+    );
     // Same key and body: same document, no second upload; different body: 422.
     let (status, again) = post_document(&h.app, "ICN5", Some("doc-key"), &document(content)).await;
     assert_eq!((status, again["documentId"].as_str()), (201, Some(id.as_str())));
@@ -422,7 +446,8 @@ async fn a_document_is_sent_with_its_id_as_idempotency_key() {
     assert_eq!(received(&h.server, "/claims/ICN5/documents").await.len(), 1);
     let path = format!("/icare/claims/ICN5/documents/{id}");
     let (status, view) =
-        call(&h.app, request("GET", &path, &[("claimNumber", "ICN5"), ("documentId", &id)], Some(CALLER), &[], None)).await;
+        call(&h.app, request("GET", &path, &[("claimNumber", "ICN5"), ("documentId", &id)], Some(CALLER), &[], None))
+            .await;
     assert_eq!((status, view["status"].as_str()), (200, Some("sent")));
 }
 
@@ -447,7 +472,9 @@ async fn a_document_is_queued_while_icare_is_down_and_sent_by_the_retry() {
     let id = body["documentId"].as_str().expect("id").to_owned();
     assert!(drain_once(&h).await.expect("retry").batch_item_failures.is_empty());
     let path = format!("/icare/claims/ICN6/documents/{id}");
-    let (_, view) = call(&h.app, request("GET", &path, &[("claimNumber", "ICN6"), ("documentId", &id)], Some(CALLER), &[], None)).await;
+    let (_, view) =
+        call(&h.app, request("GET", &path, &[("claimNumber", "ICN6"), ("documentId", &id)], Some(CALLER), &[], None))
+            .await;
     assert_eq!((view["status"].as_str(), view["icareDocumentId"].as_str()), (Some("sent"), Some("ICD9")));
     let calls = received(&h.server, "/claims/ICN6/documents").await;
     assert_eq!(calls.len(), 2);
@@ -460,12 +487,17 @@ async fn a_document_is_queued_while_icare_is_down_and_sent_by_the_retry() {
 #[tokio::test]
 async fn configuration_errors_name_the_variable() {
     use shared::config::Vars;
-    let error = icare_sender::Config::from_vars(&Vars::default().with("ICARE_API_KEY", "k")).await.err().expect("error");
+    let error =
+        icare_sender::Config::from_vars(&Vars::default().with("ICARE_API_KEY", "k")).await.err().expect("error");
     assert_eq!(error.variable, "ICARE_BASE_URL");
     let vars = Vars::default().with("ICARE_BASE_URL", "https://icare.example").with("ICARE_API_KEY", "k");
-    let error = icare_sender::Config::from_vars(&vars.clone().with("ICARE_MAX_DOCUMENT_BYTES", "6000000")).await.err().expect("error");
+    let error = icare_sender::Config::from_vars(&vars.clone().with("ICARE_MAX_DOCUMENT_BYTES", "6000000"))
+        .await
+        .err()
+        .expect("error");
     assert_eq!(error.variable, "ICARE_MAX_DOCUMENT_BYTES");
-    let error = icare_sender::Config::from_vars(&vars.clone().with("ICARE_TIMEOUT_SECONDS", "30")).await.err().expect("error");
+    let error =
+        icare_sender::Config::from_vars(&vars.clone().with("ICARE_TIMEOUT_SECONDS", "30")).await.err().expect("error");
     assert_eq!(error.variable, "ICARE_TIMEOUT_SECONDS");
     let config = icare_sender::Config::from_vars(&vars).await.expect("defaults");
     assert_eq!(config.timeout, Duration::from_secs(icare_sender::DEFAULT_TIMEOUT_SECONDS));

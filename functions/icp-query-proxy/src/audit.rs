@@ -15,9 +15,9 @@
 //! The date of birth is never stored, hashed or not.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{Map, Value, json};
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value, json};
 use sha2::Sha256;
 use shared::store::{Item, Key};
 use uuid::Uuid;

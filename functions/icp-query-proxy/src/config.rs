@@ -14,8 +14,8 @@
 use secrecy::SecretString;
 use shared::acc::VendorId;
 use shared::caller::Grants;
-use shared::secrets::Rotating;
 use shared::config::{ConfigError, Vars};
+use shared::secrets::Rotating;
 use std::time::Duration;
 use url::Url;
 

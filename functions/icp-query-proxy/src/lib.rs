@@ -111,7 +111,8 @@ impl App {
             provider_id: provider_id.as_deref(),
         };
         let key = &self.config.audit_hmac_key;
-        record.claim_number_hmac = claim_number.filter(|c| !c.trim().is_empty()).map(|c| audit::hash_claim_number(key, c));
+        record.claim_number_hmac =
+            claim_number.filter(|c| !c.trim().is_empty()).map(|c| audit::hash_claim_number(key, c));
         record.vendor_id = raw.vendor_id.and_then(|v| VendorId::parse(v).ok()).map(|v| v.as_str().to_owned());
         record.provider_id = raw.provider_id.and_then(|p| ProviderId::parse(p).ok()).map(|p| p.as_str().to_owned());
 
@@ -151,7 +152,9 @@ impl App {
     /// counter limits guessing, it must not stop honest queries when the table hiccups).
     async fn dob_mismatches(&self, counter: &Key) -> u32 {
         match self.table.get(counter).await {
-            Ok(item) => item.and_then(|item| item.attrs.get("count")?.as_u64()).and_then(|n| u32::try_from(n).ok()).unwrap_or(0),
+            Ok(item) => {
+                item.and_then(|item| item.attrs.get("count")?.as_u64()).and_then(|n| u32::try_from(n).ok()).unwrap_or(0)
+            }
             Err(error) => {
                 tracing::warn!(%error, "could not read the date-of-birth mismatch counter");
                 0
@@ -171,7 +174,10 @@ impl App {
             };
             let count = current.as_ref().and_then(|item| item.attrs.get("count")?.as_u64()).unwrap_or(0);
             // The table expires items by its own clock, so the day is counted on it too.
-            let expires_at = current.as_ref().and_then(|item| item.expires_at).unwrap_or_else(|| shared::store::now_epoch_seconds() + 86_400);
+            let expires_at = current
+                .as_ref()
+                .and_then(|item| item.expires_at)
+                .unwrap_or_else(|| shared::store::now_epoch_seconds() + 86_400);
             let mut attrs = serde_json::Map::new();
             attrs.insert("count".into(), serde_json::json!(count.saturating_add(1)));
             let mut item = Item::new(counter.clone(), attrs).expiring_at(expires_at);

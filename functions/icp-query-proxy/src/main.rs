@@ -12,10 +12,13 @@ async fn main() -> Result<(), lambda_http::Error> {
     let config = Config::from_vars(&init.vars).await?;
     let (table, http) = (init.table()?, Arc::new(ReqwestClient::new()?));
     // A query calls ACC, then writes its audit record: open both connections now.
-    shared::lambda::warm_up(&init.vars, vec![
-        shared::lambda::warm_table(table.clone(), icp_query_proxy::audit::DOB_COUNTER_PREFIX),
-        shared::lambda::warm_upstream("acc", http.clone(), init.vars.required("ACC_BASE_URL")?.to_owned()),
-    ])
+    shared::lambda::warm_up(
+        &init.vars,
+        vec![
+            shared::lambda::warm_table(table.clone(), icp_query_proxy::audit::DOB_COUNTER_PREFIX),
+            shared::lambda::warm_upstream("acc", http.clone(), init.vars.required("ACC_BASE_URL")?.to_owned()),
+        ],
+    )
     .await;
     serve_http(Arc::new(App::new(config, table, http, Arc::new(SystemClock)))).await
 }

@@ -40,14 +40,16 @@ pub enum Upstream {
 }
 
 pub fn classify(outcome: Result<OutboundResponse, HttpError>, config: &Config) -> Upstream {
-    let failed = |status: u16, result, message: String| Upstream::Failed { error: AccError::new(status, message), result };
+    let failed =
+        |status: u16, result, message: String| Upstream::Failed { error: AccError::new(status, message), result };
     match outcome {
         Ok(response) => match response.status {
             200..=299 => Upstream::PassThrough(response),
             401 | 403 => failed(
                 502,
                 "upstream_refused_credentials",
-                "ACC refused this gateway's credentials, so the query could not be made; please try again later.".to_owned(),
+                "ACC refused this gateway's credentials, so the query could not be made; please try again later."
+                    .to_owned(),
             ),
             400..=499 => Upstream::PassThrough(response),
             500..=599 => failed(
@@ -64,17 +66,25 @@ pub fn classify(outcome: Result<OutboundResponse, HttpError>, config: &Config) -
         Err(HttpError::Timeout) => {
             let seconds = config.acc_timeout.as_secs();
             let unit = if seconds == 1 { "second" } else { "seconds" };
-            failed(504, "upstream_timeout", format!("ACC did not answer within {seconds} {unit}; please try again later."))
+            failed(
+                504,
+                "upstream_timeout",
+                format!("ACC did not answer within {seconds} {unit}; please try again later."),
+            )
         }
         Err(HttpError::Connect(_)) => {
             failed(502, "upstream_unreachable", "ACC could not be reached; please try again later.".to_owned())
         }
-        Err(HttpError::TooLarge(_)) => {
-            failed(502, "upstream_too_large", "ACC's answer was larger than this gateway accepts; please try again later.".to_owned())
-        }
-        Err(HttpError::Other(_)) => {
-            failed(502, "upstream_failed", "The query to ACC failed before ACC answered; please try again later.".to_owned())
-        }
+        Err(HttpError::TooLarge(_)) => failed(
+            502,
+            "upstream_too_large",
+            "ACC's answer was larger than this gateway accepts; please try again later.".to_owned(),
+        ),
+        Err(HttpError::Other(_)) => failed(
+            502,
+            "upstream_failed",
+            "The query to ACC failed before ACC answered; please try again later.".to_owned(),
+        ),
     }
 }
 
@@ -94,7 +104,9 @@ pub fn check_shape(body: &[u8]) -> Result<IcpClaimDetails, ShapeMismatch> {
     match parsed {
         Ok(details) => match deserializer.end() {
             Ok(()) => Ok(details),
-            Err(_) => Err(ShapeMismatch { path: ".".to_owned(), problem: "trailing characters after the JSON".to_owned() }),
+            Err(_) => {
+                Err(ShapeMismatch { path: ".".to_owned(), problem: "trailing characters after the JSON".to_owned() })
+            }
         },
         Err(error) => {
             let path = error.path().to_string();

@@ -136,7 +136,9 @@ fn errors_of(response: &lambda_http::Response<Body>) -> Vec<(String, String)> {
         .map(|errors| {
             errors
                 .iter()
-                .map(|e| (e["parameter"].as_str().unwrap_or("").to_owned(), e["message"].as_str().unwrap_or("").to_owned()))
+                .map(|e| {
+                    (e["parameter"].as_str().unwrap_or("").to_owned(), e["message"].as_str().unwrap_or("").to_owned())
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -199,8 +201,20 @@ async fn claim_number_rules_and_boundaries() {
         assert_eq!(response.status(), 200, "{good:?}");
     }
     let invalid = pair("claimNumber", messages::CLAIM_NUMBER_INVALID);
-    for bad in ["AB12cd34EF567", "AB-123", "AB 123", " AB123", "AB123 ", "AB123\n", "AB/123", "AB%20123", "ÄB123", "ＡＢ123", "١٢٣", "éééééééééééé"]
-    {
+    for bad in [
+        "AB12cd34EF567",
+        "AB-123",
+        "AB 123",
+        " AB123",
+        "AB123 ",
+        "AB123\n",
+        "AB/123",
+        "AB%20123",
+        "ÄB123",
+        "ＡＢ123",
+        "١٢٣",
+        "éééééééééééé",
+    ] {
         assert_eq!(only_error(&h.app.handle(request(bad, &query)).await), invalid, "{bad:?}");
     }
     let required = pair("claimNumber", messages::CLAIM_NUMBER_REQUIRED);
@@ -274,8 +288,12 @@ async fn today_is_the_date_in_auckland_across_the_utc_date_line() {
 async fn vendor_and_provider_id_rules_and_boundaries() {
     let acc = answering_acc().await;
     let h = harness(&acc.uri(), default_now(), &[("ICP_VENDOR_GRANTS", "physio-app=*")]).await;
-    let with = |vendor: &str, provider: &str| request(CLAIM, &format!("dateOfBirth={DOB}&vendorId={vendor}&providerId={provider}"));
-    for (vendor, provider) in [("V", "P"), ("AB/12", "ABCDEFGHIJ12"), ("AB%2F12", "abc123"), ("////////////", "1"), ("ABCDEFGHIJ/2", "P1")] {
+    let with = |vendor: &str, provider: &str| {
+        request(CLAIM, &format!("dateOfBirth={DOB}&vendorId={vendor}&providerId={provider}"))
+    };
+    for (vendor, provider) in
+        [("V", "P"), ("AB/12", "ABCDEFGHIJ12"), ("AB%2F12", "abc123"), ("////////////", "1"), ("ABCDEFGHIJ/2", "P1")]
+    {
         assert_eq!(h.app.handle(with(vendor, provider)).await.status(), 200, "{vendor:?} {provider:?}");
     }
     let vendor_invalid = pair("vendorId", messages::VENDOR_ID_INVALID);
@@ -379,7 +397,9 @@ async fn section_3_rejections_and_other_4xx_pass_through_unchanged() {
             .await;
     }
     Mock::given(path("/claims/icp/NOTFOUND"))
-        .respond_with(ResponseTemplate::new(404).set_body_raw(r#"{"code":404,"message":"Not found"}"#, "application/json"))
+        .respond_with(
+            ResponseTemplate::new(404).set_body_raw(r#"{"code":404,"message":"Not found"}"#, "application/json"),
+        )
         .mount(&acc)
         .await;
     Mock::given(path("/claims/icp/BUSY"))
@@ -393,7 +413,10 @@ async fn section_3_rejections_and_other_4xx_pass_through_unchanged() {
         assert_eq!(body_text(&response), format!("{{ \"code\": 400, \"message\": {} }}", json!(rejection.message())));
     }
     let response = h.app.handle(request("NOTFOUND", &good_query())).await;
-    assert_eq!((response.status().as_u16(), body_text(&response)), (404, r#"{"code":404,"message":"Not found"}"#.to_owned()));
+    assert_eq!(
+        (response.status().as_u16(), body_text(&response)),
+        (404, r#"{"code":404,"message":"Not found"}"#.to_owned())
+    );
     let response = h.app.handle(request("BUSY", &good_query())).await;
     assert_eq!((response.status().as_u16(), body_text(&response)), (429, "slow down".to_owned()));
     assert_eq!(header_of(&response, "content-type"), Some("text/plain"));
@@ -471,7 +494,11 @@ async fn a_rotated_acc_key_is_read_again_when_acc_refuses_it() {
 async fn no_answer_within_the_configured_timeout_is_504() {
     let acc = MockServer::start().await;
     Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_raw(APPENDIX_B_SAMPLE, "application/json").set_delay(Duration::from_secs(5)))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(APPENDIX_B_SAMPLE, "application/json")
+                .set_delay(Duration::from_secs(5)),
+        )
         .mount(&acc)
         .await;
     let h = harness(&acc.uri(), default_now(), &[("ACC_TIMEOUT_SECONDS", "1")]).await;
@@ -573,7 +600,11 @@ async fn configuration_errors_name_the_variable() {
 async fn a_guessed_date_of_birth_gets_429_after_the_limit_without_calling_acc() {
     let acc = MockServer::start().await;
     let mismatch = json!({"code": 400, "message": "The Claim and specified Patient DOB do not match."});
-    Mock::given(method("GET")).respond_with(ResponseTemplate::new(400).set_body_json(mismatch)).expect(4).mount(&acc).await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(mismatch))
+        .expect(4)
+        .mount(&acc)
+        .await;
     let h = harness(&acc.uri(), default_now(), &[("ICP_DOB_MISMATCH_LIMIT", "3")]).await;
     for guess in ["1985-03-15", "1985-03-16", "1985-03-17"] {
         let query = format!("dateOfBirth={guess}&vendorId=VEND01&providerId=PROV01");
@@ -588,7 +619,8 @@ async fn a_guessed_date_of_birth_gets_429_after_the_limit_without_calling_acc() 
     };
     assert_eq!(body["code"], 429, "ACC's error form: {body}");
     // Another caller is not affected.
-    let other = request_with("GET", Some("admin"), Some(CLAIM), "dateOfBirth=1985-03-18&vendorId=VEND01&providerId=PROV01");
+    let other =
+        request_with("GET", Some("admin"), Some(CLAIM), "dateOfBirth=1985-03-18&vendorId=VEND01&providerId=PROV01");
     assert_eq!(h.app.handle(other).await.status(), 400);
     acc.verify().await;
 }
@@ -598,7 +630,11 @@ async fn the_date_of_birth_counter_expires_a_day_after_its_first_mismatch() {
     use shared::store::ItemGet;
     let acc = MockServer::start().await;
     let mismatch = json!({"code": 400, "message": "The Claim and specified Patient DOB do not match."});
-    Mock::given(method("GET")).respond_with(ResponseTemplate::new(400).set_body_json(mismatch)).expect(2).mount(&acc).await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(mismatch))
+        .expect(2)
+        .mount(&acc)
+        .await;
     let h = harness(&acc.uri(), default_now(), &[]).await;
     let digest = icp_query_proxy::audit::hash_claim_number(&secrecy::SecretString::from(HMAC_KEY), CLAIM);
     let counter = icp_query_proxy::audit::dob_counter_key(CALLER, &digest);

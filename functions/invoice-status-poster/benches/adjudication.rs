@@ -32,7 +32,8 @@ fn webhook_with_claims(claims: usize) -> String {
             claim["claimId"] = json!(format!("7329d4a5-a15d-4db0-a831-{index:012x}"));
             claim["itemCode"] = json!(codes[index % codes.len()]);
             claim["quantity"] = json!(1 + index % 3);
-            claim["unitPrice"] = serde_json::from_str(&format!("{}.{:02}", 40 + index, (index * 37) % 100)).expect("price");
+            claim["unitPrice"] =
+                serde_json::from_str(&format!("{}.{:02}", 40 + index, (index * 37) % 100)).expect("price");
             claim
         })
         .collect();

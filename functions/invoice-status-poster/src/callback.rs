@@ -7,12 +7,12 @@
 //! `Retry-After`); any other 4xx is a refusal that the same request would meet again.
 
 use secrecy::{ExposeSecret, SecretString};
-use shared::secrets::Rotating;
 use serde::Deserialize;
 use shared::http_client::{HttpError, Method, OutboundRequest, OutboundResponse, SharedHttp};
+use shared::secrets::Rotating;
 use std::time::Duration;
-use tokio::time::Instant;
 use tokio::sync::Mutex;
+use tokio::time::Instant;
 
 /// Refresh this long before the token's stated expiry, so no call carries a dying token.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
@@ -89,7 +89,12 @@ pub fn retry_after(value: Option<&str>) -> Option<Duration> {
 }
 
 impl HicapsClient {
-    pub fn new(http: SharedHttp, credentials: HicapsCredentials, allowed_hosts: Vec<String>, timeout: Duration) -> Self {
+    pub fn new(
+        http: SharedHttp,
+        credentials: HicapsCredentials,
+        allowed_hosts: Vec<String>,
+        timeout: Duration,
+    ) -> Self {
         Self { http, timeout, credentials, allowed_hosts, token: Mutex::new(None) }
     }
 
@@ -141,7 +146,9 @@ impl HicapsClient {
         }
         match tokio::time::timeout(self.timeout, self.call_with_token(method, href, body)).await {
             Ok(result) => result,
-            Err(_) => Err(CallbackError::Transient { reason: "HICAPS did not answer in time".into(), retry_after: None }),
+            Err(_) => {
+                Err(CallbackError::Transient { reason: "HICAPS did not answer in time".into(), retry_after: None })
+            }
         }
     }
 
@@ -154,8 +161,9 @@ impl HicapsClient {
         let mut refreshed = false;
         loop {
             let token = self.token(refreshed).await?;
-            let mut request =
-                OutboundRequest::new(method, href).header("authorization", format!("Bearer {token}")).timeout(self.timeout);
+            let mut request = OutboundRequest::new(method, href)
+                .header("authorization", format!("Bearer {token}"))
+                .timeout(self.timeout);
             request = match &body {
                 Some(body) => request.json(body.clone()),
                 None => request.header("content-length", "0"),
@@ -176,7 +184,10 @@ impl HicapsClient {
                     return Err(CallbackError::Rejected { status, body });
                 }
                 status => {
-                    return Err(CallbackError::Transient { reason: format!("HICAPS answered {status}"), retry_after: None });
+                    return Err(CallbackError::Transient {
+                        reason: format!("HICAPS answered {status}"),
+                        retry_after: None,
+                    });
                 }
             }
         }
@@ -218,11 +229,10 @@ impl HicapsClient {
                 retry_after: None,
             });
         }
-        let token: TokenResponse = serde_json::from_slice(&response.body)
-            .map_err(|_| CallbackError::Transient {
-                reason: "token endpoint answered without an access_token".into(),
-                retry_after: None,
-            })?;
+        let token: TokenResponse = serde_json::from_slice(&response.body).map_err(|_| CallbackError::Transient {
+            reason: "token endpoint answered without an access_token".into(),
+            retry_after: None,
+        })?;
         let now = Instant::now();
         let valid_until = now.checked_add(token_lifetime(token.expires_in.as_ref())).unwrap_or(now);
         *cached = Some((token.access_token.clone(), valid_until));
@@ -279,7 +289,10 @@ mod tests {
         let client = client(&["api.programs.lanternpay.com", "127.0.0.1:3000"]);
         assert!(client.is_allowed("https://api.programs.lanternpay.com/invoices/1/status"));
         assert!(client.is_allowed("https://api.programs.lanternpay.com:443/invoices/1/status"));
-        assert!(!client.is_allowed("https://api.programs.lanternpay.com:8443/invoices/1/status"), "no port in the entry: 443 only");
+        assert!(
+            !client.is_allowed("https://api.programs.lanternpay.com:8443/invoices/1/status"),
+            "no port in the entry: 443 only"
+        );
         assert!(!client.is_allowed("https://user@api.programs.lanternpay.com/invoices/1/status"));
         assert!(!client.is_allowed("https://user:pw@api.programs.lanternpay.com/invoices/1/status"));
         assert!(!client.is_allowed("http://api.programs.lanternpay.com/invoices/1/status"), "https only off loopback");

@@ -5,14 +5,15 @@ use crate::{Failure, Poster};
 use serde::Deserialize;
 use serde_json::{Map, json};
 use shared::hicaps::{
-    ClaimState, InvalidParam, ClaimStatus, InvoiceLevelState, InvoiceStatusUpdate, Links, MemberState, MemberStatusUpdate, PaymentInvoices,
-    PredeterminationStatusUpdate, Webhook, WebhookEnvelope, WebhookEvent, WebhookType,
+    ClaimState, ClaimStatus, InvalidParam, InvoiceLevelState, InvoiceStatusUpdate, Links, MemberState,
+    MemberStatusUpdate, PaymentInvoices, PredeterminationStatusUpdate, Webhook, WebhookEnvelope, WebhookEvent,
+    WebhookType,
 };
-use shared::program::adjudication::{MemberStanding, Schedule, adjudicate, member_standing};
-use shared::program::reference::member_key;
-use shared::program::records::{self, ClaimRecord, InvoiceRecord};
-use shared::program::work::Work;
 use shared::idempotency::{About, Lock};
+use shared::program::adjudication::{MemberStanding, Schedule, adjudicate, member_standing};
+use shared::program::records::{self, ClaimRecord, InvoiceRecord};
+use shared::program::reference::member_key;
+use shared::program::work::Work;
 use shared::store::{Condition, Item, Key, MAX_GET_MANY, StoreError};
 use std::collections::HashMap;
 use std::time::Instant;
@@ -81,11 +82,11 @@ pub(crate) fn webhook_heading(body: &str, received_at_ms: i64) -> (Option<String
         return (None, About::default());
     };
     let kind = heading.kind.as_deref().and_then(WebhookType::parse).map_or("unknown", WebhookType::as_str);
-    let invoice_id = heading
-        .data
-        .and_then(|data| data.invoice_id)
-        .filter(|id| !id.is_empty() && id.len() <= MAX_KEPT_INVOICE_ID && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
-    let about = About { kind: kind.to_owned(), received_at_ms: (received_at_ms > 0).then_some(received_at_ms), invoice_id };
+    let invoice_id = heading.data.and_then(|data| data.invoice_id).filter(|id| {
+        !id.is_empty() && id.len() <= MAX_KEPT_INVOICE_ID && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    });
+    let about =
+        About { kind: kind.to_owned(), received_at_ms: (received_at_ms > 0).then_some(received_at_ms), invoice_id };
     (heading.id.filter(|id| !id.is_empty()), about)
 }
 
@@ -98,7 +99,12 @@ pub(crate) async fn flag(poster: &Poster, id: &str, reason: &str) -> Result<(), 
     flag_with(poster, id, reason, Map::new()).await
 }
 
-async fn flag_with(poster: &Poster, id: &str, reason: &str, mut attrs: Map<String, serde_json::Value>) -> Result<(), Failure> {
+async fn flag_with(
+    poster: &Poster,
+    id: &str,
+    reason: &str,
+    mut attrs: Map<String, serde_json::Value>,
+) -> Result<(), Failure> {
     attrs.insert("reason".into(), json!(reason));
     attrs.insert("at".into(), json!(shared::time::now().to_rfc3339()));
     let item = Item::new(records::flag_key(reason, id), attrs).expiring_at(poster.record_expiry());
@@ -107,7 +113,12 @@ async fn flag_with(poster: &Poster, id: &str, reason: &str, mut attrs: Map<Strin
 }
 
 /// Does the work; gives the lock back with what it learnt (whether the post happened).
-pub(crate) async fn process(poster: &Poster, work: &Work, deadline: i64, lock: Lock) -> (Result<&'static str, Failure>, Lock) {
+pub(crate) async fn process(
+    poster: &Poster,
+    work: &Work,
+    deadline: i64,
+    lock: Lock,
+) -> (Result<&'static str, Failure>, Lock) {
     let context = Context { poster, work_id: lock.id.clone(), deadline, lock: tokio::sync::Mutex::new(lock) };
     let result = process_with(&context, work).await;
     (result, context.lock.into_inner())
@@ -116,8 +127,8 @@ pub(crate) async fn process(poster: &Poster, work: &Work, deadline: i64, lock: L
 async fn process_with(poster: &Context<'_>, work: &Work) -> Result<&'static str, Failure> {
     match work {
         Work::Webhook { body, .. } => {
-            let envelope: WebhookEnvelope =
-                shared::parse_problem::from_str(body).map_err(|problem| Failure::unreadable("webhook envelope", problem))?;
+            let envelope: WebhookEnvelope = shared::parse_problem::from_str(body)
+                .map_err(|problem| Failure::unreadable("webhook envelope", problem))?;
             let Some(kind) = envelope.webhook_type() else {
                 let id = envelope.id.clone();
                 tracing::warn!(webhook_id = %id, "unhandled webhook type kept for operators");
@@ -136,7 +147,9 @@ async fn process_with(poster: &Context<'_>, work: &Work) -> Result<&'static str,
             match poster.table.put(&lock, Condition::Absent).await {
                 Ok(_) => {}
                 // Back after the usual backoff: the holder frees the lock as soon as it has posted.
-                Err(StoreError::Conflict { current: Some(current) }) if current.str_attr("decisionId") != Some(decision_id) => {
+                Err(StoreError::Conflict { current: Some(current) })
+                    if current.str_attr("decisionId") != Some(decision_id) =>
+                {
                     return Err(Failure::transient("another decision on this invoice is being posted"));
                 }
                 Err(StoreError::Conflict { .. }) => {}
@@ -160,7 +173,12 @@ fn decision_lock(invoice_id: &str, decision_id: &str, until: i64) -> Item {
     Item::new(Key::new(records::invoice_pk(invoice_id), DECISION_LOCK_SK), attrs).expiring_at(until)
 }
 
-async fn post_decision(poster: &Context<'_>, decision_id: &str, invoice_id: &str, update: &InvoiceStatusUpdate) -> Result<&'static str, Failure> {
+async fn post_decision(
+    poster: &Context<'_>,
+    decision_id: &str,
+    invoice_id: &str,
+    update: &InvoiceStatusUpdate,
+) -> Result<&'static str, Failure> {
     let invoice = records::load_invoice(poster.table.as_ref(), invoice_id)
         .await?
         .ok_or_else(|| Failure::permanent("the decision's invoice is not known"))?;
@@ -235,7 +253,9 @@ async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<&'sta
                 (Err(_), None) => invoice
                     .claims
                     .iter()
-                    .map(|claim| ClaimRecord::new(claim.claim_id.to_string(), ClaimState::Pending, None, &poster.work_id))
+                    .map(|claim| {
+                        ClaimRecord::new(claim.claim_id.to_string(), ClaimState::Pending, None, &poster.work_id)
+                    })
                     .collect(),
                 (Err(_), Some(_)) => Vec::new(),
             };
@@ -271,7 +291,8 @@ async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<&'sta
             let invoice_id = request.invoice_id.to_string();
             let href = required_link(webhook.links.invoice_status_updated_href(), "lp:invoice-status-updated")?;
             let expires = poster.record_expiry();
-            let known = records::load_invoice(poster.table.as_ref(), &invoice_id).await?.filter(InvoiceRecord::is_submitted);
+            let known =
+                records::load_invoice(poster.table.as_ref(), &invoice_id).await?.filter(InvoiceRecord::is_submitted);
             let Some(invoice) = known else {
                 // Out of sequence: answer cancelled, keep the id, disregard the submission later.
                 let record = InvoiceRecord {
@@ -287,13 +308,22 @@ async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<&'sta
                 match records::save_new_header(poster.table.as_ref(), &record, expires).await {
                     Ok(()) => {}
                     // This cancellation's own earlier attempt.
-                    Err(StoreError::Conflict { current: Some(current) }) if records::is_cancelled_before_submission(&current) => {}
+                    Err(StoreError::Conflict { current: Some(current) })
+                        if records::is_cancelled_before_submission(&current) => {}
                     // The invoice arrived since it was read (the soak found this race): next time
                     // the cancellation finds it.
-                    Err(StoreError::Conflict { .. }) => return Err(Failure::transient("the invoice arrived while its cancellation was read")),
+                    Err(StoreError::Conflict { .. }) => {
+                        return Err(Failure::transient("the invoice arrived while its cancellation was read"));
+                    }
                     Err(error) => return Err(error.into()),
                 }
-                post(poster, href, &InvoiceStatusUpdate::invoice_level(InvoiceLevelState::Cancelled), "invoice-status-updated").await?;
+                post(
+                    poster,
+                    href,
+                    &InvoiceStatusUpdate::invoice_level(InvoiceLevelState::Cancelled),
+                    "invoice-status-updated",
+                )
+                .await?;
                 tracing::info!(%webhook_id, %invoice_id, "cancellation before submission: invoice cancelled");
                 return Ok("cancelledBeforeSubmission");
             };
@@ -304,8 +334,10 @@ async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<&'sta
             Ok("cancellationAnswered")
         }
         WebhookEvent::PredeterminationSubmitted(invoice) => {
-            let href =
-                required_link(webhook.links.predetermination_status_updated_href(), "lp:predetermination-status-updated")?;
+            let href = required_link(
+                webhook.links.predetermination_status_updated_href(),
+                "lp:predetermination-status-updated",
+            )?;
             let inputs = adjudication_inputs(poster, invoice, None).await?;
             let statuses = adjudicate(invoice, &inputs.schedule, inputs.standing.as_ref());
             let update = PredeterminationStatusUpdate { claim_statuses: statuses, ..Default::default() };
@@ -327,19 +359,29 @@ async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<&'sta
                 Some(program) => {
                     let key = member_key(program.as_str(), &member.member_number);
                     let standing = match key.check() {
-                        Ok(()) => member_standing(poster.table.as_ref(), program.as_str(), &member.member_number).await?,
+                        Ok(()) => {
+                            member_standing(poster.table.as_ref(), program.as_str(), &member.member_number).await?
+                        }
                         Err(_) => None,
                     };
                     let (state, title, description) = match standing {
-                        Some(standing) if standing.active => {
-                            (MemberState::Approved, "Member found".to_owned(), "The member is covered by this program.".to_owned())
-                        }
+                        Some(standing) if standing.active => (
+                            MemberState::Approved,
+                            "Member found".to_owned(),
+                            "The member is covered by this program.".to_owned(),
+                        ),
                         Some(standing) => (
                             MemberState::Rejected,
                             standing.status_title.unwrap_or_else(|| "Not covered".into()),
-                            standing.status_description.unwrap_or_else(|| "The membership does not cover claims.".into()),
+                            standing
+                                .status_description
+                                .unwrap_or_else(|| "The membership does not cover claims.".into()),
                         ),
-                        None => (MemberState::Rejected, "Member not found".into(), "No member with this number in this program.".into()),
+                        None => (
+                            MemberState::Rejected,
+                            "Member not found".into(),
+                            "No member with this number in this program.".into(),
+                        ),
                     };
                     MemberStatusUpdate {
                         member_number: member.member_number.clone(),
@@ -357,14 +399,22 @@ async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<&'sta
         WebhookEvent::PaymentScheduled(payment) | WebhookEvent::PaymentFailed(payment) => {
             let paid = matches!(webhook.event, WebhookEvent::PaymentScheduled(_));
             let href = required_link(webhook.links.payment_invoices_href(), "lp:payment-invoices")?;
-            record_event(poster, &format!("{}{}", records::PAYMENT_PREFIX, payment.payment_id), &webhook_id, webhook.webhook_type().as_str()).await?;
+            record_event(
+                poster,
+                &format!("{}{}", records::PAYMENT_PREFIX, payment.payment_id),
+                &webhook_id,
+                webhook.webhook_type().as_str(),
+            )
+            .await?;
             let response = poster.hicaps.get(href).await?;
             let invoices: PaymentInvoices = serde_json::from_slice(&response.body)
                 .map_err(|e| Failure::permanent(format!("payment invoices response: {e}")))?;
             let next = if paid { ClaimState::Paid } else { ClaimState::PaymentFailed };
             let mut moved = 0usize;
             for listed in &invoices.invoices {
-                let Some(invoice) = records::load_invoice(poster.table.as_ref(), &listed.invoice_id.to_string()).await? else {
+                let Some(invoice) =
+                    records::load_invoice(poster.table.as_ref(), &listed.invoice_id.to_string()).await?
+                else {
                     tracing::warn!(%webhook_id, invoice_id = %listed.invoice_id, "payment lists an invoice we do not know");
                     continue;
                 };
@@ -375,7 +425,13 @@ async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<&'sta
                         && claim.state.can_transition_to(next)
                     {
                         let updated = claim.moved_to(next, claim.benefit, &webhook_id);
-                        records::save_claim(poster.table.as_ref(), &invoice.invoice_id, &updated, poster.record_expiry()).await?;
+                        records::save_claim(
+                            poster.table.as_ref(),
+                            &invoice.invoice_id,
+                            &updated,
+                            poster.record_expiry(),
+                        )
+                        .await?;
                         moved += 1;
                     }
                 }
@@ -384,7 +440,13 @@ async fn handle_webhook(poster: &Context<'_>, webhook: &Webhook) -> Result<&'sta
             Ok(if paid { "paymentScheduled" } else { "paymentFailed" })
         }
         WebhookEvent::PaymentHeld(held) => {
-            record_event(poster, &format!("{}{}", records::PAYMENT_PREFIX, held.payment_id), &webhook_id, "settlement.payment.held").await?;
+            record_event(
+                poster,
+                &format!("{}{}", records::PAYMENT_PREFIX, held.payment_id),
+                &webhook_id,
+                "settlement.payment.held",
+            )
+            .await?;
             tracing::warn!(%webhook_id, "payment held for a biller");
             Ok("paymentHeld")
         }
@@ -425,7 +487,11 @@ async fn adjudication_inputs(
 ) -> Result<AdjudicationInputs, StoreError> {
     let program = invoice.program.as_str();
     let header = header_of.map(records::header_key);
-    let member = invoice.member.as_ref().map(|member| member_key(program, &member.member_number)).filter(|key| key.check().is_ok());
+    let member = invoice
+        .member
+        .as_ref()
+        .map(|member| member_key(program, &member.member_number))
+        .filter(|key| key.check().is_ok());
     let mut keys: Vec<Key> = header.iter().chain(member.iter()).cloned().collect();
     for claim in &invoice.claims {
         let rule = Schedule::rule_key(program, &claim.item_code);
@@ -440,8 +506,16 @@ async fn adjudication_inputs(
     for chunk in keys.chunks(MAX_GET_MANY) {
         found.extend(poster.table.get_many(chunk).await?.into_iter().flatten().map(|item| (item.key.clone(), item)));
     }
-    let known = header.as_ref().and_then(|key| found.get(key)).zip(header_of).map(|(item, id)| records::header_from_item(id, item));
-    let claims = found.values().filter(|item| item.key.pk.starts_with(records::INVOICE_PREFIX)).filter_map(records::claim_from_item).collect();
+    let known = header
+        .as_ref()
+        .and_then(|key| found.get(key))
+        .zip(header_of)
+        .map(|(item, id)| records::header_from_item(id, item));
+    let claims = found
+        .values()
+        .filter(|item| item.key.pk.starts_with(records::INVOICE_PREFIX))
+        .filter_map(records::claim_from_item)
+        .collect();
     let standing = member.and_then(|key| found.get(&key)).map(MemberStanding::from_item);
     Ok(AdjudicationInputs { known, claims, schedule: Schedule::from_items(found.values()), standing })
 }
@@ -450,7 +524,11 @@ async fn adjudication_inputs(
 /// where it was already paid (a person decides). Invoice-level when every claim agrees.
 fn cancellation_update(invoice: &InvoiceRecord) -> InvoiceStatusUpdate {
     let next = |state: ClaimState| {
-        if matches!(state, ClaimState::Paid | ClaimState::CancelPending) { ClaimState::CancelPending } else { ClaimState::Cancelled }
+        if matches!(state, ClaimState::Paid | ClaimState::CancelPending) {
+            ClaimState::CancelPending
+        } else {
+            ClaimState::Cancelled
+        }
     };
     let states: Vec<ClaimState> = invoice.claims.iter().map(|claim| next(claim.state)).collect();
     if states.iter().all(|s| *s == ClaimState::Cancelled) {
@@ -469,7 +547,11 @@ fn cancellation_update(invoice: &InvoiceRecord) -> InvoiceStatusUpdate {
 }
 
 /// Applies a posted update to the stored claim states.
-async fn apply_update(poster: &Context<'_>, invoice: &InvoiceRecord, update: &InvoiceStatusUpdate) -> Result<(), Failure> {
+async fn apply_update(
+    poster: &Context<'_>,
+    invoice: &InvoiceRecord,
+    update: &InvoiceStatusUpdate,
+) -> Result<(), Failure> {
     let expires = poster.record_expiry();
     let updated: Vec<ClaimRecord> = invoice
         .claims

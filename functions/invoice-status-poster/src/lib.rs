@@ -34,10 +34,10 @@ pub const TABLE_KEY_PREFIXES: &[&str] = &[
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use callback::{CallbackError, HicapsClient, HicapsCredentials};
+use futures::FutureExt;
 use shared::config::{ConfigError, Vars};
 use shared::handoff;
 use shared::http_client::SharedHttp;
-use futures::FutureExt;
 use shared::idempotency::{About, Idempotency, Lock, LockOutcome, payload_hash};
 use shared::program::work::Work;
 use shared::queue::{MessageSender, MessageVisibility};
@@ -172,8 +172,15 @@ impl Poster {
         visibility: Arc<dyn MessageVisibility>,
         dead_letters: Arc<dyn MessageSender>,
     ) -> Self {
-        let Config { credentials, callback_hosts, idempotency_days, record_days, max_receive_count, retry_base, call_timeout } =
-            config;
+        let Config {
+            credentials,
+            callback_hosts,
+            idempotency_days,
+            record_days,
+            max_receive_count,
+            retry_base,
+            call_timeout,
+        } = config;
         Self {
             record_days,
             max_receive_count,
@@ -189,7 +196,8 @@ impl Poster {
     /// One SQS batch. `deadline` is when this invocation must be done (epoch seconds): the
     /// idempotency locks expire then, so a crash frees them for the redelivery.
     pub async fn handle(&self, event: SqsEvent, deadline: i64) -> SqsBatchResponse {
-        let outcomes = futures::future::join_all(event.records.iter().map(|record| self.process_isolated(record, deadline))).await;
+        let outcomes =
+            futures::future::join_all(event.records.iter().map(|record| self.process_isolated(record, deadline))).await;
         let mut response = SqsBatchResponse::default();
         for (record, disposition) in event.records.iter().zip(outcomes) {
             if let Disposition::Retry = disposition {
@@ -208,7 +216,10 @@ impl Poster {
         match std::panic::AssertUnwindSafe(self.process_record(record, deadline)).catch_unwind().await {
             Ok(disposition) => disposition,
             Err(_) => {
-                tracing::error!(message_id = record.message_id.as_deref().unwrap_or("-"), "processing panicked; the record is retried alone");
+                tracing::error!(
+                    message_id = record.message_id.as_deref().unwrap_or("-"),
+                    "processing panicked; the record is retried alone"
+                );
                 shared::metrics::count("RecordPanicked", ("Function", "invoice-status-poster"));
                 Disposition::Retry
             }
@@ -261,7 +272,8 @@ impl Poster {
                 // Back no sooner than the holder's lock lapses: asking earlier only adds load
                 // (a burst of copies retrying every backoff step swamped the store in tests) and
                 // spends the copy's receives towards the dead-letter queue.
-                let lapse = u64::try_from(lock_expires_at.saturating_sub(now_epoch_seconds())).unwrap_or(0).saturating_add(1);
+                let lapse =
+                    u64::try_from(lock_expires_at.saturating_sub(now_epoch_seconds())).unwrap_or(0).saturating_add(1);
                 let delay = self.backoff(receive_count).max(Duration::from_secs(lapse)).min(MAX_RETRY_DELAY);
                 return self.retry_in(record, receive_count, delay, Some(&id), "in progress elsewhere").await;
             }
@@ -364,12 +376,20 @@ impl Poster {
         reason: &str,
         retry_after: Option<Duration>,
     ) -> Disposition {
-        let delay = self.backoff(receive_count).max(retry_after.unwrap_or_default().min(RETRY_AFTER_MAX)).min(MAX_RETRY_DELAY);
+        let delay =
+            self.backoff(receive_count).max(retry_after.unwrap_or_default().min(RETRY_AFTER_MAX)).min(MAX_RETRY_DELAY);
         self.retry_in(record, receive_count, delay, id, reason).await
     }
 
     /// Reports the record as failed and makes it visible again after `delay`.
-    async fn retry_in(&self, record: &SqsMessage, receive_count: u32, delay: Duration, id: Option<&str>, reason: &str) -> Disposition {
+    async fn retry_in(
+        &self,
+        record: &SqsMessage,
+        receive_count: u32,
+        delay: Duration,
+        id: Option<&str>,
+        reason: &str,
+    ) -> Disposition {
         let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
         tracing::warn!(work_id = id.unwrap_or("-"), receive_count, delay_ms, reason, "will retry");
         shared::metrics::count("CallbackOutcome", ("Outcome", "retried"));
@@ -411,7 +431,9 @@ impl Poster {
                     tracing::warn!(work_id = %lock.id, %error, attempt, "could not note the post; trying again");
                     tokio::time::sleep(jittered(Duration::from_millis(100) * attempt)).await;
                 }
-                Err(error) => tracing::error!(work_id = %lock.id, %error, "could not note the post; a retry would post again"),
+                Err(error) => {
+                    tracing::error!(work_id = %lock.id, %error, "could not note the post; a retry would post again")
+                }
             }
         }
     }

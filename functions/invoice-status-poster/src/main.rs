@@ -17,10 +17,13 @@ async fn main() -> Result<(), Error> {
     // The first record reads and writes the table and posts with HICAPS's token: open the table's
     // connection and fetch the token now. (Callback hosts come with each webhook.)
     let hicaps = Arc::clone(&poster);
-    shared::lambda::warm_up(&init.vars, vec![
-        shared::lambda::warm_table(table, shared::idempotency::KEY_PREFIX),
-        ("hicaps-token", Box::pin(async move { hicaps.warm_up_hicaps().await })),
-    ])
+    shared::lambda::warm_up(
+        &init.vars,
+        vec![
+            shared::lambda::warm_table(table, shared::idempotency::KEY_PREFIX),
+            ("hicaps-token", Box::pin(async move { hicaps.warm_up_hicaps().await })),
+        ],
+    )
     .await;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let poster = Arc::clone(&poster);

@@ -17,7 +17,8 @@ use shared::queue::{MessageSource, MessageVisibility, QueueError};
 use shared::store::dynamo::DynamoTable;
 use shared::store::embedded::EmbeddedTable;
 use shared::store::{
-    Condition, Item, ItemDelete, ItemGet, ItemGetMany, ItemPut, ItemPutMany, ItemQuery, Key, MAX_PK_BYTES, MAX_SK_BYTES, StoreError, Table,
+    Condition, Item, ItemDelete, ItemGet, ItemGetMany, ItemPut, ItemPutMany, ItemQuery, Key, MAX_PK_BYTES,
+    MAX_SK_BYTES, StoreError, Table,
 };
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -231,8 +232,17 @@ async fn hicaps_500_twice_then_200_gives_one_effective_post() {
     for store in STORES {
         let (table, _moto) = table(store).await;
         let h = harness(table).await;
-        Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(500)).up_to_n_times(2).mount(&h.hicaps).await;
-        Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+        Mock::given(method("POST"))
+            .and(path("/invoices/1/status"))
+            .respond_with(ResponseTemplate::new(500))
+            .up_to_n_times(2)
+            .mount(&h.hicaps)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/invoices/1/status"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&h.hicaps)
+            .await;
         let message = webhook_message(&webhook_to(&h.hicaps), 0);
         for attempt in 1..=2 {
             let response = h.poster.handle(event(&message, attempt), deadline()).await;
@@ -257,12 +267,24 @@ async fn a_refused_post_dead_letters_once_without_webhook_error(store: Store, st
         .respond_with(ResponseTemplate::new(status).set_body_json(json!({"title": "bad"})))
         .mount(&h.hicaps)
         .await;
-    Mock::given(method("POST")).and(path("/webhook-error/1")).respond_with(ResponseTemplate::new(202)).expect(0).mount(&h.hicaps).await;
+    Mock::given(method("POST"))
+        .and(path("/webhook-error/1"))
+        .respond_with(ResponseTemplate::new(202))
+        .expect(0)
+        .mount(&h.hicaps)
+        .await;
     let message = webhook_message(&webhook_to(&h.hicaps), 0);
-    assert!(h.poster.handle(event(&message, 1), deadline()).await.batch_item_failures.is_empty(), "{store:?} {status}: not retried");
+    assert!(
+        h.poster.handle(event(&message, 1), deadline()).await.batch_item_failures.is_empty(),
+        "{store:?} {status}: not retried"
+    );
     // HICAPS delivers the same webhook again (a new SQS message): acknowledged, not processed.
     assert!(
-        h.poster.handle(event(&webhook_message(&webhook_to(&h.hicaps), 9), 1), deadline()).await.batch_item_failures.is_empty(),
+        h.poster
+            .handle(event(&webhook_message(&webhook_to(&h.hicaps), 9), 1), deadline())
+            .await
+            .batch_item_failures
+            .is_empty(),
         "{store:?} {status}"
     );
     assert_eq!(status_posts(&h.hicaps).await.len(), 1, "{store:?} {status}: the refused request is not made again");
@@ -270,7 +292,11 @@ async fn a_refused_post_dead_letters_once_without_webhook_error(store: Store, st
     assert_eq!(letters.len(), 1, "{store:?} {status}");
     let letter: Value = serde_json::from_str(&letters[0].body).expect("letter");
     assert!(letter["reason"].as_str().is_some_and(|r| r.contains(&status.to_string())), "{store:?}: {letter}");
-    assert_eq!(shared::program::work::unwrap_dead_letter(&letters[0].body), message, "{store:?}: the letter keeps the original");
+    assert_eq!(
+        shared::program::work::unwrap_dead_letter(&letters[0].body),
+        message,
+        "{store:?}: the letter keeps the original"
+    );
     // An operator's replay processes it again.
     let replay = shared::program::work::replayable(&letters[0].body);
     assert!(h.poster.handle(event(&replay, 1), deadline()).await.batch_item_failures.is_empty(), "{store:?} {status}");
@@ -308,13 +334,31 @@ async fn hicaps_429_is_retried_after_its_retry_after_not_dead_lettered() {
             .mount(&h.hicaps)
             .await;
         for status in [408, 425, 503] {
-            Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(status)).up_to_n_times(1).mount(&h.hicaps).await;
+            Mock::given(method("POST"))
+                .and(path("/invoices/1/status"))
+                .respond_with(ResponseTemplate::new(status))
+                .up_to_n_times(1)
+                .mount(&h.hicaps)
+                .await;
         }
-        Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
-        Mock::given(method("POST")).and(path("/webhook-error/1")).respond_with(ResponseTemplate::new(202)).expect(0).mount(&h.hicaps).await;
+        Mock::given(method("POST"))
+            .and(path("/invoices/1/status"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&h.hicaps)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/webhook-error/1"))
+            .respond_with(ResponseTemplate::new(202))
+            .expect(0)
+            .mount(&h.hicaps)
+            .await;
         let message = webhook_message(&webhook_to(&h.hicaps), 0);
         for attempt in 1..=4 {
-            assert_eq!(h.poster.handle(event(&message, attempt), deadline()).await.batch_item_failures.len(), 1, "{store:?}: attempt {attempt}");
+            assert_eq!(
+                h.poster.handle(event(&message, attempt), deadline()).await.batch_item_failures.len(),
+                1,
+                "{store:?}: attempt {attempt}"
+            );
         }
         let delays = h.retry_delays.0.lock().expect("delays").clone();
         assert!(delays[0] >= Duration::from_secs(7), "{store:?}: {delays:?}: Retry-After honoured");
@@ -337,7 +381,11 @@ async fn retry_after_is_capped_at_the_visibility_timeout_and_backoff_is_jittered
             .mount(&h.hicaps)
             .await;
     }
-    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(503)).mount(&h.hicaps).await;
+    Mock::given(method("POST"))
+        .and(path("/invoices/1/status"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&h.hicaps)
+        .await;
     let message = webhook_message(&webhook_to(&h.hicaps), 0);
     for attempt in 1..=2 {
         assert_eq!(h.poster.handle(event(&message, attempt), deadline()).await.batch_item_failures.len(), 1);
@@ -350,7 +398,11 @@ async fn retry_after_is_capped_at_the_visibility_timeout_and_backoff_is_jittered
     assert_eq!(&delays[..2], &[invoice_status_poster::RETRY_AFTER_MAX; 2], "{delays:?}");
     let step = invoice_status_poster::backoff(Duration::from_millis(1_000), 3);
     let backoffs = &delays[2..];
-    assert!(backoffs.iter().all(|d| *d >= step / 2 && *d <= step), "{backoffs:?} not within [{:?}, {step:?}]", step / 2);
+    assert!(
+        backoffs.iter().all(|d| *d >= step / 2 && *d <= step),
+        "{backoffs:?} not within [{:?}, {step:?}]",
+        step / 2
+    );
     assert!(backoffs.iter().any(|d| *d != backoffs[0]), "{backoffs:?}: no jitter");
 }
 
@@ -361,24 +413,42 @@ async fn a_store_failure_after_the_post_resumes_after_it_instead_of_posting_agai
         // DynamoDB throttles the records' batch twice, right after HICAPS answered 200.
         let refusals = std::sync::atomic::AtomicU32::new(2);
         let table = Arc::new(HookedTable::new(inner, move |op| match op {
-            Op::PutMany(_) if refusals.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() => {
+            Op::PutMany(_)
+                if refusals.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() =>
+            {
                 Err(StoreError::Unavailable("ProvisionedThroughputExceededException".into()))
             }
             _ => Ok(()),
         }));
         let h = harness(table.clone()).await;
-        Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+        Mock::given(method("POST"))
+            .and(path("/invoices/1/status"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&h.hicaps)
+            .await;
         let message = webhook_message(&webhook_to(&h.hicaps), 0);
         for attempt in 1..=2 {
-            assert_eq!(h.poster.handle(event(&message, attempt), deadline()).await.batch_item_failures.len(), 1, "{store:?}: attempt {attempt}");
+            assert_eq!(
+                h.poster.handle(event(&message, attempt), deadline()).await.batch_item_failures.len(),
+                1,
+                "{store:?}: attempt {attempt}"
+            );
         }
         assert!(h.poster.handle(event(&message, 3), deadline()).await.batch_item_failures.is_empty(), "{store:?}");
-        assert_eq!(status_posts(&h.hicaps).await.len(), 1, "{store:?}: posted once; the retries resumed after the post");
-        let invoice = shared::program::records::load_invoice(table.inner.as_ref(), "9a15ad10-dbf0-4ab6-83f1-e42019f188b5")
-            .await
-            .expect("load")
-            .expect("recorded by the resumed attempt");
-        assert!(invoice.claims.iter().all(|c| c.state == shared::hicaps::ClaimState::Approved), "{store:?}: {invoice:?}");
+        assert_eq!(
+            status_posts(&h.hicaps).await.len(),
+            1,
+            "{store:?}: posted once; the retries resumed after the post"
+        );
+        let invoice =
+            shared::program::records::load_invoice(table.inner.as_ref(), "9a15ad10-dbf0-4ab6-83f1-e42019f188b5")
+                .await
+                .expect("load")
+                .expect("recorded by the resumed attempt");
+        assert!(
+            invoice.claims.iter().all(|c| c.state == shared::hicaps::ClaimState::Approved),
+            "{store:?}: {invoice:?}"
+        );
     }
 }
 
@@ -387,8 +457,17 @@ async fn the_last_transient_failure_dead_letters_and_asks_for_redelivery_once_pe
     for store in STORES {
         let (table, _moto) = table(store).await;
         let h = harness(table).await;
-        Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(503)).mount(&h.hicaps).await;
-        Mock::given(method("POST")).and(path("/webhook-error/1")).respond_with(ResponseTemplate::new(202)).expect(1).mount(&h.hicaps).await;
+        Mock::given(method("POST"))
+            .and(path("/invoices/1/status"))
+            .respond_with(ResponseTemplate::new(503))
+            .mount(&h.hicaps)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/webhook-error/1"))
+            .respond_with(ResponseTemplate::new(202))
+            .expect(1)
+            .mount(&h.hicaps)
+            .await;
         let message = webhook_message(&webhook_to(&h.hicaps), 0);
         assert_eq!(h.poster.handle(event(&message, 4), deadline()).await.batch_item_failures.len(), 1, "{store:?}");
         assert!(h.poster.handle(event(&message, 5), deadline()).await.batch_item_failures.is_empty(), "{store:?}");
@@ -409,7 +488,10 @@ async fn links_to_other_hosts_are_refused_and_no_token_is_sent() {
         let message = webhook_message(EXAMPLE, 0); // the spec's own links, to lanternpay.com
         assert!(h.poster.handle(event(&message, 1), deadline()).await.batch_item_failures.is_empty(), "{store:?}");
         assert_eq!(h.dlq.len(), 1, "{store:?}: dead-lettered with the reason");
-        assert!(h.hicaps.received_requests().await.unwrap_or_default().is_empty(), "{store:?}: not even a token request");
+        assert!(
+            h.hicaps.received_requests().await.unwrap_or_default().is_empty(),
+            "{store:?}: not even a token request"
+        );
         // Unanswered, the invoice is still known, its claims pending, for a later decision to reach.
         let invoice = shared::program::records::load_invoice(table.as_ref(), "9a15ad10-dbf0-4ab6-83f1-e42019f188b5")
             .await
@@ -430,18 +512,22 @@ fn crash_at(inner: Arc<dyn Table>, target: &'static str) -> Arc<HookedTable> {
     // The post's note: the invoice header's `postedBy` in the records' batch (an invoice), or the
     // lock's own `posted` (other work).
     let notes_post = |item: &Item| item.attrs.contains_key("postedBy");
-    let is_target = move |item: &Item| {
-        match target {
-            "posted" => notes_post(item) || (item.key.pk.starts_with("idempotency#") && item.attrs.get("posted") == Some(&json!(true)) && item.str_attr("status") == Some("inProgress")),
-            status => item.key.pk.starts_with("idempotency#") && item.str_attr("status") == Some(status),
+    let is_target = move |item: &Item| match target {
+        "posted" => {
+            notes_post(item)
+                || (item.key.pk.starts_with("idempotency#")
+                    && item.attrs.get("posted") == Some(&json!(true))
+                    && item.str_attr("status") == Some("inProgress"))
         }
+        status => item.key.pk.starts_with("idempotency#") && item.str_attr("status") == Some(status),
     };
     let refuses = move |item: &Item| {
         let mut crashed_at = crashed_at.lock().expect("crash clock");
         if crashed_at.is_none() && is_target(item) {
             *crashed_at = Some(std::time::Instant::now());
         }
-        crashed_at.is_some_and(|at| at.elapsed() < Duration::from_secs(5)) && (item.key.pk.starts_with("idempotency#") || notes_post(item))
+        crashed_at.is_some_and(|at| at.elapsed() < Duration::from_secs(5))
+            && (item.key.pk.starts_with("idempotency#") || notes_post(item))
     };
     Arc::new(HookedTable::new(inner, move |op| {
         let lost = match op {
@@ -459,7 +545,11 @@ async fn a_failed_completion_record_resumes_after_the_post() {
         let (inner, _moto) = table(store).await;
         let table = crash_at(inner, "completed");
         let h = harness(table).await;
-        Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+        Mock::given(method("POST"))
+            .and(path("/invoices/1/status"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&h.hicaps)
+            .await;
         let message = webhook_message(&webhook_to(&h.hicaps), 0);
         // Time for one 2 s call and the completion margin, with 3 s to start it (moto under CI load).
         let short_deadline = chrono::Utc::now().timestamp() + 8;
@@ -469,7 +559,11 @@ async fn a_failed_completion_record_resumes_after_the_post() {
         tokio::time::sleep(Duration::from_millis(8100)).await;
         assert!(h.poster.handle(event(&message, 3), deadline()).await.batch_item_failures.is_empty(), "{store:?}");
         assert!(h.poster.handle(event(&message, 4), deadline()).await.batch_item_failures.is_empty(), "{store:?}");
-        assert_eq!(status_posts(&h.hicaps).await.len(), 1, "{store:?}: the post was noted, so the retry resumed after it");
+        assert_eq!(
+            status_posts(&h.hicaps).await.len(),
+            1,
+            "{store:?}: the post was noted, so the retry resumed after it"
+        );
     }
 }
 
@@ -479,7 +573,11 @@ async fn a_crash_between_the_post_and_its_note_repeats_the_same_body_only() {
         let (inner, _moto) = table(store).await;
         let table = crash_at(inner, "posted");
         let h = harness(table).await;
-        Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+        Mock::given(method("POST"))
+            .and(path("/invoices/1/status"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&h.hicaps)
+            .await;
         let message = webhook_message(&webhook_to(&h.hicaps), 0);
         let short_deadline = chrono::Utc::now().timestamp() + 8;
         assert_eq!(h.poster.handle(event(&message, 1), short_deadline).await.batch_item_failures.len(), 1, "{store:?}");
@@ -504,7 +602,11 @@ async fn a_copy_of_work_in_progress_comes_back_when_the_lock_lapses() {
         let lock = Item::new(Key::new("idempotency#8ad735a2-21a0-481a-9174-205817e95110", "#"), attrs)
             .expiring_at(chrono::Utc::now().timestamp() + 20);
         table.put(&lock, Condition::Absent).await.expect("lock");
-        assert_eq!(h.poster.handle(event(&webhook_message(&webhook, 0), 1), deadline()).await.batch_item_failures.len(), 1, "{store:?}");
+        assert_eq!(
+            h.poster.handle(event(&webhook_message(&webhook, 0), 1), deadline()).await.batch_item_failures.len(),
+            1,
+            "{store:?}"
+        );
         let delays = h.retry_delays.0.lock().expect("delays").clone();
         assert_eq!(delays.len(), 1, "{store:?}");
         assert!(
@@ -520,14 +622,29 @@ async fn a_changed_payload_under_a_known_id_is_flagged_not_processed() {
     for store in STORES {
         let (table, _moto) = table(store).await;
         let h = harness(table.clone()).await;
-        Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+        Mock::given(method("POST"))
+            .and(path("/invoices/1/status"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&h.hicaps)
+            .await;
         let original = webhook_to(&h.hicaps);
-        assert!(h.poster.handle(event(&webhook_message(&original, 0), 1), deadline()).await.batch_item_failures.is_empty(), "{store:?}");
+        assert!(
+            h.poster.handle(event(&webhook_message(&original, 0), 1), deadline()).await.batch_item_failures.is_empty(),
+            "{store:?}"
+        );
         let mut changed: Value = serde_json::from_str(&original).expect("json");
         changed["data"]["claims"][0]["unitPrice"] = json!(9999);
-        assert!(h.poster.handle(event(&webhook_message(&changed.to_string(), 0), 1), deadline()).await.batch_item_failures.is_empty(), "{store:?}");
+        assert!(
+            h.poster
+                .handle(event(&webhook_message(&changed.to_string(), 0), 1), deadline())
+                .await
+                .batch_item_failures
+                .is_empty(),
+            "{store:?}"
+        );
         assert_eq!(status_posts(&h.hicaps).await.len(), 1, "{store:?}: the changed payload caused no second post");
-        let flag = table.get(&Key::new("flagged#payloadChanged", "8ad735a2-21a0-481a-9174-205817e95110")).await.expect("get");
+        let flag =
+            table.get(&Key::new("flagged#payloadChanged", "8ad735a2-21a0-481a-9174-205817e95110")).await.expect("get");
         assert!(flag.is_some(), "{store:?}: flagged for operators");
     }
 }
@@ -537,13 +654,32 @@ async fn a_redelivery_received_later_is_a_duplicate_not_a_changed_payload() {
     for store in STORES {
         let (table, _moto) = table(store).await;
         let h = harness(table.clone()).await;
-        Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+        Mock::given(method("POST"))
+            .and(path("/invoices/1/status"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&h.hicaps)
+            .await;
         let webhook = webhook_to(&h.hicaps);
-        assert!(h.poster.handle(event(&webhook_message(&webhook, 1_000), 1), deadline()).await.batch_item_failures.is_empty(), "{store:?}");
+        assert!(
+            h.poster
+                .handle(event(&webhook_message(&webhook, 1_000), 1), deadline())
+                .await
+                .batch_item_failures
+                .is_empty(),
+            "{store:?}"
+        );
         // HICAPS delivers the same webhook again; the receiver stamps it with a later time.
-        assert!(h.poster.handle(event(&webhook_message(&webhook, 61_000), 1), deadline()).await.batch_item_failures.is_empty(), "{store:?}");
+        assert!(
+            h.poster
+                .handle(event(&webhook_message(&webhook, 61_000), 1), deadline())
+                .await
+                .batch_item_failures
+                .is_empty(),
+            "{store:?}"
+        );
         assert_eq!(status_posts(&h.hicaps).await.len(), 1, "{store:?}");
-        let flag = table.get(&Key::new("flagged#payloadChanged", "8ad735a2-21a0-481a-9174-205817e95110")).await.expect("get");
+        let flag =
+            table.get(&Key::new("flagged#payloadChanged", "8ad735a2-21a0-481a-9174-205817e95110")).await.expect("get");
         assert!(flag.is_none(), "{store:?}: a redelivery is not a changed payload");
     }
 }
@@ -553,10 +689,18 @@ async fn no_post_starts_too_close_to_the_deadline() {
     for store in STORES {
         let (table, _moto) = table(store).await;
         let h = harness(table).await;
-        Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+        Mock::given(method("POST"))
+            .and(path("/invoices/1/status"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&h.hicaps)
+            .await;
         let message = webhook_message(&webhook_to(&h.hicaps), 0);
         let almost_over = chrono::Utc::now().timestamp() + 2;
-        assert_eq!(h.poster.handle(event(&message, 1), almost_over).await.batch_item_failures.len(), 1, "{store:?}: retried later");
+        assert_eq!(
+            h.poster.handle(event(&message, 1), almost_over).await.batch_item_failures.len(),
+            1,
+            "{store:?}: retried later"
+        );
         assert!(status_posts(&h.hicaps).await.is_empty(), "{store:?}: nothing posted that the timeout could cut off");
         assert!(h.poster.handle(event(&message, 2), deadline()).await.batch_item_failures.is_empty(), "{store:?}");
         assert_eq!(status_posts(&h.hicaps).await.len(), 1, "{store:?}");
@@ -584,7 +728,8 @@ async fn values_from_malformed_webhooks_and_refusals_never_reach_the_log() {
     let _alone = MOTO_TRACES.write().await;
     let logs = Logs::default();
     let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_max_level(tracing::Level::TRACE).finish();
+    let subscriber =
+        tracing_subscriber::fmt().with_writer(move || writer.clone()).with_max_level(tracing::Level::TRACE).finish();
     // Global, not scoped: tracing caches each call site's interest process-wide, and a call site
     // first reached by a test on another thread without a subscriber would stay silent here.
     // The other tests' log lines land in the buffer too, and are held to the same rule.
@@ -592,7 +737,9 @@ async fn values_from_malformed_webhooks_and_refusals_never_reach_the_log() {
     let h = harness(Arc::new(EmbeddedTable::new())).await;
     Mock::given(method("POST"))
         .and(path("/invoices/1/status"))
-        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"title": "Member Sandy Cheeks 555000111 unknown"})))
+        .respond_with(
+            ResponseTemplate::new(400).set_body_json(json!({"title": "Member Sandy Cheeks 555000111 unknown"})),
+        )
         .mount(&h.hicaps)
         .await;
     let original: Value = serde_json::from_str(&webhook_to(&h.hicaps)).expect("json");
@@ -612,7 +759,9 @@ async fn values_from_malformed_webhooks_and_refusals_never_reach_the_log() {
     }
     let text = String::from_utf8(logs.0.lock().expect("logs").clone()).expect("utf-8");
     assert!(text.contains("data.claims[0].claimId: invalid"), "the path and kind are logged:\n{text}");
-    for secret in ["Zebediah", "Spongebob", "Patrick", "789456123", "Pearl", "1990-04-01", "Squidward", "Sandy", "555000111"] {
+    for secret in
+        ["Zebediah", "Spongebob", "Patrick", "789456123", "Pearl", "1990-04-01", "Squidward", "Sandy", "555000111"]
+    {
         assert!(!text.contains(secret), "{secret} reached the log:\n{text}");
     }
     // The dead letters keep the whole story for a person.
@@ -635,7 +784,11 @@ async fn a_record_that_panics_fails_alone_and_the_batch_is_answered() {
             Ok(())
         })))
         .await;
-        Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+        Mock::given(method("POST"))
+            .and(path("/invoices/1/status"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&h.hicaps)
+            .await;
         let good = webhook_message(&webhook_to(&h.hicaps), 0);
         let mut poison: Value = serde_json::from_str(&webhook_to(&h.hicaps)).expect("json");
         poison["id"] = json!("poison-1");
@@ -656,14 +809,25 @@ async fn a_member_check_without_program_is_rejected_naming_it() {
     for store in STORES {
         let (table, _moto) = table(store).await;
         let h = harness(table).await;
-        Mock::given(method("POST")).and(path("/members/1/state")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+        Mock::given(method("POST"))
+            .and(path("/members/1/state"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&h.hicaps)
+            .await;
         let check = json!({
             "id": "member-check-1",
             "type": "admin.member.check",
             "data": {"memberNumber": "789456123"},
             "_links": {"lp:update-member-state": {"href": format!("{}/members/1/state", h.hicaps.uri())}},
         });
-        assert!(h.poster.handle(event(&webhook_message(&check.to_string(), 0), 1), deadline()).await.batch_item_failures.is_empty(), "{store:?}");
+        assert!(
+            h.poster
+                .handle(event(&webhook_message(&check.to_string(), 0), 1), deadline())
+                .await
+                .batch_item_failures
+                .is_empty(),
+            "{store:?}"
+        );
         let posts: Vec<Value> = h
             .hicaps
             .received_requests()
@@ -681,7 +845,9 @@ async fn a_member_check_without_program_is_rejected_naming_it() {
 
 /// A [`HookedTable`] hook counting the keys DynamoDB would refuse (over its key limits) that
 /// reach the table in a read or a write.
-fn counting_keys_over_limits(count: Arc<AtomicUsize>) -> impl Fn(Op<'_>) -> Result<(), StoreError> + Send + Sync + 'static {
+fn counting_keys_over_limits(
+    count: Arc<AtomicUsize>,
+) -> impl Fn(Op<'_>) -> Result<(), StoreError> + Send + Sync + 'static {
     move |op| {
         let over = match op {
             Op::GetMany(keys) => keys.iter().filter(|key| key.check().is_err()).count(),
@@ -706,7 +872,11 @@ async fn item_codes_over_the_sort_key_limit_are_rejected_as_unknown_and_the_othe
         let over_limits = Arc::new(AtomicUsize::new(0));
         let table = Arc::new(HookedTable::new(inner, counting_keys_over_limits(over_limits.clone())));
         let h = harness(table.clone()).await;
-        Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+        Mock::given(method("POST"))
+            .and(path("/invoices/1/status"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&h.hicaps)
+            .await;
         let mut webhook: Value = serde_json::from_str(&webhook_to(&h.hicaps)).expect("json");
         let good = webhook["data"]["claims"][0].clone();
         // The rule's key is `schedule#<program>` / `item#<itemCode>`: one byte over the sort key's
@@ -721,9 +891,19 @@ async fn item_codes_over_the_sort_key_limit_are_rejected_as_unknown_and_the_othe
         }
         webhook["data"]["claims"] = Value::Array(claims);
         let message = webhook_message(&webhook.to_string(), 0);
-        assert!(h.poster.handle(event(&message, 1), deadline()).await.batch_item_failures.is_empty(), "{store:?}: answered, not retried");
+        assert!(
+            h.poster.handle(event(&message, 1), deadline()).await.batch_item_failures.is_empty(),
+            "{store:?}: answered, not retried"
+        );
         // A redelivery is a duplicate: the answer went.
-        assert!(h.poster.handle(event(&webhook_message(&webhook.to_string(), 9), 1), deadline()).await.batch_item_failures.is_empty(), "{store:?}");
+        assert!(
+            h.poster
+                .handle(event(&webhook_message(&webhook.to_string(), 9), 1), deadline())
+                .await
+                .batch_item_failures
+                .is_empty(),
+            "{store:?}"
+        );
         assert!(h.dlq.is_empty(), "{store:?}: answered, not dead-lettered");
         assert!(h.retry_delays.0.lock().expect("delays").is_empty(), "{store:?}: never retried as transient");
         let posts = status_posts(&h.hicaps).await;
@@ -731,7 +911,11 @@ async fn item_codes_over_the_sort_key_limit_are_rejected_as_unknown_and_the_othe
         let statuses = claim_statuses(&posts[0]);
         assert_eq!(statuses.len(), 3, "{store:?}: {}", posts[0]);
         assert_eq!(statuses[0]["claimId"], good["claimId"], "{store:?}");
-        assert_eq!(statuses[0]["state"], "approved", "{store:?}: the claim with a known item is adjudicated as usual: {}", statuses[0]);
+        assert_eq!(
+            statuses[0]["state"], "approved",
+            "{store:?}: the claim with a known item is adjudicated as usual: {}",
+            statuses[0]
+        );
         assert_eq!(statuses[0]["benefit"].as_f64(), Some(40.0), "{store:?}: 80% of 55.63, capped at 40.00 per unit");
         for (status, code) in statuses[1..].iter().zip(&long_codes) {
             assert_eq!(status["state"], "rejected", "{store:?}: {status}");
@@ -741,10 +925,11 @@ async fn item_codes_over_the_sort_key_limit_are_rejected_as_unknown_and_the_othe
             assert_eq!(status["invalidParams"][0]["reason"], format!("Item {code} is unknown"), "{store:?}");
         }
         assert_eq!(over_limits.load(Ordering::SeqCst), 0, "{store:?}: no key over DynamoDB's limits reached the table");
-        let invoice = shared::program::records::load_invoice(table.inner.as_ref(), "9a15ad10-dbf0-4ab6-83f1-e42019f188b5")
-            .await
-            .expect("load")
-            .expect("recorded");
+        let invoice =
+            shared::program::records::load_invoice(table.inner.as_ref(), "9a15ad10-dbf0-4ab6-83f1-e42019f188b5")
+                .await
+                .expect("load")
+                .expect("recorded");
         let mut states: Vec<_> = invoice.claims.iter().map(|claim| (claim.claim_id.clone(), claim.state)).collect();
         states.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(
@@ -766,7 +951,11 @@ async fn member_numbers_and_programs_over_the_key_limits_are_answered_rejected_n
         let over_limits = Arc::new(AtomicUsize::new(0));
         let table = Arc::new(HookedTable::new(inner, counting_keys_over_limits(over_limits.clone())));
         let h = harness(table.clone()).await;
-        Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+        Mock::given(method("POST"))
+            .and(path("/invoices/1/status"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&h.hicaps)
+            .await;
         let mut original: Value = serde_json::from_str(&webhook_to(&h.hicaps)).expect("json");
         // A second claim, for an item the schedule knows, to show every claim is answered.
         let mut second = original["data"]["claims"][0].clone();
@@ -789,9 +978,15 @@ async fn member_numbers_and_programs_over_the_key_limits_are_answered_rejected_n
             *webhook.pointer_mut(pointer).expect("field") = json!(value);
             let case = format!("{store:?}: {pointer} of {} bytes", value.len());
             let message = webhook_message(&webhook.to_string(), 0);
-            assert!(h.poster.handle(event(&message, 1), deadline()).await.batch_item_failures.is_empty(), "{case}: answered, not retried");
+            assert!(
+                h.poster.handle(event(&message, 1), deadline()).await.batch_item_failures.is_empty(),
+                "{case}: answered, not retried"
+            );
             let redelivery = webhook_message(&webhook.to_string(), 9);
-            assert!(h.poster.handle(event(&redelivery, 1), deadline()).await.batch_item_failures.is_empty(), "{case}: a duplicate");
+            assert!(
+                h.poster.handle(event(&redelivery, 1), deadline()).await.batch_item_failures.is_empty(),
+                "{case}: a duplicate"
+            );
             let posts = status_posts(&h.hicaps).await;
             assert_eq!(posts.len(), index + 1, "{case}: answered once");
             let statuses = claim_statuses(&posts[index]);
@@ -803,9 +998,15 @@ async fn member_numbers_and_programs_over_the_key_limits_are_answered_rejected_n
                 assert_eq!(status["invalidParams"][0]["name"], "member.memberNumber", "{case}");
             }
             let invoice_id = webhook["data"]["invoiceId"].as_str().expect("invoiceId");
-            let invoice = shared::program::records::load_invoice(table.inner.as_ref(), invoice_id).await.expect("load").expect("recorded");
+            let invoice = shared::program::records::load_invoice(table.inner.as_ref(), invoice_id)
+                .await
+                .expect("load")
+                .expect("recorded");
             assert_eq!(invoice.claims.len(), 2, "{case}");
-            assert!(invoice.claims.iter().all(|claim| claim.state == shared::hicaps::ClaimState::Rejected), "{case}: {invoice:?}");
+            assert!(
+                invoice.claims.iter().all(|claim| claim.state == shared::hicaps::ClaimState::Rejected),
+                "{case}: {invoice:?}"
+            );
         }
         assert!(h.dlq.is_empty(), "{store:?}: answered, not dead-lettered");
         assert!(h.retry_delays.0.lock().expect("delays").is_empty(), "{store:?}: never retried as transient");
@@ -819,7 +1020,11 @@ async fn a_member_check_over_the_key_limits_is_answered_rejected_without_a_read(
         let (inner, _moto) = table(store).await;
         let over_limits = Arc::new(AtomicUsize::new(0));
         let h = harness(Arc::new(HookedTable::new(inner, counting_keys_over_limits(over_limits.clone())))).await;
-        Mock::given(method("POST")).and(path("/members/1/state")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+        Mock::given(method("POST"))
+            .and(path("/members/1/state"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&h.hicaps)
+            .await;
         let cases = [
             ("9".repeat(MAX_SK_BYTES + 1), "mpl".to_owned()),
             ("9".repeat(MAX_PK_BYTES + 1), "mpl".to_owned()),
@@ -833,10 +1038,17 @@ async fn a_member_check_over_the_key_limits_is_answered_rejected_without_a_read(
                 "data": {"memberNumber": member_number, "program": program},
                 "_links": {"lp:update-member-state": {"href": format!("{}/members/1/state", h.hicaps.uri())}},
             });
-            let case = format!("{store:?}: memberNumber of {} bytes, program of {} bytes", member_number.len(), program.len());
+            let case =
+                format!("{store:?}: memberNumber of {} bytes, program of {} bytes", member_number.len(), program.len());
             let message = webhook_message(&check.to_string(), 0);
-            assert!(h.poster.handle(event(&message, 1), deadline()).await.batch_item_failures.is_empty(), "{case}: answered, not retried");
-            assert!(h.poster.handle(event(&message, 2), deadline()).await.batch_item_failures.is_empty(), "{case}: a duplicate");
+            assert!(
+                h.poster.handle(event(&message, 1), deadline()).await.batch_item_failures.is_empty(),
+                "{case}: answered, not retried"
+            );
+            assert!(
+                h.poster.handle(event(&message, 2), deadline()).await.batch_item_failures.is_empty(),
+                "{case}: a duplicate"
+            );
         }
         let posts: Vec<Value> = h
             .hicaps
@@ -864,9 +1076,20 @@ async fn a_resubmitted_invoice_never_moves_a_paid_claim_back() {
     for store in STORES {
         let (table, _moto) = table(store).await;
         let h = harness(table.clone()).await;
-        Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+        Mock::given(method("POST"))
+            .and(path("/invoices/1/status"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&h.hicaps)
+            .await;
         let webhook: Value = serde_json::from_str(&webhook_to(&h.hicaps)).expect("json");
-        assert!(h.poster.handle(event(&webhook_message(&webhook.to_string(), 0), 1), deadline()).await.batch_item_failures.is_empty(), "{store:?}");
+        assert!(
+            h.poster
+                .handle(event(&webhook_message(&webhook.to_string(), 0), 1), deadline())
+                .await
+                .batch_item_failures
+                .is_empty(),
+            "{store:?}"
+        );
         let invoice_id = webhook["data"]["invoiceId"].as_str().expect("invoiceId");
         let load = || shared::program::records::load_invoice(table.as_ref(), invoice_id);
         let mut claim = load().await.expect("load").expect("invoice").claims.remove(0);
@@ -877,11 +1100,19 @@ async fn a_resubmitted_invoice_never_moves_a_paid_claim_back() {
         let mut resubmitted = webhook.clone();
         resubmitted["id"] = json!("resubmission-1");
         assert!(
-            h.poster.handle(event(&webhook_message(&resubmitted.to_string(), 0), 1), deadline()).await.batch_item_failures.is_empty(),
+            h.poster
+                .handle(event(&webhook_message(&resubmitted.to_string(), 0), 1), deadline())
+                .await
+                .batch_item_failures
+                .is_empty(),
             "{store:?}"
         );
         assert_eq!(status_posts(&h.hicaps).await.len(), 1, "{store:?}: nothing to answer: the only claim is paid");
-        assert_eq!(load().await.expect("load").expect("invoice").claims[0].state, shared::hicaps::ClaimState::Paid, "{store:?}");
+        assert_eq!(
+            load().await.expect("load").expect("invoice").claims[0].state,
+            shared::hicaps::ClaimState::Paid,
+            "{store:?}"
+        );
     }
 }
 
@@ -895,7 +1126,11 @@ async fn a_rotated_hicaps_secret_is_read_again_when_the_token_endpoint_refuses_i
         .mount(&hicaps)
         .await;
     Mock::given(method("POST")).and(path("/oauth/token")).respond_with(ResponseTemplate::new(401)).mount(&hicaps).await;
-    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&hicaps).await;
+    Mock::given(method("POST"))
+        .and(path("/invoices/1/status"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&hicaps)
+        .await;
     let source = Arc::new(shared::secrets::FakeSource(std::sync::Mutex::new("before".into())));
     let vars = Vars::default()
         .with("HICAPS_TOKEN_URL", format!("{}/oauth/token", hicaps.uri()))
@@ -923,7 +1158,10 @@ async fn a_rotated_hicaps_secret_is_read_again_when_the_token_endpoint_refuses_i
     *source.0.lock().expect("lock") = "rotated".into();
     let message = webhook_message(&webhook_to(&hicaps), 0);
     assert_eq!(poster.handle(event(&message, 1), deadline()).await.batch_item_failures.len(), 1, "refused: retried");
-    assert!(poster.handle(event(&message, 2), deadline()).await.batch_item_failures.is_empty(), "the re-read secret works");
+    assert!(
+        poster.handle(event(&message, 2), deadline()).await.batch_item_failures.is_empty(),
+        "the re-read secret works"
+    );
     assert_eq!(status_posts(&hicaps).await.len(), 1);
 }
 
@@ -938,22 +1176,37 @@ async fn a_replayed_decision_is_processed_not_taken_for_a_changed_payload() {
             .up_to_n_times(1)
             .mount(&h.hicaps)
             .await;
-        Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).mount(&h.hicaps).await;
+        Mock::given(method("POST"))
+            .and(path("/invoices/1/status"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&h.hicaps)
+            .await;
         let claim_id = uuid::Uuid::new_v4();
         let record = shared::program::records::InvoiceRecord {
             invoice_id: "inv-1".into(),
             program: "mpl".into(),
             status_href: Some(format!("{}/invoices/1/status", h.hicaps.uri())),
-            claims: vec![shared::program::records::ClaimRecord::new(claim_id.to_string(), shared::hicaps::ClaimState::Pending, None, "w-1")],
+            claims: vec![shared::program::records::ClaimRecord::new(
+                claim_id.to_string(),
+                shared::hicaps::ClaimState::Pending,
+                None,
+                "w-1",
+            )],
             ..Default::default()
         };
-        shared::program::records::save_invoice(table.as_ref(), &record, chrono::Utc::now().timestamp() + 3600, None).await.expect("invoice");
+        shared::program::records::save_invoice(table.as_ref(), &record, chrono::Utc::now().timestamp() + 3600, None)
+            .await
+            .expect("invoice");
         let update = shared::hicaps::parse_status_update(
             json!({"claimStatuses": [{"claimId": claim_id, "state": "rejected", "benefit": 0}]}).to_string().as_bytes(),
         )
         .expect("update");
-        let work = shared::program::work::Work::Decision { decision_id: "d-1".into(), invoice_id: "inv-1".into(), update };
-        assert!(h.poster.handle(event(&work.to_message(), 1), deadline()).await.batch_item_failures.is_empty(), "{store:?}");
+        let work =
+            shared::program::work::Work::Decision { decision_id: "d-1".into(), invoice_id: "inv-1".into(), update };
+        assert!(
+            h.poster.handle(event(&work.to_message(), 1), deadline()).await.batch_item_failures.is_empty(),
+            "{store:?}"
+        );
         let letters = h.dlq.receive(10, Duration::from_secs(1)).await.expect("dlq");
         assert_eq!(letters.len(), 1, "{store:?}: HICAPS refused it: dead-lettered");
         let replay = shared::program::work::replayable(&letters[0].body);
@@ -974,7 +1227,8 @@ struct SlowingTokens {
 impl wiremock::Respond for SlowingTokens {
     fn respond(&self, _request: &wiremock::Request) -> ResponseTemplate {
         let n = self.issued.fetch_add(1, Ordering::SeqCst);
-        let answer = ResponseTemplate::new(200).set_body_json(json!({"access_token": format!("t{n}"), "expires_in": 3600}));
+        let answer =
+            ResponseTemplate::new(200).set_body_json(json!({"access_token": format!("t{n}"), "expires_in": 3600}));
         if n < self.fast { answer } else { answer.set_delay(self.delay) }
     }
 }
@@ -990,7 +1244,12 @@ async fn the_deadline_guard_covers_the_token_fetch_and_the_refresh_after_a_401()
     let h = harness(Arc::new(EmbeddedTable::new())).await;
     let slow = SlowingTokens { fast: 0, delay: Duration::from_secs(10), issued: AtomicUsize::new(0) };
     Mock::given(method("POST")).and(path("/oauth/token")).respond_with(slow).with_priority(1).mount(&h.hicaps).await;
-    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(200)).expect(0).mount(&h.hicaps).await;
+    Mock::given(method("POST"))
+        .and(path("/invoices/1/status"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&h.hicaps)
+        .await;
     let message = webhook_message(&webhook_to(&h.hicaps), 0);
     assert_eq!(h.poster.handle(event(&message, 1), deadline()).await.batch_item_failures.len(), 1);
     assert_eq!(requests_to(&h.hicaps, "/oauth/token").await, 1);
@@ -1002,7 +1261,12 @@ async fn the_deadline_guard_covers_the_token_fetch_and_the_refresh_after_a_401()
     let h = harness(Arc::new(EmbeddedTable::new())).await;
     let slowing = SlowingTokens { fast: 1, delay: Duration::from_secs(10), issued: AtomicUsize::new(0) };
     Mock::given(method("POST")).and(path("/oauth/token")).respond_with(slowing).with_priority(1).mount(&h.hicaps).await;
-    Mock::given(method("POST")).and(path("/invoices/1/status")).respond_with(ResponseTemplate::new(401)).expect(1).mount(&h.hicaps).await;
+    Mock::given(method("POST"))
+        .and(path("/invoices/1/status"))
+        .respond_with(ResponseTemplate::new(401))
+        .expect(1)
+        .mount(&h.hicaps)
+        .await;
     let message = webhook_message(&webhook_to(&h.hicaps), 0);
     assert_eq!(h.poster.handle(event(&message, 1), deadline()).await.batch_item_failures.len(), 1);
     assert_eq!(requests_to(&h.hicaps, "/oauth/token").await, 2, "the first token, then one refresh");

@@ -97,9 +97,7 @@ fn bench(c: &mut Criterion) {
         })
     });
     // The same path in its two halves, to show where the time goes (informational).
-    group.bench_function("apigw-v2-event-deserialise", |b| {
-        b.iter(|| request(std::hint::black_box(EVENT.as_bytes())))
-    });
+    group.bench_function("apigw-v2-event-deserialise", |b| b.iter(|| request(std::hint::black_box(EVENT.as_bytes()))));
     for (name, receiver) in [("handle-request-to-202", &receiver), ("handle-request-to-202-fixed-secret", &fixed)] {
         group.bench_function(name, |b| {
             b.to_async(&runtime).iter_custom(|iters| {

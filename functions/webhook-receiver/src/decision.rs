@@ -104,7 +104,8 @@ pub(crate) async fn handle(receiver: &Receiver, request: &Request) -> Result<Htt
         return Err(Rejection::HandoffFailed);
     }
     if let Some(key) = &key
-        && let Err(error) = receiver.table.put(&key_item(key, "queued", &body_hash, &decision_id), Condition::Always).await
+        && let Err(error) =
+            receiver.table.put(&key_item(key, "queued", &body_hash, &decision_id), Condition::Always).await
     {
         // The decision is queued either way; a retry with the key meanwhile is answered 409.
         tracing::warn!(%decision_id, %error, "idempotency key not marked queued");

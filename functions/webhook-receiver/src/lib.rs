@@ -20,8 +20,8 @@ use serde_json::value::RawValue;
 use shared::api_error::{ApiError, Problems};
 use shared::config::{ConfigError, Vars};
 use shared::handoff::Handoff;
-use shared::secrets::Rotating;
 use shared::metrics::Metric;
+use shared::secrets::Rotating;
 use shared::store::SharedTable;
 use shared::web::{self, HttpResponse};
 use std::time::Instant;
@@ -134,7 +134,9 @@ impl Rejection {
             Rejection::Forbidden(title) => web::api_error(StatusCode::FORBIDDEN, &ApiError::titled(title)),
             Rejection::Invalid(error) => web::api_error(StatusCode::BAD_REQUEST, &error),
             Rejection::NotFound(title) => web::api_error(StatusCode::NOT_FOUND, &ApiError::titled(title)),
-            Rejection::Unprocessable(title) => web::api_error(StatusCode::UNPROCESSABLE_ENTITY, &ApiError::titled(title)),
+            Rejection::Unprocessable(title) => {
+                web::api_error(StatusCode::UNPROCESSABLE_ENTITY, &ApiError::titled(title))
+            }
             Rejection::Conflict(title) => web::api_error(StatusCode::CONFLICT, &ApiError::titled(title)),
             Rejection::StoreUnavailable => web::api_error(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -252,7 +254,8 @@ fn check_envelope(body: &str) -> Result<(String, String), Rejection> {
         };
         return Err(invalid("body", reason));
     }
-    let envelope: Envelope<'_> = serde_json::from_str(body).map_err(|_| invalid("body", "The body is not valid JSON."))?;
+    let envelope: Envelope<'_> =
+        serde_json::from_str(body).map_err(|_| invalid("body", "The body is not valid JSON."))?;
     let mut problems = Problems::new();
     let id = non_empty_string(envelope.id, "id", &mut problems);
     if id.as_ref().is_some_and(|id| id.chars().count() > MAX_ID_CHARS) {
@@ -416,7 +419,8 @@ mod tests {
             let key = prop_oneof![Just("claims".to_owned()), "[a-z\\\\\"]{0,6}"];
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-                prop::collection::vec((key, inner), 0..6).prop_map(|entries| Value::Object(entries.into_iter().collect())),
+                prop::collection::vec((key, inner), 0..6)
+                    .prop_map(|entries| Value::Object(entries.into_iter().collect())),
             ]
         })
     }

@@ -16,7 +16,9 @@ use webhook_receiver::{Config, MAX_BODY_BYTES, Receiver};
 const EXAMPLE: &str = include_str!("../../../shared/tests/fixtures/hicaps/invoice-submitted-webhook.json");
 
 async fn receiver_with(sender: Arc<dyn MessageSender>) -> Receiver {
-    let vars = Vars::default().with("WEBHOOK_AUTH_HEADER", "X-Partner-Key").with("WEBHOOK_AUTH_VALUE", "old-secret, new-secret");
+    let vars = Vars::default()
+        .with("WEBHOOK_AUTH_HEADER", "X-Partner-Key")
+        .with("WEBHOOK_AUTH_VALUE", "old-secret, new-secret");
     let table = Arc::new(EmbeddedTable::new());
     Receiver::new(Config::from_vars(&vars).await.expect("config"), Handoff::new(sender, table.clone()), table)
 }
@@ -40,7 +42,10 @@ async fn answer(receiver: &Receiver, request: Request) -> (u16, Value) {
 }
 
 fn names(body: &Value) -> Vec<String> {
-    body["invalidParams"].as_array().map(|a| a.iter().map(|p| p["name"].as_str().unwrap_or_default().to_owned()).collect()).unwrap_or_default()
+    body["invalidParams"]
+        .as_array()
+        .map(|a| a.iter().map(|p| p["name"].as_str().unwrap_or_default().to_owned()).collect())
+        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -103,7 +108,11 @@ async fn keeps_webhooks_of_unhandled_types() {
     assert_eq!(answer(&receiver, webhook_request(Some("new-secret"), &body)).await.0, 202);
     assert_eq!(queue.len(), 1, "kept for the poster to record for operators");
     assert!(shared::metrics::counted("WebhookUnhandledType", "unhandled") >= 1, "counted under a fixed dimension");
-    assert_eq!(shared::metrics::counted("WebhookUnhandledType", "claiming.something.new"), 0, "input is never a dimension");
+    assert_eq!(
+        shared::metrics::counted("WebhookUnhandledType", "claiming.something.new"),
+        0,
+        "input is never a dimension"
+    );
 }
 
 struct BrokenQueue;
@@ -128,11 +137,16 @@ async fn answers_503_when_the_hand_off_fails_so_hicaps_retries() {
 
 #[tokio::test]
 async fn jwt_mode_accepts_only_hicaps_among_verified_callers() {
-    assert!(Config::from_vars(&Vars::default().with("WEBHOOK_AUTH_MODE", "jwt")).await.is_err_and(|e| e.variable == "WEBHOOK_JWT_CALLERS"));
+    assert!(
+        Config::from_vars(&Vars::default().with("WEBHOOK_AUTH_MODE", "jwt"))
+            .await
+            .is_err_and(|e| e.variable == "WEBHOOK_JWT_CALLERS")
+    );
     let vars = Vars::default().with("WEBHOOK_AUTH_MODE", "jwt").with("WEBHOOK_JWT_CALLERS", "hicaps, hicaps-dr");
     let table = Arc::new(EmbeddedTable::new());
     let queue = Arc::new(EmbeddedQueue::new(Duration::from_secs(30)));
-    let receiver = Receiver::new(Config::from_vars(&vars).await.expect("config"), Handoff::new(queue, table.clone()), table);
+    let receiver =
+        Receiver::new(Config::from_vars(&vars).await.expect("config"), Handoff::new(queue, table.clone()), table);
     assert_eq!(answer(&receiver, webhook_request(None, EXAMPLE)).await.0, 401);
     let as_caller = |caller: &str| {
         let mut context = aws_lambda_events::apigw::ApiGatewayV2httpRequestContext::default();
@@ -185,7 +199,9 @@ async fn envelopes_over_their_bounds_are_refused_naming_the_field() {
     for _ in 0..webhook_receiver::MAX_DATA_DEPTH - 2 {
         deep = json!([deep]);
     }
-    for body in [at_bound, with("/data/extra", deep), with("/type", json!("x".repeat(webhook_receiver::MAX_TYPE_CHARS)))] {
+    for body in
+        [at_bound, with("/data/extra", deep), with("/type", json!("x".repeat(webhook_receiver::MAX_TYPE_CHARS)))]
+    {
         assert_eq!(answer(&receiver, webhook_request(Some("new-secret"), &body)).await.0, 202);
     }
     assert!(queue.len() == 3, "only the three within bounds were queued");
@@ -246,7 +262,12 @@ fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
 fn any_envelope() -> impl proptest::strategy::Strategy<Value = Value> {
     use proptest::prelude::*;
     let example: Value = serde_json::from_str(EXAMPLE).unwrap_or(Value::Null);
-    let id = prop_oneof![Just(None), "[a-z0-9-]{0,40}".prop_map(|id| Some(json!(id))), ".{0,200}".prop_map(|id| Some(json!(id))), any_json().prop_map(Some)];
+    let id = prop_oneof![
+        Just(None),
+        "[a-z0-9-]{0,40}".prop_map(|id| Some(json!(id))),
+        ".{0,200}".prop_map(|id| Some(json!(id))),
+        any_json().prop_map(Some)
+    ];
     let kind = prop_oneof![
         Just(None),
         proptest::sample::select(shared::hicaps::WebhookType::ALL.to_vec()).prop_map(|kind| Some(json!(kind.as_str()))),
@@ -292,7 +313,8 @@ async fn the_rotation_steps_work_without_a_restart() {
         .with_secret_source("WEBHOOK_AUTH_VALUE", source.clone());
     let table = Arc::new(EmbeddedTable::new());
     let queue = Arc::new(EmbeddedQueue::new(Duration::from_secs(30)));
-    let receiver = Receiver::new(Config::from_vars(&vars).await.expect("config"), Handoff::new(queue, table.clone()), table);
+    let receiver =
+        Receiver::new(Config::from_vars(&vars).await.expect("config"), Handoff::new(queue, table.clone()), table);
     let status = |key: &'static str| {
         let receiver = &receiver;
         async move { answer(receiver, webhook_request(Some(key), EXAMPLE)).await.0 }

@@ -38,7 +38,12 @@ fn main() -> anyhow::Result<()> {
     let mut crash = None;
     if crash_webhooks > 0 {
         let stack = stack.ok_or_else(|| anyhow::anyhow!("--crash-webhooks needs --stack PATH"))?;
-        let options = local::soak::crash::CrashOptions { webhooks: crash_webhooks, seed: options.first_seed, stack, log: crash_log };
+        let options = local::soak::crash::CrashOptions {
+            webhooks: crash_webhooks,
+            seed: options.first_seed,
+            stack,
+            log: crash_log,
+        };
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
         let report = runtime.block_on(local::soak::crash::run(&options))?;
         print_report("crash run", &report);

@@ -322,7 +322,9 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         tokio::spawn(async move { axum::serve(listener, Router::new().nest("/sim/claiming", router())).await });
-        let mut vars = shared::config::Vars::default().with("CLAIMING_TIMEOUT_SECONDS", "2").with("ECF_LOCATION_GRANTS", "local=*");
+        let mut vars = shared::config::Vars::default()
+            .with("CLAIMING_TIMEOUT_SECONDS", "2")
+            .with("ECF_LOCATION_GRANTS", "local=*");
         for (name, value) in defaults(&base) {
             vars = vars.with_default(name, value);
         }

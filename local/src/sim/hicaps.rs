@@ -49,7 +49,9 @@ pub fn defaults(base_url: &str) -> Vec<(&'static str, String)> {
 /// and `MEMBER_REGISTRY_FILE` when set, else the samples in `local/data/`.
 pub async fn load_reference_data(table: &dyn ItemPut) -> anyhow::Result<()> {
     let read = |variable: &str, sample: &str| match std::env::var(variable) {
-        Ok(path) if !path.trim().is_empty() => std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{variable}={path}: {e}")),
+        Ok(path) if !path.trim().is_empty() => {
+            std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{variable}={path}: {e}"))
+        }
         _ => Ok(sample.to_owned()),
     };
     let schedule = read("BENEFIT_SCHEDULE_FILE", BENEFIT_SCHEDULE)?;
@@ -144,7 +146,9 @@ impl Example {
     /// its Member Parameters table).
     pub fn template(self) -> &'static str {
         match self {
-            Self::InvoiceSubmitted => include_str!("../../../shared/tests/fixtures/hicaps/invoice-submitted-webhook.json"),
+            Self::InvoiceSubmitted => {
+                include_str!("../../../shared/tests/fixtures/hicaps/invoice-submitted-webhook.json")
+            }
             Self::CancellationRequested => {
                 include_str!("../../../shared/tests/fixtures/hicaps/invoice-cancellation-requested-webhook.json")
             }
@@ -157,10 +161,16 @@ impl Example {
                             "familyName": "Squarepants", "birthDate": "1990-04-01", "gender": "female"},
                    "_links": {}}"#
             }
-            Self::PaymentScheduled => include_str!("../../../shared/tests/fixtures/hicaps/payment-scheduled-webhook.json"),
+            Self::PaymentScheduled => {
+                include_str!("../../../shared/tests/fixtures/hicaps/payment-scheduled-webhook.json")
+            }
             Self::PaymentFailed => include_str!("../../../shared/tests/fixtures/hicaps/payment-failed-webhook.json"),
-            Self::PaymentHeld => include_str!("../../../shared/tests/fixtures/hicaps/invoice-payment-held-webhook.json"),
-            Self::InvoiceOverpaid => include_str!("../../../shared/tests/fixtures/hicaps/invoice-overpaid-webhook.json"),
+            Self::PaymentHeld => {
+                include_str!("../../../shared/tests/fixtures/hicaps/invoice-payment-held-webhook.json")
+            }
+            Self::InvoiceOverpaid => {
+                include_str!("../../../shared/tests/fixtures/hicaps/invoice-overpaid-webhook.json")
+            }
         }
     }
 }
@@ -202,7 +212,10 @@ impl Simulator {
         Ok(Self {
             inner: Arc::new(Inner {
                 receiver_url: format!("{base_url}/hicaps/webhooks"),
-                auth_header: vars.get("WEBHOOK_AUTH_HEADER").unwrap_or(webhook_receiver::DEFAULT_AUTH_HEADER).to_owned(),
+                auth_header: vars
+                    .get("WEBHOOK_AUTH_HEADER")
+                    .unwrap_or(webhook_receiver::DEFAULT_AUTH_HEADER)
+                    .to_owned(),
                 auth_value,
                 base_url: base_url.to_owned(),
                 http,
@@ -222,7 +235,11 @@ impl Simulator {
 
     /// The header value, printed only when it is the local default.
     pub fn auth_value_hint(&self) -> &str {
-        if self.inner.auth_value == LOCAL_WEBHOOK_SECRET { LOCAL_WEBHOOK_SECRET } else { "(the value of WEBHOOK_AUTH_VALUE)" }
+        if self.inner.auth_value == LOCAL_WEBHOOK_SECRET {
+            LOCAL_WEBHOOK_SECRET
+        } else {
+            "(the value of WEBHOOK_AUTH_VALUE)"
+        }
     }
 
     pub fn posts(&self) -> Vec<RecordedPost> {
@@ -242,7 +259,10 @@ impl Simulator {
 
     /// How many times `lp:webhook-error` restarted the delivery of `webhook_id`.
     pub fn redeliveries(&self, webhook_id: &str) -> usize {
-        lock(&self.inner.posts).iter().filter(|post| post.kind == "webhook-error" && post.reference == webhook_id).count()
+        lock(&self.inner.posts)
+            .iter()
+            .filter(|post| post.kind == "webhook-error" && post.reference == webhook_id)
+            .count()
     }
 
     /// A webhook from the spec's example with a fresh `id`, links to this simulator, and
@@ -252,7 +272,10 @@ impl Simulator {
         let mut webhook: Value = serde_json::from_str(example.template())?;
         let id = new_id();
         webhook["id"] = json!(id);
-        let data = webhook.get_mut("data").and_then(Value::as_object_mut).ok_or_else(|| anyhow::anyhow!("example has no data"))?;
+        let data = webhook
+            .get_mut("data")
+            .and_then(Value::as_object_mut)
+            .ok_or_else(|| anyhow::anyhow!("example has no data"))?;
         if matches!(example, Example::InvoiceSubmitted | Example::PredeterminationSubmitted) {
             data.insert("invoiceId".into(), json!(new_id()));
             if let Some(claims) = data.get_mut("claims").and_then(Value::as_array_mut) {
@@ -291,7 +314,10 @@ impl Simulator {
                 link("lp:invoice-status-updated", format!("{base}/callbacks/invoice-status/{invoice_id}"));
             }
             Example::PredeterminationSubmitted => {
-                link("lp:predetermination-status-updated", format!("{base}/callbacks/predetermination-status/{invoice_id}"));
+                link(
+                    "lp:predetermination-status-updated",
+                    format!("{base}/callbacks/predetermination-status/{invoice_id}"),
+                );
             }
             Example::MemberCheck => link("lp:update-member-state", format!("{base}/callbacks/member-state/{id}")),
             Example::PaymentScheduled | Example::PaymentFailed | Example::PaymentHeld => {
@@ -312,7 +338,9 @@ impl Simulator {
                 .map(|invoice_id| {
                     let claims: Vec<Value> = invoices
                         .get(invoice_id)
-                        .map(|claims| claims.iter().map(|claim_id| json!({"claimId": claim_id, "amount": 10.00})).collect())
+                        .map(|claims| {
+                            claims.iter().map(|claim_id| json!({"claimId": claim_id, "amount": 10.00})).collect()
+                        })
                         .unwrap_or_default();
                     json!({"invoiceId": invoice_id, "claimTransactions": claims})
                 })
@@ -329,7 +357,8 @@ impl Simulator {
         let webhook_id = webhook["id"].as_str().unwrap_or_default().to_owned();
         let body = webhook.to_string().into_bytes();
         lock(&self.inner.sent).insert(webhook_id.clone(), webhook.clone());
-        lock(&self.inner.deliveries).insert(webhook_id.clone(), Delivery { webhook_id: webhook_id.clone(), ..Default::default() });
+        lock(&self.inner.deliveries)
+            .insert(webhook_id.clone(), Delivery { webhook_id: webhook_id.clone(), ..Default::default() });
         with_retry_policy(|| {
             let request = OutboundRequest::new(Method::Post, &self.inner.receiver_url)
                 .header(&self.inner.auth_header, &self.inner.auth_value)
@@ -389,9 +418,10 @@ async fn callback(
     let status = lock(&sim.inner.faults).pop_front().unwrap_or(200);
     let body = if body.is_empty() { Value::Null } else { serde_json::from_str(&body).unwrap_or(Value::String(body)) };
     // As HICAPS does: an accepted `lp:webhook-error` restarts the webhook's delivery.
-    let redeliver = (kind == "webhook-error" && (200..300).contains(&status) && sim.redeliveries(&reference) < MAX_REDELIVERIES)
-        .then(|| lock(&sim.inner.sent).get(&reference).cloned())
-        .flatten();
+    let redeliver =
+        (kind == "webhook-error" && (200..300).contains(&status) && sim.redeliveries(&reference) < MAX_REDELIVERIES)
+            .then(|| lock(&sim.inner.sent).get(&reference).cloned())
+            .flatten();
     lock(&sim.inner.posts).push(RecordedPost { kind, reference, body, status });
     if let Some(webhook) = redeliver {
         let delivering = sim.clone();
@@ -404,7 +434,11 @@ async fn callback(
     status.into_response()
 }
 
-async fn payment_invoices(State(sim): State<Simulator>, Path(payment_id): Path<String>, headers: HeaderMap) -> Response {
+async fn payment_invoices(
+    State(sim): State<Simulator>,
+    Path(payment_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     if !authorized(&headers) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
@@ -418,7 +452,8 @@ async fn send(State(sim): State<Simulator>, Path(example): Path<String>, body: S
     let Some(example) = Example::parse(&example) else {
         return (StatusCode::NOT_FOUND, Json(json!({"title": format!("No example named {example}.")}))).into_response();
     };
-    let overrides: Value = if body.trim().is_empty() { json!({}) } else { serde_json::from_str(&body).unwrap_or(json!({})) };
+    let overrides: Value =
+        if body.trim().is_empty() { json!({}) } else { serde_json::from_str(&body).unwrap_or(json!({})) };
     let webhook = match sim.webhook(example, &overrides) {
         Ok(webhook) => webhook,
         Err(error) => return (StatusCode::BAD_REQUEST, Json(json!({"title": error.to_string()}))).into_response(),
@@ -437,11 +472,8 @@ async fn delivery(State(sim): State<Simulator>, Path(id): Path<String>) -> Respo
 }
 
 async fn posts(State(sim): State<Simulator>, Query(query): Query<HashMap<String, String>>) -> Response {
-    let posts: Vec<RecordedPost> = sim
-        .posts()
-        .into_iter()
-        .filter(|post| query.get("invoiceId").is_none_or(|id| &post.reference == id))
-        .collect();
+    let posts: Vec<RecordedPost> =
+        sim.posts().into_iter().filter(|post| query.get("invoiceId").is_none_or(|id| &post.reference == id)).collect();
     Json(posts).into_response()
 }
 

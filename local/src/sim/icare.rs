@@ -133,7 +133,9 @@ fn refusal(mode: Mode, reject_field: &str) -> Option<Response> {
     match mode {
         Mode::Ok | Mode::Slow => None,
         Mode::Down => Some(errors(StatusCode::SERVICE_UNAVAILABLE, None, "iCare is unavailable (simulated)")),
-        Mode::Reject => Some(errors(StatusCode::UNPROCESSABLE_ENTITY, Some(reject_field), "is not accepted by iCare (simulated)")),
+        Mode::Reject => {
+            Some(errors(StatusCode::UNPROCESSABLE_ENTITY, Some(reject_field), "is not accepted by iCare (simulated)"))
+        }
     }
 }
 
@@ -193,7 +195,12 @@ async fn notifications(State(sim): State<Shared>, headers: HeaderMap, body: Byte
     answer(mode, slow_seconds, status, json!({"claimNumber": claim_number})).await
 }
 
-async fn documents(State(sim): State<Shared>, Path(claim_number): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+async fn documents(
+    State(sim): State<Shared>,
+    Path(claim_number): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let key = match check_headers(&headers) {
         Ok(key) => key,
         Err(response) => return response,
@@ -224,8 +231,7 @@ async fn documents(State(sim): State<Shared>, Path(claim_number): Path<String>, 
             Some(body) => (StatusCode::OK, body.clone()),
             None => {
                 sim.next_number += 1;
-                let body =
-                    json!({"documentId": format!("ICD{:07}", sim.next_number), "receivedAt": chrono::Utc::now().to_rfc3339()});
+                let body = json!({"documentId": format!("ICD{:07}", sim.next_number), "receivedAt": chrono::Utc::now().to_rfc3339()});
                 sim.documents.insert(slot, body.clone());
                 sim.stats.documents_received += 1;
                 (StatusCode::CREATED, body)
@@ -315,7 +321,10 @@ mod tests {
         for (name, value) in defaults("http://unused") {
             vars = vars.with(name, value);
         }
-        let vars = vars.with("ICARE_BASE_URL", &sim_url).with("ICARE_TIMEOUT_SECONDS", "1").with("ICARE_RETRY_TIMEOUT_SECONDS", "5");
+        let vars = vars
+            .with("ICARE_BASE_URL", &sim_url)
+            .with("ICARE_TIMEOUT_SECONDS", "1")
+            .with("ICARE_RETRY_TIMEOUT_SECONDS", "5");
         let config = icare_sender::Config::from_vars(&vars).await.expect("config");
         let queue = Arc::new(EmbeddedQueue::new(Duration::from_millis(200)));
         let http = ReqwestClient::new().expect("http");
@@ -324,25 +333,44 @@ mod tests {
             Arc::new(shared::store::embedded::EmbeddedTable::new()),
             Arc::new(http.clone()),
             Arc::new(shared::time::SystemClock),
-            icare_sender::Queues { retries: queue.clone(), dead_letters: Arc::new(EmbeddedQueue::new(Duration::from_millis(200))) },
+            icare_sender::Queues {
+                retries: queue.clone(),
+                dead_letters: Arc::new(EmbeddedQueue::new(Duration::from_millis(200))),
+            },
         ));
         let consumer = Arc::clone(&app);
-        tokio::spawn(crate::poller::run(queue, "arn:test:icare".into(), 1, std::time::Duration::from_secs(28), Arc::default(), move |event| {
-            let app = Arc::clone(&consumer);
-            async move { app.handle_retries(event).await }
-        }));
+        tokio::spawn(crate::poller::run(
+            queue,
+            "arn:test:icare".into(),
+            1,
+            std::time::Duration::from_secs(28),
+            Arc::default(),
+            move |event| {
+                let app = Arc::clone(&consumer);
+                async move { app.handle_retries(event).await }
+            },
+        ));
         Setup { app, sim_url, http }
     }
 
     impl Setup {
-        async fn call(&self, method: &str, path: &str, params: &[(&str, &str)], key: Option<&str>, body: Option<Value>) -> (u16, Value) {
-            let mut builder = axum::http::Request::builder().method(method).uri(path).header("content-type", "application/json");
+        async fn call(
+            &self,
+            method: &str,
+            path: &str,
+            params: &[(&str, &str)],
+            key: Option<&str>,
+            body: Option<Value>,
+        ) -> (u16, Value) {
+            let mut builder =
+                axum::http::Request::builder().method(method).uri(path).header("content-type", "application/json");
             if let Some(key) = key {
                 builder = builder.header("Idempotency-Key", key);
             }
             let body = body.map_or_else(axum::body::Body::empty, |b| axum::body::Body::from(b.to_string()));
             let request = builder.body(body).expect("request");
-            let params: HashMap<String, String> = params.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+            let params: HashMap<String, String> =
+                params.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
             let request = crate::bridge::to_lambda(request, "test", params, Some(CALLER)).await.expect("bridge");
             let response = self.app.handle(request).await;
             let status = response.status().as_u16();
@@ -382,7 +410,8 @@ mod tests {
     async fn with_policy(setup: &Setup, icare_policy_number: &str) {
         let policy = json!({"policyType": "Insurer Scheme – NSW", "insurer": "iCare", "policyNumber": "WC-1",
                             "insurerApiIntegration": true, "icarePolicyNumber": icare_policy_number});
-        let (status, _) = setup.call("PUT", "/icare/policies/nsw-1", &[("policyId", "nsw-1")], None, Some(policy)).await;
+        let (status, _) =
+            setup.call("PUT", "/icare/policies/nsw-1", &[("policyId", "nsw-1")], None, Some(policy)).await;
         assert!(status == 200 || status == 201);
     }
 
@@ -418,7 +447,8 @@ mod tests {
         let setup = setup().await;
         with_policy(&setup, "IC-1").await;
         setup.sim(Method::Put, "/scenario", Some(json!({"mode": "slow", "times": 1, "slowSeconds": 2}))).await;
-        let (status, body) = setup.call("POST", "/icare/notifications", &[], Some("k-slow"), Some(notification())).await;
+        let (status, body) =
+            setup.call("POST", "/icare/notifications", &[], Some("k-slow"), Some(notification())).await;
         assert_eq!((status, body["status"].as_str()), (202, Some("queued")), "{body}");
         let id = body["notificationId"].as_str().expect("id").to_owned();
         let view = wait_for_status(&setup, &id, "claimNumberReceived").await;
@@ -434,20 +464,23 @@ mod tests {
         let setup = setup().await;
         with_policy(&setup, "IC-1").await;
         setup.sim(Method::Put, "/scenario", Some(json!({"mode": "down", "times": 1}))).await;
-        let (status, body) = setup.call("POST", "/icare/notifications", &[], Some("k-down"), Some(notification())).await;
+        let (status, body) =
+            setup.call("POST", "/icare/notifications", &[], Some("k-down"), Some(notification())).await;
         assert_eq!(status, 202, "{body}");
         let id = body["notificationId"].as_str().expect("id").to_owned();
         wait_for_status(&setup, &id, "claimNumberReceived").await;
 
         setup.sim(Method::Put, "/scenario", Some(json!({"mode": "reject", "rejectField": "worker.familyName"}))).await;
-        let (status, body) = setup.call("POST", "/icare/notifications", &[], Some("k-reject"), Some(notification())).await;
+        let (status, body) =
+            setup.call("POST", "/icare/notifications", &[], Some("k-reject"), Some(notification())).await;
         assert_eq!(status, 422, "{body}");
         assert_eq!(body["invalidParams"][0]["name"], "worker.familyName");
         setup.sim(Method::Post, "/reset", None).await;
 
         // The fixture policy number forces "down" whatever the scenario.
         with_policy(&setup, "SIM-DOWN").await;
-        let (status, _) = setup.call("POST", "/icare/notifications", &[], Some("k-fixture"), Some(notification())).await;
+        let (status, _) =
+            setup.call("POST", "/icare/notifications", &[], Some("k-fixture"), Some(notification())).await;
         assert_eq!(status, 202);
     }
 }

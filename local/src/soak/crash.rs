@@ -153,10 +153,15 @@ pub async fn run(options: &CrashOptions) -> anyhow::Result<SeedReport> {
     // post sent just before the kill can reach the double just after it; one from the new stack
     // cannot come within the grace, which is shorter than the dead invocations' 30 s locks.
     let grace_ms = 5_000;
-    let crashed: HashSet<String> =
-        records.posts.iter().filter(|post| post.at_ms < killed_at_ms + grace_ms).map(|post| post.webhook_id.clone()).collect();
+    let crashed: HashSet<String> = records
+        .posts
+        .iter()
+        .filter(|post| post.at_ms < killed_at_ms + grace_ms)
+        .map(|post| post.webhook_id.clone())
+        .collect();
     let acknowledged = lock(&driver.acknowledged).clone();
-    let (identical_repeats, stale_dead_letters) = check(&table, &planned, &acknowledged, &crashed, &records, &remaining, &mut violations).await?;
+    let (identical_repeats, stale_dead_letters) =
+        check(&table, &planned, &acknowledged, &crashed, &records, &remaining, &mut violations).await?;
     let log = std::fs::read_to_string(&options.log).unwrap_or_default();
     let abandoned = log.matches("will be redelivered").count() as u64;
     Ok(SeedReport {
@@ -165,7 +170,9 @@ pub async fn run(options: &CrashOptions) -> anyhow::Result<SeedReport> {
         acknowledged: acknowledged.len(),
         duplicates_delivered: duplicates,
         redeliveries: driver.redeliveries.load(Ordering::SeqCst),
-        faults: [("kill -9".to_owned(), 1), ("poster batches abandoned at their timeout".to_owned(), abandoned)].into_iter().collect(),
+        faults: [("kill -9".to_owned(), 1), ("poster batches abandoned at their timeout".to_owned(), abandoned)]
+            .into_iter()
+            .collect(),
         crashes: 1 + abandoned,
         posts: records.posts.len() as u64,
         identical_repeats,
@@ -205,7 +212,8 @@ async fn serve(double: &Double, request: axum::extract::Request) -> axum::respon
     };
     match double.answer(&path, authorization.as_deref(), &body).await {
         Ok((status, headers, body)) => {
-            let mut response = (http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK), body).into_response();
+            let mut response =
+                (http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK), body).into_response();
             for (name, value) in headers {
                 if let (Ok(name), Ok(value)) = (http::HeaderName::try_from(name), http::HeaderValue::try_from(value)) {
                     response.headers_mut().insert(name, value);
@@ -253,7 +261,9 @@ impl Driver {
         while Instant::now() < deadline {
             let request = OutboundRequest::new(Method::Get, format!("{}/local/queues", self.stack_url));
             let depth = match self.http.send(request).await {
-                Ok(response) => serde_json::from_slice::<serde_json::Value>(&response.body).ok().and_then(|v| v["work"]["messages"].as_u64()),
+                Ok(response) => serde_json::from_slice::<serde_json::Value>(&response.body)
+                    .ok()
+                    .and_then(|v| v["work"]["messages"].as_u64()),
                 Err(_) => None,
             };
             let idle = self.in_flight.load(Ordering::SeqCst) == 0 && depth == Some(0);

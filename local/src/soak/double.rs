@@ -97,7 +97,9 @@ impl Double {
                 let _ = self.redeliver.send((*webhook_id).to_owned());
                 Ok((204, Vec::new(), Vec::new()))
             }
-            ["callbacks", "invoice-status", invoice_id, webhook_id] => self.status_post(invoice_id, webhook_id, body).await,
+            ["callbacks", "invoice-status", invoice_id, webhook_id] => {
+                self.status_post(invoice_id, webhook_id, body).await
+            }
             _ => Ok((404, Vec::new(), br#"{"title":"Not found."}"#.to_vec())),
         }
     }
@@ -109,7 +111,9 @@ impl Double {
             return (503, Vec::new(), Vec::new());
         }
         let form: HashMap<String, String> = form_urlencoded::parse(body).into_owned().collect();
-        if form.get("client_id").map(String::as_str) != Some(CLIENT_ID) || form.get("client_secret").map(String::as_str) != Some(CLIENT_SECRET) {
+        if form.get("client_id").map(String::as_str) != Some(CLIENT_ID)
+            || form.get("client_secret").map(String::as_str) != Some(CLIENT_SECRET)
+        {
             return (401, Vec::new(), br#"{"error":"invalid_client"}"#.to_vec());
         }
         let token = serde_json::json!({"access_token": TOKEN, "token_type": "Bearer", "expires_in": 3600});
@@ -154,7 +158,12 @@ impl Double {
             }
         }
         let body = serde_json::from_slice(body).unwrap_or(Value::Null);
-        self.records().posts.push(Post { webhook_id: webhook_id.to_owned(), invoice_id: invoice_id.to_owned(), body, at_ms: shared::time::now_millis() });
+        self.records().posts.push(Post {
+            webhook_id: webhook_id.to_owned(),
+            invoice_id: invoice_id.to_owned(),
+            body,
+            at_ms: shared::time::now_millis(),
+        });
         Ok((200, Vec::new(), Vec::new()))
     }
 }
@@ -167,9 +176,13 @@ impl HttpClient for Double {
         let Some(path) = request.url.strip_prefix(&self.base) else {
             return Err(HttpError::Connect(format!("{} is not the double", request.url)));
         };
-        let authorization =
-            request.headers.iter().find(|(name, _)| name.eq_ignore_ascii_case("authorization")).map(|(_, value)| value.as_str());
-        let (status, headers, body) = self.answer(path, authorization, request.body.as_deref().unwrap_or_default()).await?;
+        let authorization = request
+            .headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("authorization"))
+            .map(|(_, value)| value.as_str());
+        let (status, headers, body) =
+            self.answer(path, authorization, request.body.as_deref().unwrap_or_default()).await?;
         Ok(OutboundResponse { status, headers, body })
     }
 }

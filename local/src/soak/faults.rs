@@ -6,7 +6,9 @@
 
 use async_trait::async_trait;
 use shared::queue::{MessageSender, MessageSource, MessageVisibility, QueueDepth, QueueError, ReceivedMessage};
-use shared::store::{Condition, Item, ItemDelete, ItemGet, ItemGetMany, ItemPut, ItemPutMany, ItemQuery, Key, SharedTable, StoreError};
+use shared::store::{
+    Condition, Item, ItemDelete, ItemGet, ItemGetMany, ItemPut, ItemPutMany, ItemQuery, Key, SharedTable, StoreError,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -109,7 +111,12 @@ impl FaultyTable {
         }
     }
 
-    fn after_write<R>(&self, operation: &'static str, pk: &str, result: Result<R, StoreError>) -> Result<R, StoreError> {
+    fn after_write<R>(
+        &self,
+        operation: &'static str,
+        pk: &str,
+        result: Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
         match (result, self.faults.pick(operation, pk, &[("store.lostReply", rate::STORE_LOST_REPLY)])) {
             (Ok(_), Some(kind)) => Err(StoreError::Unavailable(format!("{kind} (injected)"))),
             (result, _) => result,

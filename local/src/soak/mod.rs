@@ -28,7 +28,7 @@ pub mod faults;
 
 use aws_lambda_events::sqs::SqsEvent;
 use double::Double;
-use faults::{FaultyQueue, FaultyTable, Faults, rate};
+use faults::{Faults, FaultyQueue, FaultyTable, rate};
 use serde::Serialize;
 use serde_json::{Value, json};
 use shared::config::Vars;
@@ -124,7 +124,8 @@ pub fn run_parallel(options: Options, parallel: usize) -> anyhow::Result<Vec<See
             .iter()
             .map(|&seed| {
                 std::thread::spawn(move || -> anyhow::Result<SeedReport> {
-                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()?;
+                    let runtime =
+                        tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()?;
                     runtime.block_on(run_seed(seed, options.webhooks))
                 })
             })
@@ -143,7 +144,11 @@ fn seeded_uuid() -> String {
 /// Invoices from the spec's example, with fresh ids; about one in seven with a cancellation,
 /// a third of those sent before the invoice. Returns the webhooks, the invoices HICAPS refuses
 /// (2 in 100) and those it has an outage for (1 in 100).
-fn workload(base: &str, webhooks: usize, spacing: Duration) -> anyhow::Result<(Vec<Planned>, HashSet<String>, HashSet<String>)> {
+fn workload(
+    base: &str,
+    webhooks: usize,
+    spacing: Duration,
+) -> anyhow::Result<(Vec<Planned>, HashSet<String>, HashSet<String>)> {
     use crate::sim::hicaps::Example;
     let invoice_template: Value = serde_json::from_str(Example::InvoiceSubmitted.template())?;
     let cancellation_template: Value = serde_json::from_str(Example::CancellationRequested.template())?;
@@ -177,7 +182,11 @@ fn workload(base: &str, webhooks: usize, spacing: Duration) -> anyhow::Result<(V
             cancellation["data"]["invoiceId"] = json!(invoice_id);
             cancellation["_links"] = links(base, &invoice_id, &id);
             let before = fastrand::u32(0..3) == 0;
-            let at = if before { start.saturating_sub(Duration::from_millis(5)) } else { start + Duration::from_millis(fastrand::u64(0..1500)) };
+            let at = if before {
+                start.saturating_sub(Duration::from_millis(5))
+            } else {
+                start + Duration::from_millis(fastrand::u64(0..1500))
+            };
             Planned { copies: copies(at), id, body: cancellation.to_string().into() }
         });
         planned.push(invoice);
@@ -278,7 +287,15 @@ pub async fn run_seed(seed: u64, webhooks: usize) -> anyhow::Result<SeedReport> 
         faulty_dlq,
     );
     let bodies = planned.iter().map(|p| (p.id.clone(), Arc::clone(&p.body))).collect();
-    let soak = Arc::new(Soak { receiver, poster, work: Arc::clone(&work), faulty_work, faults: Arc::clone(&faults), observed: Observed::default(), bodies });
+    let soak = Arc::new(Soak {
+        receiver,
+        poster,
+        work: Arc::clone(&work),
+        faulty_work,
+        faults: Arc::clone(&faults),
+        observed: Observed::default(),
+        bodies,
+    });
 
     let mut tasks = tokio::task::JoinSet::new();
     let mut duplicates = 0u64;
@@ -325,7 +342,8 @@ pub async fn run_seed(seed: u64, webhooks: usize) -> anyhow::Result<SeedReport> 
     let records = double.records();
     let acknowledged = lock(&soak.observed.acknowledged).clone();
     let crashed = lock(&soak.observed.crashed).clone();
-    let (identical_repeats, stale_dead_letters) = check(&plain, &planned, &acknowledged, &crashed, &records, &remaining, &mut violations).await?;
+    let (identical_repeats, stale_dead_letters) =
+        check(&plain, &planned, &acknowledged, &crashed, &records, &remaining, &mut violations).await?;
     Ok(SeedReport {
         seed,
         webhooks: planned.len(),
@@ -376,13 +394,17 @@ impl Soak {
                 continue;
             }
             let batch = batches.fetch_add(1, Ordering::SeqCst).to_string();
-            let crash_after = (self.faults.draw("crash", &batch) % 1000 < rate::CRASH).then(|| 1 + self.faults.fixed("crashPoint", &batch, 0) % 12);
+            let crash_after = (self.faults.draw("crash", &batch) % 1000 < rate::CRASH)
+                .then(|| 1 + self.faults.fixed("crashPoint", &batch, 0) % 12);
             let mut event = SqsEvent::default();
             event.records = messages.iter().map(|m| crate::poller::to_record(m, "arn:soak:sqs:work")).collect();
             let deadline_seconds = shared::time::now_seconds() + INVOCATION_SECONDS;
             let until_deadline = deadline_seconds.saturating_mul(1000) - shared::time::now_millis() - 100;
             let timeout = Duration::from_millis(u64::try_from(until_deadline).unwrap_or(0));
-            let invocation = CrashAfter { invocation: Box::pin(self.poster.handle(event, deadline_seconds)), polls_left: crash_after };
+            let invocation = CrashAfter {
+                invocation: Box::pin(self.poster.handle(event, deadline_seconds)),
+                polls_left: crash_after,
+            };
             let response = match tokio::time::timeout(timeout, invocation).await {
                 Ok(Some(response)) => response,
                 crashed => {
@@ -492,7 +514,9 @@ async fn read_all<Q: MessageSource + ?Sized>(dlq: &Q) -> anyhow::Result<Vec<Stri
     Ok(take_all(dlq)
         .await?
         .iter()
-        .map(|letter| webhook_id(&shared::program::work::unwrap_dead_letter(letter)).unwrap_or_else(|| "(unreadable)".into()))
+        .map(|letter| {
+            webhook_id(&shared::program::work::unwrap_dead_letter(letter)).unwrap_or_else(|| "(unreadable)".into())
+        })
         .collect())
 }
 
@@ -521,10 +545,14 @@ async fn check(
             // lock lapses, and a later delivery is refused and dead-lettered again.
             (true, "deadLettered" | "inProgress" | "released") if in_dlq => {}
             (true, _) => {
-                violations.push(format!("lost: {} was refused for good but is {status} ({outcome}), in the DLQ: {in_dlq}", webhook.id));
+                violations.push(format!(
+                    "lost: {} was refused for good but is {status} ({outcome}), in the DLQ: {in_dlq}",
+                    webhook.id
+                ));
             }
             (false, "completed") => {
-                let posts_expected = matches!(outcome, "invoiceAdjudicated" | "cancellationAnswered" | "cancelledBeforeSubmission");
+                let posts_expected =
+                    matches!(outcome, "invoiceAdjudicated" | "cancellationAnswered" | "cancelledBeforeSubmission");
                 if posts_expected && !posted.contains(webhook.id.as_str()) {
                     violations.push(format!("lost: {} completed ({outcome}) without a post", webhook.id));
                 }
@@ -570,7 +598,10 @@ async fn check(
                 || (previous.can_transition_to(ClaimState::AwaitingCancelResponse)
                     && ClaimState::AwaitingCancelResponse.can_transition_to(next));
             if !allowed {
-                violations.push(format!("claim {claim_id} of invoice {} moved from {previous:?} to {next:?}", post.invoice_id));
+                violations.push(format!(
+                    "claim {claim_id} of invoice {} moved from {previous:?} to {next:?}",
+                    post.invoice_id
+                ));
             }
             states.insert(claim_id.to_owned(), next);
         }

@@ -98,7 +98,8 @@ impl AccError {
 
     /// 400 with every failing parameter; the message is the first one's.
     pub fn invalid_parameters(errors: Vec<ParameterError>) -> Self {
-        let message = errors.first().map_or_else(|| "The query parameters are invalid.".to_owned(), |e| e.message.clone());
+        let message =
+            errors.first().map_or_else(|| "The query parameters are invalid.".to_owned(), |e| e.message.clone());
         Self { code: 400, message, errors }
     }
 }
@@ -109,8 +110,7 @@ fn is_blank(value: &str) -> bool {
 
 /// 1-12 characters, each an ASCII letter or digit, or one of `extra`.
 fn is_short_id(value: &str, extra: &[u8]) -> bool {
-    (1..=MAX_ID_LENGTH).contains(&value.len())
-        && value.bytes().all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
+    (1..=MAX_ID_LENGTH).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
 }
 
 fn parse_short_id(
@@ -298,15 +298,12 @@ impl IcpQuery {
             (Ok(claim_number), Ok(date_of_birth), Ok(vendor_id), Ok(provider_id)) => {
                 Ok(Self { claim_number, date_of_birth, vendor_id, provider_id })
             }
-            (claim_number, date_of_birth, vendor_id, provider_id) => Err([
-                claim_number.err(),
-                date_of_birth.err(),
-                vendor_id.err(),
-                provider_id.err(),
-            ]
-            .into_iter()
-            .flatten()
-            .collect()),
+            (claim_number, date_of_birth, vendor_id, provider_id) => {
+                Err([claim_number.err(), date_of_birth.err(), vendor_id.err(), provider_id.err()]
+                    .into_iter()
+                    .flatten()
+                    .collect())
+            }
         }
     }
 }
@@ -365,9 +362,21 @@ mod tests {
         assert_eq!(message(DateOfBirth::parse("2023-02-29", today)), messages::DATE_OF_BIRTH_INVALID);
         assert_eq!(message(DateOfBirth::parse("1900-02-29", today)), messages::DATE_OF_BIRTH_INVALID);
         assert!(DateOfBirth::parse("2000-02-29", today).is_ok());
-        for bad in ["2000-1-01", "2000-01-1", "20000-01-01", "2000/01/01", "01-01-2000", "2000-01-01T00:00",
-            " 2000-01-01", "2000-01-01 ", "2000-13-01", "2000-00-10", "2000-01-32", "+200-01-01", "２０００-01-01"]
-        {
+        for bad in [
+            "2000-1-01",
+            "2000-01-1",
+            "20000-01-01",
+            "2000/01/01",
+            "01-01-2000",
+            "2000-01-01T00:00",
+            " 2000-01-01",
+            "2000-01-01 ",
+            "2000-13-01",
+            "2000-00-10",
+            "2000-01-32",
+            "+200-01-01",
+            "２０００-01-01",
+        ] {
             assert_eq!(message(DateOfBirth::parse(bad, today)), messages::DATE_OF_BIRTH_INVALID, "{bad:?}");
         }
         assert_eq!(message(DateOfBirth::parse(" ", today)), messages::DATE_OF_BIRTH_REQUIRED);

@@ -116,7 +116,12 @@ impl Amount {
     pub fn parse(value: &str) -> Option<Self> {
         let (whole, cents) = value.split_once('.').unwrap_or((value, "00"));
         let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-        if whole.is_empty() || whole.len() > MAX_AMOUNT_DIGITS || !(1..=2).contains(&cents.len()) || !digits(whole) || !digits(cents) {
+        if whole.is_empty()
+            || whole.len() > MAX_AMOUNT_DIGITS
+            || !(1..=2).contains(&cents.len())
+            || !digits(whole)
+            || !digits(cents)
+        {
             return None;
         }
         Decimal::from_str(value).ok().map(Self)
@@ -833,7 +838,8 @@ mod tests {
         for ok in ["144.40", "0.00", "1000.00", "123456789.99", "144.4", "144"] {
             assert!(Amount::parse(ok).is_some(), "{ok}");
         }
-        for bad in ["144.400", "144.", "-1.00", "+1.00", ".50", "1,000.00", "1e3", "1234567890.00", " 1.00", "1.0O", ""] {
+        for bad in ["144.400", "144.", "-1.00", "+1.00", ".50", "1,000.00", "1e3", "1234567890.00", " 1.00", "1.0O", ""]
+        {
             assert!(Amount::parse(bad).is_none(), "{bad}");
         }
     }

@@ -12,9 +12,9 @@
 
 use super::ClaimingSettings;
 use crate::http_client::{HttpError, Method, OutboundRequest, SharedHttp};
+use crate::secrets::Rotating;
 use crate::time::Clock;
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
-use crate::secrets::Rotating;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::fmt;

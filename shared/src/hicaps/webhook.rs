@@ -422,8 +422,9 @@ impl WebhookEvent {
 
     /// Reads `data` as the schema of `kind`.
     pub fn from_data(kind: WebhookType, data: Value) -> Result<Self, serde_json::Error> {
-        Self::typed(kind, data)
-            .map_err(|problem| serde_json::Error::custom(format!("invalid `data` of a {kind} webhook: {}", problem.message)))
+        Self::typed(kind, data).map_err(|problem| {
+            serde_json::Error::custom(format!("invalid `data` of a {kind} webhook: {}", problem.message))
+        })
     }
 
     /// Reads `data` as the schema of `kind`, saying where it does not fit.
@@ -431,7 +432,9 @@ impl WebhookEvent {
         use crate::parse_problem::from_value;
         match kind {
             WebhookType::InvoiceSubmitted => from_value(data).map(WebhookEvent::InvoiceSubmitted),
-            WebhookType::InvoiceCancellationRequested => from_value(data).map(WebhookEvent::InvoiceCancellationRequested),
+            WebhookType::InvoiceCancellationRequested => {
+                from_value(data).map(WebhookEvent::InvoiceCancellationRequested)
+            }
             WebhookType::PredeterminationSubmitted => from_value(data).map(WebhookEvent::PredeterminationSubmitted),
             WebhookType::MemberCheck => from_value(data).map(WebhookEvent::MemberCheck),
             WebhookType::PaymentScheduled => from_value(data).map(WebhookEvent::PaymentScheduled),

@@ -27,9 +27,9 @@
 
 use super::document::DocumentType;
 use super::notification::InitialNotification;
-use crate::secrets::Rotating;
 use crate::api_error::InvalidParam;
 use crate::http_client::{HttpError, Method, OutboundRequest, SharedHttp};
+use crate::secrets::Rotating;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -208,7 +208,13 @@ impl IcareClient {
         Ok(DocumentReceived { icare_document_id: received.document_id.filter(|id| !id.trim().is_empty()) })
     }
 
-    async fn post(&self, url: String, idempotency_key: &str, body: &Value, timeout: Duration) -> Result<Vec<u8>, IcareError> {
+    async fn post(
+        &self,
+        url: String,
+        idempotency_key: &str,
+        body: &Value,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, IcareError> {
         let bytes = serde_json::to_vec(body).map_err(|e| IcareError::Unavailable(format!("cannot encode: {e}")))?;
         let api_key = self.api_key.current().await;
         let request = OutboundRequest::new(Method::Post, url)

@@ -12,8 +12,10 @@ pub const PDF: &str = "application/pdf";
 const MAX_FILE_NAME_CHARS: usize = 255;
 
 /// Accepts base64 with or without padding (the standard alphabet).
-const LENIENT: GeneralPurpose =
-    GeneralPurpose::new(&base64::alphabet::STANDARD, GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent));
+const LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -201,9 +203,13 @@ mod tests {
         let Err(DocumentError::Invalid(error)) = validate_document(&request, 1000) else { panic!("invalid expected") };
         let names: Vec<&str> = error.invalid_params.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["documentType", "fileName", "contentType", "contentBase64"]);
-        let Err(DocumentError::Invalid(error)) = validate_document(&json!({}), 1000) else { panic!("invalid expected") };
+        let Err(DocumentError::Invalid(error)) = validate_document(&json!({}), 1000) else {
+            panic!("invalid expected")
+        };
         assert_eq!(error.invalid_params.len(), 4);
-        let Err(DocumentError::Invalid(error)) = validate_document(&body("%%%".into()), 1000) else { panic!("invalid") };
+        let Err(DocumentError::Invalid(error)) = validate_document(&body("%%%".into()), 1000) else {
+            panic!("invalid")
+        };
         assert_eq!(error.invalid_params[0].name, "contentBase64");
     }
 }

@@ -12,7 +12,12 @@ pub(crate) fn join(prefix: &str, name: &str) -> String {
 
 /// The object at `path`; `None` (with a problem when `required`) when it is missing or null, and
 /// `None` with a problem when it is not an object.
-pub(crate) fn object<'v>(problems: &mut Problems, value: Option<&'v Value>, path: &str, required: bool) -> Option<&'v Object> {
+pub(crate) fn object<'v>(
+    problems: &mut Problems,
+    value: Option<&'v Value>,
+    path: &str,
+    required: bool,
+) -> Option<&'v Object> {
     match value {
         None | Some(Value::Null) => {
             if required {
@@ -29,7 +34,12 @@ pub(crate) fn object<'v>(problems: &mut Problems, value: Option<&'v Value>, path
 }
 
 /// A string checked on its own (an array element, say): trimmed, not blank, at most `max_chars`.
-pub(crate) fn text_value(problems: &mut Problems, value: Option<&Value>, path: &str, max_chars: usize) -> Option<String> {
+pub(crate) fn text_value(
+    problems: &mut Problems,
+    value: Option<&Value>,
+    path: &str,
+    max_chars: usize,
+) -> Option<String> {
     match value {
         None | Some(Value::Null) => {
             problems.push(path, "is required");
@@ -58,7 +68,13 @@ pub(crate) fn text_value(problems: &mut Problems, value: Option<&Value>, path: &
 }
 
 /// A required string member of `object`.
-pub(crate) fn text(problems: &mut Problems, object: &Object, prefix: &str, name: &str, max_chars: usize) -> Option<String> {
+pub(crate) fn text(
+    problems: &mut Problems,
+    object: &Object,
+    prefix: &str,
+    name: &str,
+    max_chars: usize,
+) -> Option<String> {
     text_value(problems, object.get(name), &join(prefix, name), max_chars)
 }
 

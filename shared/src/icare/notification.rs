@@ -152,7 +152,8 @@ fn read_date(problems: &mut Problems, value: Option<&Value>, path: &str, today: 
 fn read_time(problems: &mut Problems, object: &Object, path: &str) -> Option<NaiveTime> {
     let text = fields::text_value(problems, object.get("time"), path, 5)?;
     let bytes = text.as_bytes();
-    let shaped = bytes.len() == 5 && bytes[2] == b':' && bytes.iter().enumerate().all(|(i, b)| i == 2 || b.is_ascii_digit());
+    let shaped =
+        bytes.len() == 5 && bytes[2] == b':' && bytes.iter().enumerate().all(|(i, b)| i == 2 || b.is_ascii_digit());
     match NaiveTime::parse_from_str(&text, "%H:%M") {
         Ok(time) if shaped => Some(time),
         _ => {
@@ -169,12 +170,7 @@ fn worker(problems: &mut Problems, body: &Object) -> Option<Worker> {
     let family_name = fields::text(problems, object, p, "familyName", NAME_CHARS);
     let phone = phone(problems, object, p, "phone");
     let postal_address = postal_address(problems, object);
-    Some(Worker {
-        given_name: given_name?,
-        family_name: family_name?,
-        phone: phone?,
-        postal_address: postal_address?,
-    })
+    Some(Worker { given_name: given_name?, family_name: family_name?, phone: phone?, postal_address: postal_address? })
 }
 
 fn postal_address(problems: &mut Problems, worker: &Object) -> Option<PostalAddress> {

@@ -93,10 +93,7 @@ pub fn validate_policy(policy_id: &str, body: &Value) -> Result<Policy, ApiError
         fields::optional_text(&mut problems, object, "", "icarePolicyNumber", MAX_POLICY_NUMBER_CHARS);
     if integration == Some(true) {
         if policy_type.as_deref().is_some_and(|t| t != NSW_INSURER_SCHEME) {
-            problems.push(
-                "policyType",
-                format!("must be \"{NSW_INSURER_SCHEME}\" to turn on insurerApiIntegration"),
-            );
+            problems.push("policyType", format!("must be \"{NSW_INSURER_SCHEME}\" to turn on insurerApiIntegration"));
         }
         if insurer.as_deref().is_some_and(|i| i != ICARE) {
             problems.push("insurer", format!("must be \"{ICARE}\" to turn on insurerApiIntegration"));
@@ -149,8 +146,9 @@ mod tests {
 
     #[test]
     fn integration_off_allows_any_policy() {
-        let policy = validate_policy("p-2", &json!({"policyType": "Self insurer", "insurer": "Allianz", "policyNumber": "X"}))
-            .expect("valid");
+        let policy =
+            validate_policy("p-2", &json!({"policyType": "Self insurer", "insurer": "Allianz", "policyNumber": "X"}))
+                .expect("valid");
         assert!(!policy.insurer_api_integration);
         assert_eq!(policy.icare_policy_number_if_on(), None);
     }

@@ -54,11 +54,13 @@ impl Schedule {
                     let percentage = decimal(item, "percentage");
                     let unit_benefit_cap = decimal(item, "unitBenefitCap");
                     // A negative share or cap would post a negative benefit: a person decides.
-                    let negative = [percentage, unit_benefit_cap].iter().flatten().any(|d| d.is_sign_negative() && !d.is_zero());
+                    let negative =
+                        [percentage, unit_benefit_cap].iter().flatten().any(|d| d.is_sign_negative() && !d.is_zero());
                     let rule = ItemRule {
                         percentage,
                         unit_benefit_cap,
-                        review: negative || item.attrs.get("review").and_then(serde_json::Value::as_bool).unwrap_or(false),
+                        review: negative
+                            || item.attrs.get("review").and_then(serde_json::Value::as_bool).unwrap_or(false),
                     };
                     Some((code.to_owned(), rule))
                 })
@@ -75,7 +77,11 @@ pub struct MemberStanding {
     pub status_description: Option<String>,
 }
 
-pub async fn member_standing(store: &dyn ItemGet, program: &str, member_number: &str) -> Result<Option<MemberStanding>, StoreError> {
+pub async fn member_standing(
+    store: &dyn ItemGet,
+    program: &str,
+    member_number: &str,
+) -> Result<Option<MemberStanding>, StoreError> {
     Ok(store.get(&member_key(program, member_number)).await?.as_ref().map(MemberStanding::from_item))
 }
 
@@ -125,19 +131,20 @@ pub const MAX_UNIT_PRICE: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 
 /// The line's quantity (1 when absent) and unit price (0 when absent), or every field that is
 /// unreadable, negative or over its bound.
 fn line_amounts(claim: &Claim) -> Result<(Decimal, Decimal), Vec<InvalidParam>> {
-    let check = |amount: Option<&LineAmount>, default: Decimal, max: Decimal, name: &str, problems: &mut Vec<InvalidParam>| {
-        let reason = match amount {
-            None => return default,
-            Some(LineAmount::Unreadable) => format!("'{name}' must be a decimal number."),
-            Some(LineAmount::Number(number)) if number.is_sign_negative() && !number.is_zero() => {
-                format!("'{name}' must not be negative.")
-            }
-            Some(LineAmount::Number(number)) if *number > max => format!("'{name}' must be at most {max}."),
-            Some(LineAmount::Number(number)) => return *number,
+    let check =
+        |amount: Option<&LineAmount>, default: Decimal, max: Decimal, name: &str, problems: &mut Vec<InvalidParam>| {
+            let reason = match amount {
+                None => return default,
+                Some(LineAmount::Unreadable) => format!("'{name}' must be a decimal number."),
+                Some(LineAmount::Number(number)) if number.is_sign_negative() && !number.is_zero() => {
+                    format!("'{name}' must not be negative.")
+                }
+                Some(LineAmount::Number(number)) if *number > max => format!("'{name}' must be at most {max}."),
+                Some(LineAmount::Number(number)) => return *number,
+            };
+            problems.push(InvalidParam::new(name, reason));
+            default
         };
-        problems.push(InvalidParam::new(name, reason));
-        default
-    };
     let mut problems = Vec::new();
     let quantity = check(claim.quantity.as_ref(), Decimal::ONE, MAX_QUANTITY, "quantity", &mut problems);
     let unit_price = check(claim.unit_price.as_ref(), Decimal::ZERO, MAX_UNIT_PRICE, "unitPrice", &mut problems);
@@ -196,15 +203,21 @@ pub fn adjudicate(invoice: &Invoice, schedule: &Schedule, member: Option<&Member
             // Within the bounds the line total is at most 10^10 and every step below fits a
             // Decimal; the checked operations keep that true whatever the bounds become.
             let too_large = || {
-                rejected(claim.claim_id, "Invalid amount", InvalidParam::new("unitPrice", "The line total is too large."))
+                rejected(
+                    claim.claim_id,
+                    "Invalid amount",
+                    InvalidParam::new("unitPrice", "The line total is too large."),
+                )
             };
             let Some(charged) = quantity.checked_mul(unit_price).map(money) else {
                 return too_large();
             };
-            let mut adjudications = vec![adjudication(format!("Charged {quantity} x {unit_price}"), Some(charged), None)];
+            let mut adjudications =
+                vec![adjudication(format!("Charged {quantity} x {unit_price}"), Some(charged), None)];
             let mut benefit = charged;
             if let Some(percentage) = rule.percentage {
-                let Some(share) = charged.checked_mul(percentage).and_then(|d| d.checked_div(Decimal::ONE_HUNDRED)) else {
+                let Some(share) = charged.checked_mul(percentage).and_then(|d| d.checked_div(Decimal::ONE_HUNDRED))
+                else {
                     return too_large();
                 };
                 benefit = money(share);
@@ -248,7 +261,8 @@ mod tests {
     }
 
     fn schedule() -> Schedule {
-        let rule = ItemRule { percentage: Some(Decimal::from(80)), unit_benefit_cap: Some(Decimal::from(40)), review: false };
+        let rule =
+            ItemRule { percentage: Some(Decimal::from(80)), unit_benefit_cap: Some(Decimal::from(40)), review: false };
         Schedule::from_rules([("10|1|1".to_owned(), rule)])
     }
 

@@ -166,14 +166,11 @@ fn work_from_record(id: &str, record: Option<&Item>) -> WorkReport {
 
 /// The report on one webhook or decision id.
 pub async fn work(store: &dyn Table, id: &str) -> Result<WorkReport, StoreError> {
-    let keys: Vec<Key> = [
-        idempotency::key(id),
-        records::flag_key(FLAG_PAYLOAD_CHANGED, id),
-        records::flag_key(FLAG_UNHANDLED_TYPE, id),
-    ]
-    .into_iter()
-    .filter_map(readable)
-    .collect();
+    let keys: Vec<Key> =
+        [idempotency::key(id), records::flag_key(FLAG_PAYLOAD_CHANGED, id), records::flag_key(FLAG_UNHANDLED_TYPE, id)]
+            .into_iter()
+            .filter_map(readable)
+            .collect();
     if keys.len() < 3 {
         return Ok(WorkReport { id: id.to_owned(), ..WorkReport::default() });
     }
@@ -188,7 +185,10 @@ pub async fn work(store: &dyn Table, id: &str) -> Result<WorkReport, StoreError>
         }
     }
     // An overpaid invoice is flagged under its own id; the flag names the webhook that reported it.
-    if let Some(key) = report.invoice_id.as_deref().and_then(|invoice_id| readable(records::flag_key(FLAG_INVOICE_OVERPAID, invoice_id)))
+    if let Some(key) = report
+        .invoice_id
+        .as_deref()
+        .and_then(|invoice_id| readable(records::flag_key(FLAG_INVOICE_OVERPAID, invoice_id)))
         && let Some(item) = store.get(&key).await?
         && item.str_attr("webhookId") == Some(id)
     {
@@ -245,7 +245,9 @@ fn work_events(report: &WorkReport, mut events: Vec<Event>) -> Vec<Event> {
     // Where the work stands now: the record's last write, which is the latest event.
     if let (Some(at), Some(status)) = (&report.updated_at, &report.status) {
         let what = match (status.as_str(), &report.outcome) {
-            ("inProgress", _) => format!("in progress, locked until {}", report.lock_expires_at.as_deref().unwrap_or("?")),
+            ("inProgress", _) => {
+                format!("in progress, locked until {}", report.lock_expires_at.as_deref().unwrap_or("?"))
+            }
             (status, Some(outcome)) if status != outcome => format!("{status}: {outcome}"),
             (status, _) => status.to_owned(),
         };
@@ -307,7 +309,10 @@ pub async fn invoice(store: &dyn Table, invoice_id: &str) -> Result<InvoiceRepor
         let id = key.pk.strip_prefix(idempotency::KEY_PREFIX).unwrap_or(&key.pk);
         let work = work_from_record(id, record.as_ref());
         if let Some(at) = &work.received_at {
-            events.push(Event { at: at.clone(), what: format!("received {} {id}", work.kind.as_deref().unwrap_or("work")) });
+            events.push(Event {
+                at: at.clone(),
+                what: format!("received {} {id}", work.kind.as_deref().unwrap_or("work")),
+            });
         }
         if let (Some(at), Some(reason)) = (&work.dead_lettered_at, &work.reason) {
             events.push(Event { at: at.clone(), what: format!("{id} dead-lettered: {reason}") });
@@ -334,8 +339,11 @@ where
 {
     let selection = Selection { ids: vec![report.id.clone()], ..Selection::default() };
     let pass = replay::run(dlq, work, &selection, Mode::List).await?;
-    report.dead_letter_detail =
-        pass.letters.into_iter().filter(|letter| selection.matches(letter)).find_map(|letter| letter.detail.or(Some(letter.reason)));
+    report.dead_letter_detail = pass
+        .letters
+        .into_iter()
+        .filter(|letter| selection.matches(letter))
+        .find_map(|letter| letter.detail.or(Some(letter.reason)));
     Ok(())
 }
 

@@ -117,7 +117,11 @@ pub fn header_from_item(invoice_id: &str, item: &Item) -> InvoiceRecord {
         program: item.str_attr("program").unwrap_or_default().to_owned(),
         status_href: item.str_attr("statusHref").map(str::to_owned),
         webhook_error_href: item.str_attr("webhookErrorHref").map(str::to_owned),
-        cancelled_before_submission: item.attrs.get("cancelledBeforeSubmission").and_then(Value::as_bool).unwrap_or(false),
+        cancelled_before_submission: item
+            .attrs
+            .get("cancelledBeforeSubmission")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         recorded_by: item.str_attr("recordedBy").map(str::to_owned),
         posted_by: item.str_attr("postedBy").map(str::to_owned),
         claims: Vec::new(),
@@ -134,7 +138,8 @@ pub async fn load_invoice(store: &dyn ItemQuery, invoice_id: &str) -> Result<Opt
         if item.key.sk == HEADER_SK {
             record = InvoiceRecord { claims: record.claims, ..header_from_item(invoice_id, &item) };
         } else if let Some(claim_id) = item.key.sk.strip_prefix(CLAIM_PREFIX) {
-            let claim = claim_from_item(&item).ok_or_else(|| StoreError::Invalid(format!("claim {claim_id} has no state")))?;
+            let claim =
+                claim_from_item(&item).ok_or_else(|| StoreError::Invalid(format!("claim {claim_id} has no state")))?;
             record.claims.push(claim);
         }
     }
@@ -200,7 +205,12 @@ pub fn is_cancelled_before_submission(header: &Item) -> bool {
 }
 
 /// Sets a claim's state (and benefit, when one is decided); idempotent.
-pub async fn save_claim(store: &dyn ItemPut, invoice_id: &str, claim: &ClaimRecord, expires_at: i64) -> Result<(), StoreError> {
+pub async fn save_claim(
+    store: &dyn ItemPut,
+    invoice_id: &str,
+    claim: &ClaimRecord,
+    expires_at: i64,
+) -> Result<(), StoreError> {
     store.put(&claim_item(invoice_id, claim, expires_at), Condition::Always).await.map(drop)
 }
 
@@ -213,13 +223,19 @@ pub async fn save_claims(
     expires_at: i64,
     also: Option<Item>,
 ) -> Result<(), StoreError> {
-    let items: Vec<Item> = also.into_iter().chain(claims.iter().map(|claim| claim_item(invoice_id, claim, expires_at))).collect();
+    let items: Vec<Item> =
+        also.into_iter().chain(claims.iter().map(|claim| claim_item(invoice_id, claim, expires_at))).collect();
     store.put_many(&items).await
 }
 
 /// Writes the header and every claim of `record` together (one request up to 24 claims), with
 /// `also` as [`save_claims`] does; idempotent.
-pub async fn save_invoice(store: &dyn ItemPutMany, record: &InvoiceRecord, expires_at: i64, also: Option<Item>) -> Result<(), StoreError> {
+pub async fn save_invoice(
+    store: &dyn ItemPutMany,
+    record: &InvoiceRecord,
+    expires_at: i64,
+    also: Option<Item>,
+) -> Result<(), StoreError> {
     let items: Vec<Item> = also
         .into_iter()
         .chain(std::iter::once(header_item(record, expires_at)))

@@ -52,9 +52,13 @@ impl Work {
             Message { kind: "webhook", webhook: Some(webhook), received_at, .. } => {
                 Ok(Work::Webhook { received_at_ms: received_at, body: webhook.get().to_owned() })
             }
-            Message { kind: "decision", decision_id: Some(decision_id), invoice_id: Some(invoice_id), update: Some(update), .. } => {
-                Ok(Work::Decision { decision_id, invoice_id, update })
-            }
+            Message {
+                kind: "decision",
+                decision_id: Some(decision_id),
+                invoice_id: Some(invoice_id),
+                update: Some(update),
+                ..
+            } => Ok(Work::Decision { decision_id, invoice_id, update }),
             other => Err(NotWork(format!("unknown or incomplete kind {:?}", other.kind))),
         }
     }

@@ -2,15 +2,17 @@
 //! visibility timeout and comes back unless deleted; after `max_receive_count` receives it moves
 //! to the dead-letter queue, if one is attached.
 
-use super::{MAX_BATCH, MessageSender, MessageSource, MessageVisibility, QueueDepth, QueueError, ReceivedMessage, check_size};
+use super::{
+    MAX_BATCH, MessageSender, MessageSource, MessageVisibility, QueueDepth, QueueError, ReceivedMessage, check_size,
+};
 use async_trait::async_trait;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 // tokio's clock: the system's, except on a paused runtime (the soak), where it is virtual.
-use tokio::time::Instant;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 struct Stored {
     message_id: String,
@@ -65,7 +67,9 @@ impl EmbeddedQueue {
 
     fn push(&self, body: String, receive_count: u32, sent_at_ms: i64) -> String {
         let count = self.sent.fetch_add(1, Ordering::Relaxed);
-        let message_id = uuid::Builder::from_random_bytes(self.id_base.wrapping_add(u128::from(count)).to_be_bytes()).into_uuid().to_string();
+        let message_id = uuid::Builder::from_random_bytes(self.id_base.wrapping_add(u128::from(count)).to_be_bytes())
+            .into_uuid()
+            .to_string();
         self.lock().push_back(Stored {
             message_id: message_id.clone(),
             body,
@@ -154,7 +158,8 @@ impl MessageSource for EmbeddedQueue {
                 return Ok(received);
             }
             let until_visible = self.next_visible_in().unwrap_or(deadline - now);
-            let _ = tokio::time::timeout(until_visible.min(deadline - now).max(Duration::from_millis(1)), arrived).await;
+            let _ =
+                tokio::time::timeout(until_visible.min(deadline - now).max(Duration::from_millis(1)), arrived).await;
         }
     }
 

@@ -1,6 +1,8 @@
 //! The queue port on SQS (standard queue).
 
-use super::{MAX_BATCH, MessageSender, MessageSource, MessageVisibility, QueueDepth, QueueError, ReceivedMessage, check_size};
+use super::{
+    MAX_BATCH, MessageSender, MessageSource, MessageVisibility, QueueDepth, QueueError, ReceivedMessage, check_size,
+};
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry};
@@ -57,7 +59,8 @@ impl SqsQueue {
             .attributes
             .and_then(|mut attributes| attributes.remove(&QueueAttributeName::QueueArn))
             .ok_or_else(|| QueueError::Unavailable("no dead-letter queue arn".into()))?;
-        let redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count.to_string()});
+        let redrive =
+            serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count.to_string()});
         let url = client
             .create_queue()
             .queue_name(name)
@@ -94,8 +97,14 @@ impl QueueDepth for SqsQueue {
 impl MessageSender for SqsQueue {
     async fn send(&self, body: String) -> Result<String, QueueError> {
         check_size(&body)?;
-        let output =
-            self.client.send_message().queue_url(&self.queue_url).message_body(body).send().await.map_err(unavailable)?;
+        let output = self
+            .client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(unavailable)?;
         Ok(output.message_id.unwrap_or_default())
     }
 
@@ -110,8 +119,11 @@ impl MessageSender for SqsQueue {
                 Err(error) => results.push(Some(Err(error))),
                 Ok(()) => {
                     results.push(None);
-                    let entry =
-                        SendMessageBatchRequestEntry::builder().id(index.to_string()).message_body(body).build().map_err(unavailable)?;
+                    let entry = SendMessageBatchRequestEntry::builder()
+                        .id(index.to_string())
+                        .message_body(body)
+                        .build()
+                        .map_err(unavailable)?;
                     entries.push(entry);
                 }
             }
@@ -164,12 +176,14 @@ impl MessageSource for SqsQueue {
             .into_iter()
             .map(|message| {
                 let attributes = message.attributes.unwrap_or_default();
-                let number = |name: &MessageSystemAttributeName| attributes.get(name).and_then(|v| v.parse::<i64>().ok());
+                let number =
+                    |name: &MessageSystemAttributeName| attributes.get(name).and_then(|v| v.parse::<i64>().ok());
                 ReceivedMessage {
                     message_id: message.message_id.unwrap_or_default(),
                     receipt_handle: message.receipt_handle.unwrap_or_default(),
                     body: message.body.unwrap_or_default(),
-                    receive_count: number(&MessageSystemAttributeName::ApproximateReceiveCount).unwrap_or(1).max(1) as u32,
+                    receive_count: number(&MessageSystemAttributeName::ApproximateReceiveCount).unwrap_or(1).max(1)
+                        as u32,
                     sent_at_ms: number(&MessageSystemAttributeName::SentTimestamp).unwrap_or_default(),
                 }
             })

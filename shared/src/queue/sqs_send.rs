@@ -33,7 +33,8 @@ impl SqsSender {
     /// The sender for `queue_url`, with the region, credentials and endpoint of `config`
     /// (`AWS_ENDPOINT_URL_SQS` or `AWS_ENDPOINT_URL` in `vars` override the regional endpoint).
     pub fn new(config: &aws_config::SdkConfig, vars: &Vars, queue_url: &str) -> Result<Self, ConfigError> {
-        let region = config.region().ok_or_else(|| ConfigError::new("AWS_REGION", "is required but not set"))?.to_string();
+        let region =
+            config.region().ok_or_else(|| ConfigError::new("AWS_REGION", "is required but not set"))?.to_string();
         let credentials = config
             .credentials_provider()
             .ok_or_else(|| ConfigError::new("AWS_ACCESS_KEY_ID", "no AWS credentials provider is configured"))?;
@@ -49,7 +50,8 @@ impl SqsSender {
             .timeout(ATTEMPT_TIMEOUT)
             .build()
             .map_err(|e| ConfigError::new("QUEUE_URL", format!("cannot build the HTTP client: {e}")))?;
-        let url = reqwest::Url::parse(&format!("{endpoint}/")).map_err(|e| ConfigError::new("AWS_ENDPOINT_URL", format!("is not a URL: {e}")))?;
+        let url = reqwest::Url::parse(&format!("{endpoint}/"))
+            .map_err(|e| ConfigError::new("AWS_ENDPOINT_URL", format!("is not a URL: {e}")))?;
         Ok(Self { http, url, region, credentials, queue_url: queue_url.to_owned() })
     }
 
@@ -63,7 +65,8 @@ impl SqsSender {
     }
 
     async fn attempt(&self, payload: &[u8]) -> Result<String, Attempt> {
-        let credentials = self.credentials.provide_credentials().await.map_err(|e| Attempt::Final(format!("credentials: {e}")))?;
+        let credentials =
+            self.credentials.provide_credentials().await.map_err(|e| Attempt::Final(format!("credentials: {e}")))?;
         let identity = credentials.into();
         let params = v4::SigningParams::builder()
             .identity(&identity)
@@ -75,18 +78,22 @@ impl SqsSender {
             .map_err(|e| Attempt::Final(format!("signing: {e}")))?
             .into();
         let headers = [("content-type", "application/x-amz-json-1.0"), ("x-amz-target", "AmazonSQS.SendMessage")];
-        let signable = SignableRequest::new("POST", self.url.as_str(), headers.iter().copied(), SignableBody::Bytes(payload))
-            .map_err(|e| Attempt::Final(format!("signing: {e}")))?;
-        let (instructions, _) = sign(signable, &params).map_err(|e| Attempt::Final(format!("signing: {e}")))?.into_parts();
+        let signable =
+            SignableRequest::new("POST", self.url.as_str(), headers.iter().copied(), SignableBody::Bytes(payload))
+                .map_err(|e| Attempt::Final(format!("signing: {e}")))?;
+        let (instructions, _) =
+            sign(signable, &params).map_err(|e| Attempt::Final(format!("signing: {e}")))?.into_parts();
         let mut request = self.http.post(self.url.clone());
         for (name, value) in headers.into_iter().chain(instructions.headers()) {
             request = request.header(name, value);
         }
-        let response = request.body(payload.to_vec()).send().await.map_err(|e| Attempt::Retry(format!("SendMessage: {e}")))?;
+        let response =
+            request.body(payload.to_vec()).send().await.map_err(|e| Attempt::Retry(format!("SendMessage: {e}")))?;
         let status = response.status();
         let body = response.bytes().await.map_err(|e| Attempt::Retry(format!("SendMessage: {e}")))?;
         if status.is_success() {
-            let sent: SendMessageResult = serde_json::from_slice(&body).map_err(|e| Attempt::Final(format!("SendMessage answer: {e}")))?;
+            let sent: SendMessageResult =
+                serde_json::from_slice(&body).map_err(|e| Attempt::Final(format!("SendMessage answer: {e}")))?;
             return Ok(sent.message_id);
         }
         let code = serde_json::from_slice::<ErrorAnswer>(&body).map(|e| e.kind).unwrap_or_default();

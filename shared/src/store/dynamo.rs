@@ -2,8 +2,8 @@
 //! for optimistic locking and `ttl` (epoch seconds) as the table's TTL attribute.
 
 use super::{
-    Condition, Item, ItemDelete, ItemGet, ItemGetMany, ItemPut, ItemPutMany, ItemQuery, Key, MAX_GET_MANY, StoreError, check_attrs,
-    last_per_key, now_epoch_seconds,
+    Condition, Item, ItemDelete, ItemGet, ItemGetMany, ItemPut, ItemPutMany, ItemQuery, Key, MAX_GET_MANY, StoreError,
+    check_attrs, last_per_key, now_epoch_seconds,
 };
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -45,7 +45,9 @@ impl DynamoTable {
                 .build()
                 .map_err(unavailable)
         };
-        let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().map_err(unavailable);
+        let key = |name: &str, kind| {
+            KeySchemaElement::builder().attribute_name(name).key_type(kind).build().map_err(unavailable)
+        };
         let created = self
             .client
             .create_table()
@@ -63,7 +65,8 @@ impl DynamoTable {
                 return Err(unavailable(error));
             }
         }
-        let ttl = TimeToLiveSpecification::builder().attribute_name("ttl").enabled(true).build().map_err(unavailable)?;
+        let ttl =
+            TimeToLiveSpecification::builder().attribute_name("ttl").enabled(true).build().map_err(unavailable)?;
         self.client
             .update_time_to_live()
             .table_name(&self.table)
@@ -184,12 +187,8 @@ impl ItemQuery for DynamoTable {
                     .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
                     .expression_attribute_values(":prefix", AttributeValue::S(sk_prefix.to_owned()))
             };
-            let output = request
-                .consistent_read(true)
-                .set_exclusive_start_key(start_key)
-                .send()
-                .await
-                .map_err(unavailable)?;
+            let output =
+                request.consistent_read(true).set_exclusive_start_key(start_key).send().await.map_err(unavailable)?;
             for attributes in output.items.unwrap_or_default() {
                 let item = from_attributes(attributes)?;
                 if !item.is_expired(now) {
@@ -238,14 +237,22 @@ impl ItemGetMany for DynamoTable {
             if attempt > 0 {
                 batch_backoff(attempt).await;
             }
-            let request = KeysAndAttributes::builder().set_keys(Some(pending)).consistent_read(true).build().map_err(unavailable)?;
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(pending))
+                .consistent_read(true)
+                .build()
+                .map_err(unavailable)?;
             let output =
                 self.client.batch_get_item().request_items(&self.table, request).send().await.map_err(unavailable)?;
             for attributes in output.responses.and_then(|mut tables| tables.remove(&self.table)).unwrap_or_default() {
                 let item = from_attributes(attributes)?;
                 found.insert(item.key.clone(), item);
             }
-            pending = output.unprocessed_keys.and_then(|mut tables| tables.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
+            pending = output
+                .unprocessed_keys
+                .and_then(|mut tables| tables.remove(&self.table))
+                .map(|k| k.keys)
+                .unwrap_or_default();
         }
         if !pending.is_empty() {
             return Err(StoreError::Unavailable(format!("BatchGetItem left {} keys unprocessed", pending.len())));
@@ -265,7 +272,10 @@ impl ItemPutMany for DynamoTable {
             let mut pending = chunk
                 .iter()
                 .map(|item| {
-                    let put = PutRequest::builder().set_item(Some(to_attributes(item, item.version))).build().map_err(unavailable)?;
+                    let put = PutRequest::builder()
+                        .set_item(Some(to_attributes(item, item.version)))
+                        .build()
+                        .map_err(unavailable)?;
                     Ok(WriteRequest::builder().put_request(put).build())
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;
@@ -276,12 +286,21 @@ impl ItemPutMany for DynamoTable {
                 if attempt > 0 {
                     batch_backoff(attempt).await;
                 }
-                let output =
-                    self.client.batch_write_item().request_items(&self.table, pending).send().await.map_err(unavailable)?;
-                pending = output.unprocessed_items.and_then(|mut tables| tables.remove(&self.table)).unwrap_or_default();
+                let output = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, pending)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                pending =
+                    output.unprocessed_items.and_then(|mut tables| tables.remove(&self.table)).unwrap_or_default();
             }
             if !pending.is_empty() {
-                return Err(StoreError::Unavailable(format!("BatchWriteItem left {} items unprocessed", pending.len())));
+                return Err(StoreError::Unavailable(format!(
+                    "BatchWriteItem left {} items unprocessed",
+                    pending.len()
+                )));
             }
         }
         Ok(())
@@ -334,7 +353,9 @@ fn from_attribute(value: AttributeValue) -> Value {
         AttributeValue::N(text) => text.parse::<Number>().map(Value::Number).unwrap_or(Value::String(text)),
         AttributeValue::S(text) => Value::String(text),
         AttributeValue::L(values) => Value::Array(values.into_iter().map(from_attribute).collect()),
-        AttributeValue::M(map) => Value::Object(map.into_iter().map(|(k, v)| (k, from_attribute(v))).collect::<Map<_, _>>()),
+        AttributeValue::M(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| (k, from_attribute(v))).collect::<Map<_, _>>())
+        }
         _ => Value::Null,
     }
 }

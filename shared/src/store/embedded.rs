@@ -1,8 +1,8 @@
 //! In-process table with DynamoDB's semantics for the operations the ports expose.
 
 use super::{
-    Condition, Item, ItemDelete, ItemGet, ItemGetMany, ItemPut, ItemPutMany, ItemQuery, Key, MAX_GET_MANY, StoreError, check_attrs,
-    now_epoch_seconds,
+    Condition, Item, ItemDelete, ItemGet, ItemGetMany, ItemPut, ItemPutMany, ItemQuery, Key, MAX_GET_MANY, StoreError,
+    check_attrs, now_epoch_seconds,
 };
 use async_trait::async_trait;
 use std::collections::BTreeMap;

@@ -86,11 +86,15 @@ pub(super) fn section(inputs: &Inputs) -> anyhow::Result<Section> {
         anyhow::bail!("needs the cold-start part's warm receiver and poster (cargo xtask bench load cold-start)");
     };
     anyhow::ensure!(!inputs.loads.is_empty(), "needs the load part's usage counts (GET /local/usage)");
-    let per = |f: &dyn Fn(&LoadUsage) -> f64| inputs.loads.iter().map(|load| f(load) / load.webhooks).collect::<Vec<f64>>();
+    let per =
+        |f: &dyn Fn(&LoadUsage) -> f64| inputs.loads.iter().map(|load| f(load) / load.webhooks).collect::<Vec<f64>>();
     let receiver_invocations = per(&|l| count(&l.report, "invocations", "webhook-receiver"));
     let poster_invocations = per(&|l| count(&l.report, "invocations", "invoice-status-poster"));
-    let records_per_batch: Vec<f64> =
-        inputs.loads.iter().map(|l| count(&l.report, "sqs", "messagesReceived") / count(&l.report, "sqs", "ReceiveMessage").max(1.0)).collect();
+    let records_per_batch: Vec<f64> = inputs
+        .loads
+        .iter()
+        .map(|l| count(&l.report, "sqs", "messagesReceived") / count(&l.report, "sqs", "ReceiveMessage").max(1.0))
+        .collect();
     // The event source mapping deletes each batch's successes with one DeleteMessageBatch; the
     // local poller deletes them one by one, so its deletes are billed as at most one per batch.
     let sqs = per(&|l| {
@@ -101,7 +105,10 @@ pub(super) fn section(inputs: &Inputs) -> anyhow::Result<Section> {
     let api = per(&|l| l.report["apiRequests"].as_f64().unwrap_or(0.0));
     let writes = per(&|l| count(&l.report, "dynamodb", "writeUnits"));
     let reads = per(&|l| count(&l.report, "dynamodb", "readUnits"));
-    let receiver_gb_s: Vec<f64> = receiver_invocations.iter().map(|n| n * receiver.billed_ms(RECEIVER_MEMORY_MB) / 1e3 * RECEIVER_MEMORY_MB / 1024.0).collect();
+    let receiver_gb_s: Vec<f64> = receiver_invocations
+        .iter()
+        .map(|n| n * receiver.billed_ms(RECEIVER_MEMORY_MB) / 1e3 * RECEIVER_MEMORY_MB / 1024.0)
+        .collect();
     let poster_gb_s: Vec<f64> = poster_invocations
         .iter()
         .zip(&records_per_batch)
@@ -112,20 +119,56 @@ pub(super) fn section(inputs: &Inputs) -> anyhow::Result<Section> {
         .zip(&poster_invocations)
         .zip(&records_per_batch)
         .map(|((r, p), records)| {
-            r * (receiver.log_bytes + PLATFORM_LOG_BYTES_PER_INVOCATION) + p * (poster.log_bytes * records + PLATFORM_LOG_BYTES_PER_INVOCATION)
+            r * (receiver.log_bytes + PLATFORM_LOG_BYTES_PER_INVOCATION)
+                + p * (poster.log_bytes * records + PLATFORM_LOG_BYTES_PER_INVOCATION)
         })
         .collect();
     let scale = |values: &[f64], price: f64| values.iter().map(|v| v * price).collect::<Vec<f64>>();
     let invocations: Vec<f64> = receiver_invocations.iter().zip(&poster_invocations).map(|(r, p)| r + p).collect();
     let gb_s: Vec<f64> = receiver_gb_s.iter().zip(&poster_gb_s).map(|(r, p)| r + p).collect();
     let lines = [
-        Line { name: "API Gateway HTTP API requests", usd_per_million: scale(&api, API_GATEWAY_HTTP_PER_MILLION), per_webhook: api, unit: "requests" },
-        Line { name: "Lambda requests (receiver + poster)", usd_per_million: scale(&invocations, LAMBDA_REQUEST_PER_MILLION), per_webhook: invocations, unit: "invocations" },
-        Line { name: "Lambda duration (Arm, 256 MB each)", usd_per_million: scale(&gb_s, LAMBDA_ARM_PER_GB_SECOND * 1e6), per_webhook: gb_s, unit: "GB-seconds" },
-        Line { name: "SQS requests (64 KB chunks)", usd_per_million: scale(&sqs, SQS_PER_MILLION), per_webhook: sqs, unit: "requests" },
-        Line { name: "DynamoDB writes", usd_per_million: scale(&writes, DYNAMODB_WRITE_UNIT_PER_MILLION), per_webhook: writes, unit: "write units" },
-        Line { name: "DynamoDB reads (strongly consistent)", usd_per_million: scale(&reads, DYNAMODB_READ_UNIT_PER_MILLION), per_webhook: reads, unit: "read units" },
-        Line { name: "CloudWatch Logs ingestion (EMF included)", usd_per_million: scale(&log_bytes, LOGS_PER_GB * 1e6 / 1e9), per_webhook: log_bytes, unit: "bytes" },
+        Line {
+            name: "API Gateway HTTP API requests",
+            usd_per_million: scale(&api, API_GATEWAY_HTTP_PER_MILLION),
+            per_webhook: api,
+            unit: "requests",
+        },
+        Line {
+            name: "Lambda requests (receiver + poster)",
+            usd_per_million: scale(&invocations, LAMBDA_REQUEST_PER_MILLION),
+            per_webhook: invocations,
+            unit: "invocations",
+        },
+        Line {
+            name: "Lambda duration (Arm, 256 MB each)",
+            usd_per_million: scale(&gb_s, LAMBDA_ARM_PER_GB_SECOND * 1e6),
+            per_webhook: gb_s,
+            unit: "GB-seconds",
+        },
+        Line {
+            name: "SQS requests (64 KB chunks)",
+            usd_per_million: scale(&sqs, SQS_PER_MILLION),
+            per_webhook: sqs,
+            unit: "requests",
+        },
+        Line {
+            name: "DynamoDB writes",
+            usd_per_million: scale(&writes, DYNAMODB_WRITE_UNIT_PER_MILLION),
+            per_webhook: writes,
+            unit: "write units",
+        },
+        Line {
+            name: "DynamoDB reads (strongly consistent)",
+            usd_per_million: scale(&reads, DYNAMODB_READ_UNIT_PER_MILLION),
+            per_webhook: reads,
+            unit: "read units",
+        },
+        Line {
+            name: "CloudWatch Logs ingestion (EMF included)",
+            usd_per_million: scale(&log_bytes, LOGS_PER_GB * 1e6 / 1e9),
+            per_webhook: log_bytes,
+            unit: "bytes",
+        },
     ];
     let runs = inputs.loads.len();
     let totals: Vec<f64> = (0..runs).map(|run| lines.iter().map(|line| line.usd_per_million[run]).sum()).collect();
@@ -134,14 +177,28 @@ pub(super) fn section(inputs: &Inputs) -> anyhow::Result<Section> {
 
     let mut table = String::from("| Line | per webhook | USD per million webhooks |\n|---|---:|---:|\n");
     for line in &lines {
-        table.push_str(&format!("| {} | {} {} | {:.2} |\n", line.name, significant(median(&line.per_webhook)), line.unit, median(&line.usd_per_million)));
+        table.push_str(&format!(
+            "| {} | {} {} | {:.2} |\n",
+            line.name,
+            significant(median(&line.per_webhook)),
+            line.unit,
+            median(&line.usd_per_million)
+        ));
     }
     table.push_str(&format!("| **Total** | | **{:.2}** |", median(&totals)));
     section.notes.push(table);
 
-    let largest = lines.iter().max_by(|a, b| median(&a.usd_per_million).total_cmp(&median(&b.usd_per_million))).map_or("", |l| l.name);
+    let largest = lines
+        .iter()
+        .max_by(|a, b| median(&a.usd_per_million).total_cmp(&median(&b.usd_per_million)))
+        .map_or("", |l| l.name);
     section.figures.extend([
-        Figure::new("Cost per million webhooks (USD, prices above)", Unit::Usd, totals, Some(Goal::AtMost(COST_PER_MILLION_MAX_USD))),
+        Figure::new(
+            "Cost per million webhooks (USD, prices above)",
+            Unit::Usd,
+            totals,
+            Some(Goal::AtMost(COST_PER_MILLION_MAX_USD)),
+        ),
         Figure::new("Deliveries per webhook (the load run's repeats)", Unit::Decimal, per(&|l| l.deliveries), None),
         Figure::new("DynamoDB write units per webhook", Unit::Decimal, lines[4].per_webhook.clone(), None),
         Figure::new("SQS requests per webhook", Unit::Decimal, lines[3].per_webhook.clone(), None),
@@ -157,7 +214,12 @@ pub(super) fn section(inputs: &Inputs) -> anyhow::Result<Section> {
     by_item.sort_by(|a, b| b.1.total_cmp(&a.1));
     section.notes.push(format!(
         "Largest line: {largest}. Write units per webhook by item kind (first run): {}.",
-        by_item.iter().filter(|(_, units)| *units >= 0.005).map(|(kind, units)| format!("`{kind}` {units:.2}")).collect::<Vec<_>>().join(", ")
+        by_item
+            .iter()
+            .filter(|(_, units)| *units >= 0.005)
+            .map(|(kind, units)| format!("`{kind}` {units:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
     section.notes.push(format!(
         "Prices: ap-southeast-2 list prices as of {PRICES_AS_OF}: API Gateway HTTP API ${API_GATEWAY_HTTP_PER_MILLION}/million; \

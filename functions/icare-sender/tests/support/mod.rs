@@ -79,7 +79,8 @@ pub fn request(
         builder = builder.header(*name, *value);
     }
     let body = body.map_or(Body::Empty, |body| Body::Text(body.to_string()));
-    let params: HashMap<String, Vec<String>> = params.iter().map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()])).collect();
+    let params: HashMap<String, Vec<String>> =
+        params.iter().map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()])).collect();
     builder
         .body(body)
         .expect("request builds")
