@@ -55,7 +55,7 @@ impl Drop for Driver {
 pub fn run(root: &Path) -> anyhow::Result<()> {
     ensure_chromium()?;
     let stack = crate::process::LocalStack::start(root, &[])?;
-    let port = crate::moto::free_port()?;
+    let port = crate::process::free_port()?;
     let child = Command::new(CHROMEDRIVER)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())

@@ -5,6 +5,7 @@
 //! cargo-lambda and zig come from PyPI (`cargo-lambda` ships the binary; `cargo lambda build`
 //! finds PyPI `ziglang` in the same venv), pinned, in the xtask venv: see [`ensure_tools`].
 
+use crate::process::{Background, cargo, free_port, tail};
 use anyhow::{Context, bail};
 use serde_json::Value;
 use shared::queue::QueueDepth;
@@ -14,9 +15,9 @@ use shared::store::{Condition, ItemPut};
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// PyPI `cargo-lambda`, which ships the `cargo-lambda` binary.
@@ -43,6 +44,8 @@ const ICARE_VISIBILITY: Duration = Duration::from_secs(10);
 /// holds the build directory lock).
 const WATCH_START_TIMEOUT: Duration = Duration::from_secs(120);
 const INVOKE_TIMEOUT_SECONDS: u64 = 900;
+/// How many of a log's last lines an error quotes.
+const LOG_TAIL_LINES: usize = 30;
 
 // ---------------------------------------------------------------------------------------------
 // Tools
@@ -65,10 +68,6 @@ fn cargo_lambda(venv: &Path) -> anyhow::Result<Command> {
     let mut command = Command::new(bin_dir(venv).join("cargo-lambda"));
     command.arg("lambda").env("PATH", path_with_venv(venv)?);
     Ok(command)
-}
-
-fn cargo() -> OsString {
-    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
 }
 
 /// The installed version of a PyPI distribution in the venv, if any.
@@ -368,62 +367,6 @@ fn upstream_environment(simulators: &str, simulator_port: u16) -> Vec<(&'static 
     ]
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// A child process (and, on Unix, its process group: `cargo lambda watch` runs `cargo run` and the
-/// functions under it) ended when dropped.
-struct Background {
-    name: &'static str,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Background {
-    fn spawn(name: &'static str, mut command: Command, log: PathBuf) -> anyhow::Result<Self> {
-        let file = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-        command.stdin(Stdio::null()).stdout(file.try_clone()?).stderr(file);
-        #[cfg(unix)]
-        std::os::unix::process::CommandExt::process_group(&mut command, 0);
-        let child = command.spawn().with_context(|| format!("starting {name}"))?;
-        Ok(Self { name, child, log })
-    }
-
-    fn check_running(&mut self) -> anyhow::Result<()> {
-        if let Some(status) = self.child.try_wait()? {
-            bail!("{} exited ({status}); its output is in {}:\n{}", self.name, self.log.display(), tail(&self.log));
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        #[cfg(unix)]
-        {
-            // The group this child leads: process_group(0) made the child's id its group id.
-            let group = format!("-{}", self.child.id());
-            let signal = |name: &str| Command::new("kill").args([name, "--", &group]).stderr(Stdio::null()).status();
-            let _ = signal("-TERM");
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = signal("-KILL");
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The last lines of a log, for an error message.
-fn tail(path: &Path) -> String {
-    let content = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = content.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
-}
-
 /// `GET path` on loopback answers 200.
 fn http_ok(port: u16, path: &str) -> bool {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
@@ -443,7 +386,7 @@ fn http_ok(port: u16, path: &str) -> bool {
 fn wait_until(what: &str, process: &mut Background, timeout: Duration, ready: impl Fn() -> bool) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
-        process.check_running()?;
+        process.check_running(LOG_TAIL_LINES)?;
         if ready() {
             return Ok(());
         }
@@ -452,8 +395,8 @@ fn wait_until(what: &str, process: &mut Background, timeout: Duration, ready: im
     bail!(
         "{what} was not ready within {} s; output in {}:\n{}",
         timeout.as_secs(),
-        process.log.display(),
-        tail(&process.log)
+        process.log().display(),
+        tail(process.log(), LOG_TAIL_LINES)
     )
 }
 
@@ -630,7 +573,8 @@ pub fn invoke_check(root: &Path, venv: &Path, moto_env: &[(&str, String)]) -> an
     let stack_port = free_port()?;
     let mut stack_command = Command::new(target_dir(root).join("debug").join("local"));
     stack_command.current_dir(root).env("PORT", stack_port.to_string()).env_remove("AWS_ENDPOINT_URL");
-    let mut stack = Background::spawn("the local stack (target/debug/local)", stack_command, logs.join("local.log"))?;
+    let mut stack =
+        Background::spawn_group("the local stack (target/debug/local)", stack_command, logs.join("local.log"))?;
     wait_until("the local stack", &mut stack, Duration::from_secs(60), || http_ok(stack_port, "/health"))?;
     let simulators = format!("http://127.0.0.1:{stack_port}");
     println!("xtask: local stack simulators on {simulators}");
@@ -667,7 +611,7 @@ pub fn invoke_check(root: &Path, venv: &Path, moto_env: &[(&str, String)]) -> an
         .args(["--timeout", &INVOKE_TIMEOUT_SECONDS.to_string()])
         .envs(environment.iter().map(|(name, value)| (*name, value.as_str())));
     println!("xtask: cargo lambda watch on 127.0.0.1:{watch_port} (log: {})", logs.join("watch.log").display());
-    let mut watch = Background::spawn("cargo-lambda watch", watch_command, logs.join("watch.log"))?;
+    let mut watch = Background::spawn_group("cargo-lambda watch", watch_command, logs.join("watch.log"))?;
     wait_until("cargo lambda watch", &mut watch, WATCH_START_TIMEOUT, || {
         TcpStream::connect(("127.0.0.1", watch_port)).is_ok()
     })?;
@@ -678,9 +622,9 @@ pub fn invoke_check(root: &Path, venv: &Path, moto_env: &[(&str, String)]) -> an
         let relative = Path::new("events").join(function).join(file);
         let queued_before =
             runtime.block_on(resources.work.depth()).context("reading the work queue's length in moto")?;
-        let deferred_before = occurrences(&watch.log, DEFERRED_FOR_TIME);
+        let deferred_before = occurrences(watch.log(), DEFERRED_FOR_TIME);
         let answer = invoke(venv, root, watch_port, function, &relative);
-        watch.check_running()?;
+        watch.check_running(LOG_TAIL_LINES)?;
         let outcome = match answer {
             Err(error) => Outcome::Failed(format!("{error:#}")),
             Ok(answer) => match check(&answer, *expect) {
@@ -702,7 +646,7 @@ pub fn invoke_check(root: &Path, venv: &Path, moto_env: &[(&str, String)]) -> an
                     let retried = answer.get("batchItemFailures").and_then(Value::as_array).map_or(0, Vec::len);
                     if matches!(expect, Expect::NoBatchItemFailures)
                         && retried > 0
-                        && wait_for_occurrences(&watch.log, DEFERRED_FOR_TIME, deferred_before + retried)
+                        && wait_for_occurrences(watch.log(), DEFERRED_FOR_TIME, deferred_before + retried)
                     {
                         Outcome::Deferred(format!(
                             "{answer}: the poster deferred its HICAPS post (\"{DEFERRED_FOR_TIME}\")"

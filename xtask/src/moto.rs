@@ -2,7 +2,6 @@
 //! wire protocols, on loopback).
 
 use anyhow::{Context, bail};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -65,10 +64,6 @@ pub fn ensure_venv_with(venv: &Path, requirements: &[String]) -> anyhow::Result<
     Ok(venv)
 }
 
-pub fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 /// `moto_server`, patched (`moto_server.py`) where our tests need it to behave as AWS does:
 /// - Each `PutItem` runs under one lock. moto serves on threads and checks a write's condition,
 ///   then stores the item, with nothing held between: two concurrent conditional puts on one key
@@ -88,7 +83,7 @@ pub struct Server {
 
 impl Server {
     pub fn start(venv: &Path) -> anyhow::Result<Self> {
-        let port = free_port()?;
+        let port = crate::process::free_port()?;
         let child = Command::new(venv.join("bin").join("python"))
             .args(["-c", MOTO_SERVER, "-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())

@@ -1,9 +1,121 @@
-//! Processes the tasks start and must stop: the local stack on a free port, killed on drop.
+//! Processes the tasks start and must stop, and what starting them takes: the local stack on a
+//! free port and any child with its output in a log ([`Background`]), both ended on drop; a free
+//! loopback port, the end of a log, and the cargo to run.
 
 use anyhow::{Context, bail};
-use std::path::Path;
+use std::ffi::OsString;
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// The cargo running this task (`CARGO`, which cargo sets for what it runs), else `cargo` on `PATH`.
+pub fn cargo() -> OsString {
+    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+}
+
+/// A loopback port nothing listens on (one the system just handed out).
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// The last `lines` lines of a log, for an error message.
+pub fn tail(path: &Path, lines: usize) -> String {
+    let content = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = content.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// A child process with its output (stdout and stderr) in a log file, ended when dropped.
+pub struct Background {
+    name: String,
+    child: Child,
+    log: PathBuf,
+    /// Just before the spawn.
+    started: Instant,
+    /// Whether the child leads a process group of its own ([`Background::spawn_group`]).
+    group: bool,
+}
+
+impl Background {
+    /// Starts `command`, stdin closed and output to `log`; killed when dropped.
+    pub fn spawn(name: &str, command: Command, log: PathBuf) -> anyhow::Result<Self> {
+        Self::start(name, command, log, false)
+    }
+
+    /// Like [`Background::spawn`], but the child leads a process group of its own (on Unix), for
+    /// a child with children of its own (`cargo lambda watch` runs `cargo run` and the functions
+    /// under it): when dropped, the whole group gets SIGTERM, up to 5 s to end, then SIGKILL.
+    pub fn spawn_group(name: &str, command: Command, log: PathBuf) -> anyhow::Result<Self> {
+        Self::start(name, command, log, true)
+    }
+
+    fn start(name: &str, mut command: Command, log: PathBuf, group: bool) -> anyhow::Result<Self> {
+        let file = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        command.stdin(Stdio::null()).stdout(file.try_clone()?).stderr(file);
+        if group {
+            #[cfg(unix)]
+            std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        }
+        let started = Instant::now();
+        let child = command.spawn().with_context(|| format!("starting {name}"))?;
+        Ok(Self { name: name.to_owned(), child, log, started, group })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Where its output goes.
+    pub fn log(&self) -> &Path {
+        &self.log
+    }
+
+    /// When it was started (just before the spawn).
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Fails if the process has exited, naming it and quoting the last `lines` lines of its log.
+    pub fn check_running(&mut self, lines: usize) -> anyhow::Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!("{} exited ({status}); the end of {}:\n{}", self.name, self.log.display(), tail(&self.log, lines));
+        }
+        Ok(())
+    }
+
+    /// Asks the process group the child leads to end (SIGTERM), waits up to 5 s for the child,
+    /// then kills the group (SIGKILL).
+    fn end_group(&mut self) {
+        #[cfg(unix)]
+        {
+            // The group this child leads: process_group(0) made the child's id its group id.
+            let group = format!("-{}", self.child.id());
+            let signal = |name: &str| Command::new("kill").args([name, "--", &group]).stderr(Stdio::null()).status();
+            let _ = signal("-TERM");
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = signal("-KILL");
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if self.group {
+            self.end_group();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
 
 /// `target/debug/local` on a free loopback port, on the embedded store and queues; killed when
 /// dropped.
@@ -16,7 +128,7 @@ impl LocalStack {
     /// Starts the stack `cargo test --workspace` built, with `envs` added, and waits until it
     /// accepts connections.
     pub fn start(root: &Path, envs: &[(&str, &str)]) -> anyhow::Result<Self> {
-        let port = crate::moto::free_port()?;
+        let port = free_port()?;
         let child = Command::new(root.join("target").join("debug").join("local"))
             .current_dir(root)
             .env("PORT", port.to_string())

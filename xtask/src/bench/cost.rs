@@ -3,7 +3,7 @@
 //! size) and the cold-start part's warm invocations (CPU, wall time and log bytes per invocation),
 //! priced at published ap-southeast-2 (Sydney) list prices.
 
-use super::{Figure, Goal, Section, Unit, spread};
+use super::report::{Figure, Goal, Section, Unit, spread};
 use serde_json::Value;
 
 /// The list prices used, ap-southeast-2, on-demand, first tier, in USD. Read from the AWS pricing
