@@ -13,9 +13,9 @@
 
 use secrecy::SecretString;
 use shared::acc::VendorId;
+use shared::acc::client::AccSettings;
 use shared::caller::Grants;
 use shared::config::{ConfigError, Vars};
-use shared::secrets::Rotating;
 use std::time::Duration;
 use url::Url;
 
@@ -28,12 +28,8 @@ pub const MAX_AUDIT_TTL_DAYS: u32 = 3650;
 pub const DEFAULT_DOB_MISMATCH_LIMIT: u32 = 5;
 
 pub struct Config {
-    pub(crate) acc_base_url: Url,
-    /// Re-read after `SECRETS_TTL_SECONDS`, and at once when ACC refuses it.
-    pub(crate) acc_api_key: Rotating<SecretString>,
-    pub(crate) acc_api_key_header: http::HeaderName,
+    pub(crate) acc: AccSettings,
     pub(crate) grants: VendorGrants,
-    pub(crate) acc_timeout: Duration,
     pub(crate) audit_ttl_days: u32,
     /// Keys the HMAC that stands in for claim numbers in audit records and counters: a plain
     /// hash of a 7-character ACC45 number is reversed by enumeration in about a minute.
@@ -73,17 +69,19 @@ impl Config {
         Ok(Self {
             audit_hmac_key,
             dob_mismatch_limit,
-            acc_base_url,
-            acc_api_key,
-            acc_api_key_header,
+            acc: AccSettings {
+                base_url: acc_base_url,
+                api_key: acc_api_key,
+                api_key_header: acc_api_key_header,
+                timeout: Duration::from_secs(timeout),
+            },
             grants,
-            acc_timeout: Duration::from_secs(timeout),
             audit_ttl_days,
         })
     }
 
     pub fn acc_timeout(&self) -> Duration {
-        self.acc_timeout
+        self.acc.timeout
     }
 
     pub fn grants(&self) -> &VendorGrants {

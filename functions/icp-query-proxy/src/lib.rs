@@ -21,7 +21,6 @@
 
 pub mod audit;
 pub mod config;
-pub mod upstream;
 
 /// The partition-key prefixes this function reads or writes: exactly its role's
 /// `dynamodb:LeadingKeys` in infra/template.yaml (tests/template_keys.rs holds them together).
@@ -32,29 +31,40 @@ pub use config::{Config, VendorGrants};
 use audit::AuditRecord;
 use http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, RequestExt};
+use shared::acc::client::{self, AccClient, CORRELATION_HEADER, Upstream};
 use shared::acc::{AccError, IcpQuery, IcpRejection, ProviderId, RawIcpQuery, VendorId};
 use shared::http_client::SharedHttp;
 use shared::store::{Condition, Item, Key, SharedTable, StoreError};
 use shared::time::{Clock, NEW_ZEALAND, today_in};
 use shared::web::{self, HttpResponse};
 use std::sync::Arc;
-use std::time::Instant;
-use upstream::{CORRELATION_HEADER, Upstream};
 use uuid::Uuid;
 
 /// The metric namespace dimension of this function.
 const METRIC_DIMENSION: (&str, &str) = ("Function", "icp-query-proxy");
 
 pub struct App {
-    config: Config,
+    acc: AccClient,
+    grants: VendorGrants,
+    audit_ttl_days: u32,
+    audit_hmac_key: secrecy::SecretString,
+    dob_mismatch_limit: u32,
     table: SharedTable,
-    http: SharedHttp,
     clock: Arc<dyn Clock>,
 }
 
 impl App {
     pub fn new(config: Config, table: SharedTable, http: SharedHttp, clock: Arc<dyn Clock>) -> Self {
-        Self { config, table, http, clock }
+        let Config { acc, grants, audit_ttl_days, audit_hmac_key, dob_mismatch_limit } = config;
+        Self {
+            acc: AccClient::new(http, acc),
+            grants,
+            audit_ttl_days,
+            audit_hmac_key,
+            dob_mismatch_limit,
+            table,
+            clock,
+        }
     }
 
     pub async fn handle(&self, request: lambda_http::Request) -> HttpResponse {
@@ -110,7 +120,7 @@ impl App {
             vendor_id: vendor_id.as_deref(),
             provider_id: provider_id.as_deref(),
         };
-        let key = &self.config.audit_hmac_key;
+        let key = &self.audit_hmac_key;
         record.claim_number_hmac =
             claim_number.filter(|c| !c.trim().is_empty()).map(|c| audit::hash_claim_number(key, c));
         record.vendor_id = raw.vendor_id.and_then(|v| VendorId::parse(v).ok()).map(|v| v.as_str().to_owned());
@@ -124,7 +134,7 @@ impl App {
                 return acc_error(&AccError::invalid_parameters(errors));
             }
         };
-        if !self.config.grants.allows(&caller, &query.vendor_id) {
+        if !self.grants.allows(&caller, &query.vendor_id) {
             record.result = "forbidden";
             return acc_error(&AccError::new(
                 403,
@@ -133,7 +143,7 @@ impl App {
         }
         let claim_hmac = audit::hash_claim_number(key, query.claim_number.as_str());
         let counter = audit::dob_counter_key(&caller, &claim_hmac);
-        if self.dob_mismatches(&counter).await >= self.config.dob_mismatch_limit {
+        if self.dob_mismatches(&counter).await >= self.dob_mismatch_limit {
             record.result = "dob_guess_limited";
             shared::metrics::count("IcpDobGuessLimited", METRIC_DIMENSION);
             return acc_error(&AccError::new(
@@ -200,20 +210,12 @@ impl App {
     }
 
     async fn forward(&self, query: &IcpQuery, record: &mut AuditRecord) -> HttpResponse {
-        let Some(url) = upstream::query_url(&self.config.acc_base_url, query) else {
+        let Some((outcome, latency)) = self.acc.query(query, record.correlation_id).await else {
             // Config::from_vars refuses a base URL that cannot take path segments.
             record.result = "upstream_failed";
             return acc_error(&AccError::new(502, "The query to ACC could not be built; please try again later."));
         };
-        let api_key = self.config.acc_api_key.current().await;
-        let outbound = upstream::request(&self.config, &api_key, &url, record.correlation_id);
-        let started = Instant::now();
-        let outcome = self.http.send(outbound).await;
-        if outcome.as_ref().is_ok_and(|response| matches!(response.status, 401 | 403)) {
-            // Perhaps rotated: the next query uses what Secrets Manager holds now.
-            self.config.acc_api_key.refused().await;
-        }
-        record.upstream_latency_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
+        record.upstream_latency_ms = Some(u64::try_from(latency.as_millis()).unwrap_or(u64::MAX));
         record.upstream_status = outcome.as_ref().ok().map(|r| r.status);
         if let Err(error) = &outcome {
             // The error's text can include the URL, which carries the claim number and the date
@@ -226,11 +228,11 @@ impl App {
             };
             tracing::warn!(correlation_id = %record.correlation_id, kind, "ACC call failed");
         }
-        match upstream::classify(outcome, &self.config) {
+        match client::classify(outcome, self.acc.timeout()) {
             Upstream::PassThrough(response) => {
                 record.result = if response.status < 300 { "answered" } else { "rejected" };
                 if response.status == 200
-                    && let Err(mismatch) = upstream::check_shape(&response.body)
+                    && let Err(mismatch) = client::check_shape(&response.body)
                 {
                     tracing::warn!(
                         correlation_id = %record.correlation_id,

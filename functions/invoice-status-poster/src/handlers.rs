@@ -614,7 +614,7 @@ async fn post(poster: &Context<'_>, href: &str, body: &impl serde::Serialize, re
             Ok(())
         }
         Err(error) => {
-            if matches!(error, crate::callback::CallbackError::Refused) {
+            if matches!(error, shared::hicaps::client::CallbackError::Refused) {
                 shared::metrics::count("CallbackOutcome", ("Outcome", "refused"));
                 tracing::error!(rel, "callback refused: the link's host is not an allowed HICAPS host");
             }

@@ -17,7 +17,6 @@
 //!   asked for, and one that comes anyway is a duplicate. A replay from the dead-letter queue
 //!   processes it again.
 
-pub mod callback;
 mod handlers;
 
 /// The partition-key prefixes this function reads or writes: exactly its role's
@@ -33,10 +32,10 @@ pub const TABLE_KEY_PREFIXES: &[&str] = &[
 ];
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use callback::{CallbackError, HicapsClient, HicapsCredentials};
 use futures::FutureExt;
 use shared::config::{ConfigError, Vars};
 use shared::handoff;
+use shared::hicaps::client::{CallbackError, HicapsClient, HicapsCredentials};
 use shared::http_client::SharedHttp;
 use shared::idempotency::{About, Idempotency, Lock, LockOutcome, payload_hash};
 use shared::program::work::Work;

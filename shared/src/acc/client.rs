@@ -1,14 +1,67 @@
-//! The call to ACC and what its answer becomes for our caller.
+//! The client for ACC's `GET claims/icp/{claimNumber}` (ACC ICP Query API v1.1, §2): the call
+//! with our API key and a correlation id, and what ACC's answer becomes for our caller.
 
-use crate::config::Config;
+use super::{AccError, IcpClaimDetails, IcpQuery};
+use crate::http_client::{HttpError, Method, OutboundRequest, OutboundResponse, SharedHttp};
+use crate::secrets::Rotating;
 use secrecy::{ExposeSecret, SecretString};
-use shared::acc::{AccError, IcpClaimDetails, IcpQuery};
-use shared::http_client::{HttpError, Method, OutboundRequest, OutboundResponse};
+use std::time::Duration;
 use url::Url;
 use uuid::Uuid;
 
 /// The header that carries the correlation id to ACC and back to our caller.
 pub const CORRELATION_HEADER: &str = "ACC-CorrelationId";
+
+/// Where ACC is and how we authenticate to it, read once at init.
+pub struct AccSettings {
+    /// ACC's API base; queries go to `{base_url}/claims/icp/{claimNumber}`.
+    pub base_url: Url,
+    /// Re-read after `SECRETS_TTL_SECONDS`, and at once when ACC refuses it.
+    pub api_key: Rotating<SecretString>,
+    /// The header that carries the API key.
+    pub api_key_header: http::HeaderName,
+    /// Total time allowed for the call, connect included.
+    pub timeout: Duration,
+}
+
+pub struct AccClient {
+    http: SharedHttp,
+    settings: AccSettings,
+}
+
+impl AccClient {
+    pub fn new(http: SharedHttp, settings: AccSettings) -> Self {
+        Self { http, settings }
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.settings.timeout
+    }
+
+    /// Asks ACC for the claim: its answer and how long the call took. A 401 or 403 means our key
+    /// may have been rotated: the next query uses what Secrets Manager holds then. `None` when
+    /// the URL cannot be built, which configuration refuses at init.
+    pub async fn query(
+        &self,
+        query: &IcpQuery,
+        correlation_id: Uuid,
+    ) -> Option<(Result<OutboundResponse, HttpError>, Duration)> {
+        let url = query_url(&self.settings.base_url, query)?;
+        let api_key = self.settings.api_key.current().await;
+        let request = OutboundRequest::new(Method::Get, url.as_str())
+            .header(self.settings.api_key_header.as_str(), api_key.expose_secret())
+            .header(CORRELATION_HEADER, correlation_id.to_string())
+            .header("accept", "application/json")
+            .timeout(self.settings.timeout);
+        let started = std::time::Instant::now();
+        let outcome = self.http.send(request).await;
+        let latency = started.elapsed();
+        if outcome.as_ref().is_ok_and(|response| matches!(response.status, 401 | 403)) {
+            self.settings.api_key.refused().await;
+        }
+        Some((outcome, latency))
+    }
+}
 
 /// `{ACC_BASE_URL}/claims/icp/{claimNumber}?dateOfBirth=...&vendorId=...&providerId=...`, every value
 /// percent-encoded (the vendor ID's `/` becomes `%2F`).
@@ -22,14 +75,6 @@ pub fn query_url(base: &Url, query: &IcpQuery) -> Option<Url> {
     Some(url)
 }
 
-pub fn request(config: &Config, api_key: &SecretString, url: &Url, correlation_id: Uuid) -> OutboundRequest {
-    OutboundRequest::new(Method::Get, url.as_str())
-        .header(config.acc_api_key_header.as_str(), api_key.expose_secret())
-        .header(CORRELATION_HEADER, correlation_id.to_string())
-        .header("accept", "application/json")
-        .timeout(config.acc_timeout)
-}
-
 /// What became of the query upstream.
 #[derive(Debug)]
 pub enum Upstream {
@@ -39,7 +84,8 @@ pub enum Upstream {
     Failed { error: AccError, result: &'static str },
 }
 
-pub fn classify(outcome: Result<OutboundResponse, HttpError>, config: &Config) -> Upstream {
+/// What ACC's answer (or its absence, after `timeout`) becomes for our caller.
+pub fn classify(outcome: Result<OutboundResponse, HttpError>, timeout: Duration) -> Upstream {
     let failed =
         |status: u16, result, message: String| Upstream::Failed { error: AccError::new(status, message), result };
     match outcome {
@@ -64,7 +110,7 @@ pub fn classify(outcome: Result<OutboundResponse, HttpError>, config: &Config) -
             ),
         },
         Err(HttpError::Timeout) => {
-            let seconds = config.acc_timeout.as_secs();
+            let seconds = timeout.as_secs();
             let unit = if seconds == 1 { "second" } else { "seconds" };
             failed(
                 504,
@@ -145,6 +191,6 @@ mod tests {
         assert_eq!(check_shape(missing).err().map(|m| m.problem), Some("missing field `coverStatus`".to_owned()));
 
         assert_eq!(check_shape(b"<html>").err().map(|m| m.problem), Some("not valid JSON".to_owned()));
-        assert!(check_shape(shared::acc::APPENDIX_B_SAMPLE.as_bytes()).is_ok());
+        assert!(check_shape(crate::acc::APPENDIX_B_SAMPLE.as_bytes()).is_ok());
     }
 }

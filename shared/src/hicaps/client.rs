@@ -6,10 +6,10 @@
 //! 408, 425, 429, 5xx, a timeout or a refused token are transient (retried, honouring
 //! `Retry-After`); any other 4xx is a refusal that the same request would meet again.
 
+use crate::http_client::{HttpError, Method, OutboundRequest, OutboundResponse, SharedHttp};
+use crate::secrets::Rotating;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use shared::http_client::{HttpError, Method, OutboundRequest, OutboundResponse, SharedHttp};
-use shared::secrets::Rotating;
 use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -84,7 +84,7 @@ pub fn retry_after(value: Option<&str>) -> Option<Duration> {
         return Some(Duration::from_secs(seconds));
     }
     let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let seconds = (at.with_timezone(&chrono::Utc) - shared::time::now()).num_seconds();
+    let seconds = (at.with_timezone(&chrono::Utc) - crate::time::now()).num_seconds();
     Some(Duration::from_secs(u64::try_from(seconds).unwrap_or(0)))
 }
 
@@ -208,7 +208,7 @@ impl HicapsClient {
             return Ok(token.clone());
         }
         let secret = self.credentials.client_secret.current().await;
-        let form = form_urlencoded::Serializer::new(String::new())
+        let form = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("grant_type", "client_credentials")
             .append_pair("client_id", &self.credentials.client_id)
             .append_pair("client_secret", secret.expose_secret())
@@ -216,7 +216,7 @@ impl HicapsClient {
         let request = OutboundRequest::new(Method::Post, &self.credentials.token_url)
             .form(form)
             .timeout(self.timeout)
-            .max_body(shared::http_client::MAX_TOKEN_BODY_BYTES);
+            .max_body(crate::http_client::MAX_TOKEN_BODY_BYTES);
         let response = self.http.send(request).await.map_err(transient)?;
         if matches!(response.status, 400 | 401 | 403) {
             // Perhaps rotated: the next attempt uses what Secrets Manager holds now.
@@ -268,7 +268,7 @@ mod tests {
         assert_eq!(retry_after(Some("1")), Some(Duration::from_secs(1)));
         assert_eq!(retry_after(Some(" 120 ")), Some(Duration::from_secs(120)));
         assert_eq!(retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")), Some(Duration::ZERO));
-        let later = (shared::time::now() + chrono::TimeDelta::seconds(90)).to_rfc2822();
+        let later = (crate::time::now() + chrono::TimeDelta::seconds(90)).to_rfc2822();
         assert!(retry_after(Some(&later)).is_some_and(|d| d > Duration::from_secs(80) && d <= Duration::from_secs(90)));
         assert_eq!(retry_after(Some("soon")), None);
         assert_eq!(retry_after(None), None);
@@ -280,7 +280,7 @@ mod tests {
             client_id: String::new(),
             client_secret: Rotating::fixed(SecretString::from("")),
         };
-        let http: SharedHttp = std::sync::Arc::new(shared::http_client::ReqwestClient::new().expect("client"));
+        let http: SharedHttp = std::sync::Arc::new(crate::http_client::ReqwestClient::new().expect("client"));
         HicapsClient::new(http, credentials, hosts.iter().map(|h| (*h).to_owned()).collect(), Duration::from_secs(1))
     }
 

@@ -6,6 +6,8 @@
 //!   a status update from the program's staff goes through [`parse_status_update`] and
 //!   [`validate_status_update`] first.
 //! - Claim states and their transitions: [`ClaimState`], [`CLAIM_TRANSITIONS`].
+//! - The client that posts them: [`client::HicapsClient`] (OAuth2 client credentials, allowed
+//!   hosts only).
 //!
 //! Money and quantities are [`rust_decimal::Decimal`] read and written as JSON numbers through
 //! serde_json's `arbitrary_precision`, so `55.63` never passes through a float. Where the spec is
@@ -13,6 +15,7 @@
 //! `claimTransactions`) every form is read and the documented one emitted; see each type.
 
 mod callbacks;
+pub mod client;
 mod common;
 mod invoice;
 mod settlement;

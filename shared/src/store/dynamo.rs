@@ -335,7 +335,9 @@ fn from_attributes(mut attributes: HashMap<String, AttributeValue>) -> Result<It
 }
 
 /// JSON to DynamoDB. Numbers keep their exact text (serde_json's arbitrary precision), so money
-/// never passes through a float on its way to the table.
+/// never passes through a float on its way to the table. Written here rather than with
+/// serde_dynamo: with `arbitrary_precision` a serde_json number serialises as a private
+/// single-field map, which serde_dynamo would store as a map, not as `N`.
 fn to_attribute(value: &Value) -> AttributeValue {
     match value {
         Value::Null => AttributeValue::Null(true),
