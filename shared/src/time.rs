@@ -114,3 +114,9 @@ mod jitter_tests {
         let _ = jittered(Duration::MAX);
     }
 }
+
+/// Serialises an instant as RFC 3339 in UTC with milliseconds (`2026-11-26T22:36:12.123Z`), the
+/// form the table's records keep (`#[serde(serialize_with = "shared::time::serialize_millis")]`).
+pub fn serialize_millis<S: serde::Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}

@@ -10,14 +10,15 @@
 //!
 //! Every record expires after `ELIGIBILITY_AUDIT_TTL_DAYS`.
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{Map, Value, json};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 use shared::claiming::CheckSummary;
-use shared::store::{Item, Key};
+use shared::store::{Item, Key, StoreError};
 use uuid::Uuid;
 
 /// How a check ended, as stored and as the metric's dimension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub enum Outcome {
     /// Claiming.com.au answered 2xx.
     Answered,
@@ -50,9 +51,11 @@ impl Outcome {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AuditRecord {
     pub check_id: Uuid,
+    #[serde(serialize_with = "shared::time::serialize_millis")]
     pub checked_at: DateTime<Utc>,
     pub caller: String,
     /// The Claiming.com.au location id (the `location` query parameter).
@@ -67,7 +70,16 @@ pub struct AuditRecord {
     pub upstream_status: Option<u16>,
     pub retried_with_new_token: bool,
     pub latency_ms: u64,
+    #[serde(flatten)]
     pub summary: CheckSummary,
+}
+
+/// The item as stored: the record, marked with its kind.
+#[derive(Serialize)]
+struct Stored<'a> {
+    kind: &'static str,
+    #[serde(flatten)]
+    record: &'a AuditRecord,
 }
 
 /// A transaction id is used in a key only if it is short and plain.
@@ -95,37 +107,11 @@ impl AuditRecord {
         }
     }
 
-    pub fn to_item(&self, ttl_days: u32) -> Item {
-        let mut attrs = Map::new();
-        let mut put = |name: &str, value: Value| {
-            if !value.is_null() {
-                attrs.insert(name.to_owned(), value);
-            }
-        };
-        put("kind", json!("eligibilityCheck"));
-        put("checkId", json!(self.check_id.to_string()));
-        put("checkedAt", json!(self.checked_at.to_rfc3339_opts(SecondsFormat::Millis, true)));
-        put("caller", json!(self.caller));
-        put("location", json!(self.location));
-        put("provider", json!(self.provider));
-        put("fundEclipseId", json!(self.fund_eclipse_id));
-        put("itemCount", json!(self.item_count));
-        put("outcome", json!(self.outcome.as_str()));
-        put("httpStatus", json!(self.http_status));
-        put("upstreamStatus", json!(self.upstream_status));
-        put("retriedWithNewToken", json!(self.retried_with_new_token));
-        put("latencyMs", json!(self.latency_ms));
-        let summary = &self.summary;
-        put("eligibilityId", json!(summary.eligibility_id));
-        put("transactionId", json!(summary.transaction_id));
-        put("status", json!(summary.status));
-        put("timeReceived", json!(summary.time_received));
-        put("medicareResponse", json!(summary.medicare_response));
-        put("assessmentCodes", json!(summary.assessment_codes));
-        put("itemAssessmentCodes", json!(summary.item_assessment_codes));
-        put("fundAssessmentCode", json!(summary.fund_assessment_code));
-        put("financialStatus", json!(summary.financial_status));
+    pub fn to_item(&self, ttl_days: u32) -> Result<Item, StoreError> {
+        let mut attrs = shared::store::attrs_of(&Stored { kind: "eligibilityCheck", record: self })?;
+        // What the answer did not carry is left out rather than stored as null.
+        attrs.retain(|_, value| !value.is_null());
         let expires_at = self.checked_at.timestamp() + i64::from(ttl_days) * 86_400;
-        Item::new(self.key(), attrs).expiring_at(expires_at)
+        Ok(Item::new(self.key(), attrs).expiring_at(expires_at))
     }
 }

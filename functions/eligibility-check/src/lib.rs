@@ -121,14 +121,11 @@ impl App {
     async fn answer(&self, request: &lambda_http::Request, check_id: Uuid) -> HttpResponse {
         let Some(caller) = shared::caller::caller_id(request) else {
             shared::metrics::count("EligibilityCheck", ("Outcome", "unauthenticated"));
-            return web::api_error(StatusCode::UNAUTHORIZED, &ApiError::titled("Authentication is required."));
+            return Rejection::Unauthenticated.into_response();
         };
         let body = web::body_bytes(request.body());
         if body.len() > MAX_BODY_BYTES {
-            return web::api_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &ApiError::titled(format!("The body is larger than {MAX_BODY_BYTES} bytes.")),
-            );
+            return Rejection::TooLarge.into_response();
         }
         let query = request.query_string_parameters_ref();
         let location = query.and_then(|q| q.first("location"));
@@ -143,7 +140,7 @@ impl App {
             Err(error) => {
                 tracing::info!(%check_id, caller, problems = error.invalid_params.len(), "eligibility check refused: invalid");
                 shared::metrics::count("EligibilityCheck", ("Outcome", "invalid"));
-                return web::api_error(StatusCode::BAD_REQUEST, &error);
+                return Rejection::Invalid(error).into_response();
             }
         };
         let check = Check { id: check_id, caller: &caller, location, request: ecf };
@@ -182,7 +179,7 @@ impl App {
                     _ => Outcome::Unreachable,
                 };
                 tracing::warn!(check_id = %check.id, %error, "eligibility check: no answer from Claiming.com.au");
-                failure_response(&error)
+                Rejection::from(&error).into_response()
             }
         };
         record.http_status = response.status().as_u16();
@@ -225,10 +222,7 @@ impl App {
         tracing::warn!(%check_id, caller, location = %location, "eligibility check refused: location not granted");
         shared::metrics::count("EligibilityCheck", ("Outcome", Outcome::Forbidden.as_str()));
         self.write_audit(&record).await;
-        web::api_error(
-            StatusCode::FORBIDDEN,
-            &ApiError::titled("This caller may not check eligibility at this location."),
-        )
+        Rejection::LocationNotGranted.into_response()
     }
 
     /// Claiming.com.au's answer, as the caller gets it.
@@ -246,15 +240,19 @@ impl App {
                 }
                 _ => {
                     record.outcome = Outcome::UpstreamError;
-                    bad_gateway(format!("Claiming.com.au answered HTTP {status} with a body that is not JSON."))
+                    Rejection::BadGateway(format!(
+                        "Claiming.com.au answered HTTP {status} with a body that is not JSON."
+                    ))
+                    .into_response()
                 }
             },
             401 | 403 => {
                 record.outcome = Outcome::CredentialsRefused;
                 tracing::error!(check_id = %record.check_id, status, "Claiming.com.au refused the gateway's credentials");
-                bad_gateway(format!(
+                Rejection::BadGateway(format!(
                     "Claiming.com.au refused the gateway's credentials for this location (HTTP {status}); operators have been alerted."
                 ))
+                .into_response()
             }
             400..=499 => {
                 record.outcome = Outcome::Rejected;
@@ -267,29 +265,31 @@ impl App {
                         } else {
                             format!("Claiming.com.au rejected the request (HTTP {status}): {quoted}")
                         };
-                        web::api_error(
-                            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
-                            &ApiError::titled(title),
-                        )
+                        Rejection::UpstreamRejected { status, title }.into_response()
                     }
                 }
             }
             500..=599 => {
                 record.outcome = Outcome::UpstreamError;
-                bad_gateway(format!(
+                Rejection::BadGateway(format!(
                     "Claiming.com.au failed (HTTP {status}); the eligibility check was not completed. Please retry."
                 ))
+                .into_response()
             }
             _ => {
                 record.outcome = Outcome::UpstreamError;
-                bad_gateway(format!("Claiming.com.au answered with an unexpected HTTP status {status}."))
+                Rejection::BadGateway(format!("Claiming.com.au answered with an unexpected HTTP status {status}."))
+                    .into_response()
             }
         }
     }
 
     async fn write_audit(&self, record: &AuditRecord) {
-        let item = record.to_item(self.audit_ttl_days);
-        if let Err(error) = self.table.put(&item, Condition::Always).await {
+        let written = match record.to_item(self.audit_ttl_days) {
+            Ok(item) => self.table.put(&item, Condition::Always).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = written {
             // The fund's answer still goes back: the caller needs it more than we need the record.
             tracing::error!(check_id = %record.check_id, %error, "eligibility audit record not written");
             shared::metrics::count("AuditWriteFailed", METRIC_DIMENSION);
@@ -304,30 +304,72 @@ fn raw_json(status: u16, text: String) -> HttpResponse {
     response
 }
 
-fn bad_gateway(title: String) -> HttpResponse {
-    web::api_error(StatusCode::BAD_GATEWAY, &ApiError::titled(title))
+/// Every answer this function makes itself, mapped once to HTTP. Claiming.com.au's own JSON
+/// answers pass through unchanged and are not rejections.
+#[derive(Debug)]
+pub enum Rejection {
+    Unauthenticated,
+    TooLarge,
+    Invalid(ApiError),
+    /// A location the caller is not granted (`ECF_LOCATION_GRANTS`).
+    LocationNotGranted,
+    /// Claiming.com.au refused the request with a 4xx whose body is not JSON: its status, and a
+    /// title quoting the start of its text.
+    UpstreamRejected {
+        status: u16,
+        title: String,
+    },
+    /// No usable answer from Claiming.com.au, for the reason given.
+    BadGateway(String),
+    /// Claiming.com.au did not answer within the call's timeout.
+    Timeout,
 }
 
-fn failure_response(error: &CheckError) -> HttpResponse {
-    if error.is_timeout() {
-        return web::api_error(
-            StatusCode::GATEWAY_TIMEOUT,
-            &ApiError::titled(
-                "Claiming.com.au did not answer in time; the eligibility check was not completed. Please retry.",
+impl Rejection {
+    pub fn into_response(self) -> HttpResponse {
+        match self {
+            Rejection::Unauthenticated => {
+                web::api_error(StatusCode::UNAUTHORIZED, &ApiError::titled("Authentication is required."))
+            }
+            Rejection::TooLarge => web::api_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &ApiError::titled(format!("The body is larger than {MAX_BODY_BYTES} bytes.")),
             ),
-        );
+            Rejection::Invalid(error) => web::api_error(StatusCode::BAD_REQUEST, &error),
+            Rejection::LocationNotGranted => web::api_error(
+                StatusCode::FORBIDDEN,
+                &ApiError::titled("This caller may not check eligibility at this location."),
+            ),
+            Rejection::UpstreamRejected { status, title } => web::api_error(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                &ApiError::titled(title),
+            ),
+            Rejection::BadGateway(title) => web::api_error(StatusCode::BAD_GATEWAY, &ApiError::titled(title)),
+            Rejection::Timeout => web::api_error(
+                StatusCode::GATEWAY_TIMEOUT,
+                &ApiError::titled(
+                    "Claiming.com.au did not answer in time; the eligibility check was not completed. Please retry.",
+                ),
+            ),
+        }
     }
-    match error {
-        CheckError::Token(TokenError::Unreachable(_)) => bad_gateway(
-            "Claiming.com.au's token endpoint could not be reached; the eligibility check was not sent. Please retry."
-                .to_owned(),
-        ),
-        CheckError::Token(token_error) => bad_gateway(format!(
-            "Could not get a Claiming.com.au access token: {token_error}; the eligibility check was not sent."
-        )),
-        _ => bad_gateway(
-            "Claiming.com.au could not be reached; the eligibility check was not completed. Please retry.".to_owned(),
-        ),
+}
+
+impl From<&CheckError> for Rejection {
+    fn from(error: &CheckError) -> Self {
+        if error.is_timeout() {
+            return Rejection::Timeout;
+        }
+        Rejection::BadGateway(match error {
+            CheckError::Token(TokenError::Unreachable(_)) => {
+                "Claiming.com.au's token endpoint could not be reached; the eligibility check was not sent. Please retry."
+                    .to_owned()
+            }
+            CheckError::Token(token_error) => {
+                format!("Could not get a Claiming.com.au access token: {token_error}; the eligibility check was not sent.")
+            }
+            _ => "Claiming.com.au could not be reached; the eligibility check was not completed. Please retry.".to_owned(),
+        })
     }
 }
 

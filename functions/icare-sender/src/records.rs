@@ -175,14 +175,6 @@ pub(crate) struct Stored<T> {
     pub expires_at: Option<i64>,
 }
 
-fn attrs<T: Serialize>(value: &T) -> Result<serde_json::Map<String, serde_json::Value>, StoreError> {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::Object(map)) => Ok(map),
-        Ok(_) => Err(StoreError::Invalid("record is not an object".to_owned())),
-        Err(error) => Err(StoreError::Invalid(error.to_string())),
-    }
-}
-
 fn read<T: DeserializeOwned>(item: Item) -> Result<Stored<T>, StoreError> {
     let value = serde_json::from_value(serde_json::Value::Object(item.attrs))
         .map_err(|error| StoreError::Invalid(format!("unreadable record: {error}")))?;
@@ -190,7 +182,7 @@ fn read<T: DeserializeOwned>(item: Item) -> Result<Stored<T>, StoreError> {
 }
 
 fn item<T: Serialize>(key: &Key, value: &T, expires_at: Option<i64>) -> Result<Item, StoreError> {
-    let mut item = Item::new(key.clone(), attrs(value)?);
+    let mut item = Item::new(key.clone(), shared::store::attrs_of(value)?);
     item.expires_at = expires_at;
     Ok(item)
 }

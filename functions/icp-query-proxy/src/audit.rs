@@ -17,15 +17,17 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
 use sha2::Sha256;
-use shared::store::{Item, Key};
+use shared::store::{Item, Key, StoreError};
 use uuid::Uuid;
 
 pub const PK_PREFIX: &str = "icp-audit#";
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AuditRecord {
+    #[serde(serialize_with = "shared::time::serialize_millis")]
     pub at: DateTime<Utc>,
     pub correlation_id: Uuid,
     pub caller: Option<String>,
@@ -59,23 +61,9 @@ impl AuditRecord {
         Key::new(format!("{PK_PREFIX}{}", self.at.format("%Y-%m-%d")), format!("{at}#{}", self.correlation_id))
     }
 
-    pub fn to_item(&self, ttl_days: u32) -> Item {
-        let mut attrs = Map::new();
-        let mut put = |name: &str, value: Value| {
-            attrs.insert(name.to_owned(), value);
-        };
-        put("at", json!(self.at.to_rfc3339_opts(SecondsFormat::Millis, true)));
-        put("correlationId", json!(self.correlation_id.to_string()));
-        put("caller", json!(self.caller));
-        put("vendorId", json!(self.vendor_id));
-        put("providerId", json!(self.provider_id));
-        put("claimNumberHmac", json!(self.claim_number_hmac));
-        put("outcome", json!(self.outcome));
-        put("result", json!(self.result));
-        put("upstreamStatus", json!(self.upstream_status));
-        put("upstreamLatencyMs", json!(self.upstream_latency_ms));
+    pub fn to_item(&self, ttl_days: u32) -> Result<Item, StoreError> {
         let expires_at = self.at.timestamp().saturating_add(i64::from(ttl_days).saturating_mul(86_400));
-        Item::new(self.key(), attrs).expiring_at(expires_at)
+        Ok(Item::new(self.key(), shared::store::attrs_of(self)?).expiring_at(expires_at))
     }
 }
 

@@ -260,8 +260,11 @@ impl App {
     }
 
     async fn write_audit(&self, record: &AuditRecord) {
-        let item = record.to_item(self.config.audit_ttl_days);
-        if let Err(error) = self.table.put(&item, Condition::Absent).await {
+        let written = match record.to_item(self.audit_ttl_days) {
+            Ok(item) => self.table.put(&item, Condition::Absent).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = written {
             shared::metrics::count("IcpAuditWriteFailed", METRIC_DIMENSION);
             tracing::error!(correlation_id = %record.correlation_id, %error, "could not write the ICP audit record");
         }

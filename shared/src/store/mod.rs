@@ -170,6 +170,15 @@ pub fn pk_fits(pk: &str) -> bool {
     !pk.is_empty() && pk.len() <= MAX_PK_BYTES
 }
 
+/// A record's attributes, serialised with serde: it must serialise to a JSON object.
+pub fn attrs_of<T: serde::Serialize>(record: &T) -> Result<Map<String, Value>, StoreError> {
+    match serde_json::to_value(record) {
+        Ok(Value::Object(attrs)) => Ok(attrs),
+        Ok(_) => Err(StoreError::Invalid("record is not an object".to_owned())),
+        Err(error) => Err(StoreError::Invalid(error.to_string())),
+    }
+}
+
 pub fn now_epoch_seconds() -> i64 {
     crate::time::now_seconds()
 }
