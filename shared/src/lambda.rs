@@ -1,5 +1,6 @@
 //! What every function's `main` does at init, once: logging, configuration from the environment,
-//! the AWS SDK configuration and the clients built from it. Nothing here runs per invocation.
+//! the AWS SDK configuration and the clients built from it, and the runtime loops every `main`
+//! ends in. Nothing here runs per invocation but the loops' own glue.
 
 use crate::config::{ConfigError, Vars};
 use crate::http_client::{Method, OutboundRequest, SharedHttp};
@@ -8,9 +9,11 @@ use crate::queue::sqs_send::SqsSender;
 use crate::store::dynamo::DynamoTable;
 use crate::store::{ItemGet, Key};
 use crate::web::HttpHandler;
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use futures::future::BoxFuture;
 use lambda_http::RequestExt;
 use lambda_http::lambda_runtime::{self, LambdaEvent};
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,6 +58,61 @@ pub async fn serve_http(handler: Arc<dyn HttpHandler>) -> Result<(), lambda_runt
         }
     }))
     .await
+}
+
+/// A handler of SQS batches, answering with the records to retry (`ReportBatchItemFailures`).
+pub trait SqsHandler: Send + Sync {
+    fn call_sqs(&self, event: SqsEvent) -> BoxFuture<'_, SqsBatchResponse>;
+}
+
+/// Serves one function that takes both HTTP API requests and SQS batches (the iCare sender: its
+/// routes and its retry queue) until the environment is shut down.
+pub async fn serve_http_and_sqs<H: HttpHandler + SqsHandler + 'static>(
+    handler: Arc<H>,
+) -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<Value>| {
+        let handler = Arc::clone(&handler);
+        async move { dispatch(handler.as_ref(), event).await }
+    }))
+    .await
+}
+
+/// The event's shape picks the handler: an SQS event (`Records[].eventSource == "aws:sqs"`) goes
+/// to [`SqsHandler`]; anything else is read as an API Gateway HTTP API (v2) request.
+pub async fn dispatch<H: HttpHandler + SqsHandler>(
+    handler: &H,
+    event: LambdaEvent<Value>,
+) -> Result<Value, lambda_runtime::Error> {
+    let (payload, context) = event.into_parts();
+    if is_sqs_event(&payload) {
+        let event: SqsEvent = serde_json::from_value(payload)?;
+        return Ok(serde_json::to_value(handler.call_sqs(event).await)?);
+    }
+    let event: crate::web::HttpApiEvent = serde_json::from_value(payload)?;
+    let request = crate::web::request_from_event(event).with_lambda_context(context);
+    Ok(serde_json::to_value(crate::web::response_to_event(handler.call(request).await))?)
+}
+
+fn is_sqs_event(event: &Value) -> bool {
+    event
+        .get("Records")
+        .and_then(Value::as_array)
+        .and_then(|records| records.first())
+        .and_then(|record| record.get("eventSource"))
+        .and_then(Value::as_str)
+        == Some("aws:sqs")
+}
+
+/// The invocation's deadline in epoch seconds, rounded up: the locks an invocation takes lapse
+/// then, and one that lapsed before Lambda ends the invocation would let a redelivery post while
+/// this one still could (the moto end-to-end test caught exactly that). A deadline already past
+/// is not Lambda's (cargo lambda watch sends a fixed `600000` ms, in 1970): then assume the
+/// template's 30 s.
+pub fn invocation_deadline(deadline_ms: u64) -> i64 {
+    let now_ms = crate::time::now_millis();
+    let deadline_ms = i64::try_from(deadline_ms).unwrap_or(i64::MAX);
+    let deadline_ms = if deadline_ms > now_ms { deadline_ms } else { now_ms.saturating_add(30_000) };
+    crate::time::seconds_rounded_up(deadline_ms)
 }
 
 /// The longest init waits for [`warm_up`]. In Lambda the init phase has the whole CPU, while an
@@ -117,6 +175,22 @@ mod tests {
     use super::*;
     use crate::http_client::ReqwestClient;
     use std::time::Instant;
+
+    #[test]
+    fn sqs_events_are_told_from_http_events() {
+        assert!(is_sqs_event(&serde_json::json!({"Records": [{"eventSource": "aws:sqs", "body": "{}"}]})));
+        assert!(!is_sqs_event(&serde_json::json!({"version": "2.0", "routeKey": "POST /icare/notifications"})));
+        assert!(!is_sqs_event(&serde_json::json!({"Records": []})));
+    }
+
+    #[test]
+    fn the_deadline_is_rounded_up_and_a_past_one_replaced() {
+        let now = crate::time::now_millis();
+        let soon = u64::try_from(now + 10_001).expect("positive");
+        assert_eq!(invocation_deadline(soon), (now + 10_001 + 999) / 1000);
+        let assumed = invocation_deadline(600_000);
+        assert!((now / 1000 + 30..=now / 1000 + 32).contains(&assumed), "{assumed}");
+    }
 
     #[tokio::test]
     async fn an_endpoint_that_never_answers_holds_init_up_no_longer_than_the_limit() {

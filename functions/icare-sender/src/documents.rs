@@ -10,16 +10,16 @@ use crate::records::{
     self, Created, Delivery, KeyClaim, RetryKind, RetryMessage, Status, Stored, Tracked, claim_key, document_key,
     document_part_key,
 };
+use crate::retry::Retried;
 use crate::{App, Rejection, idempotency_key, invalid, json_body, located, located_error};
 use http::StatusCode;
 use lambda_http::Request;
 use serde::{Deserialize, Serialize};
 use shared::api_error::{ApiError, Problems};
 use shared::icare::{
-    DocumentError, DocumentToSend, DocumentType, DocumentUpload, ICARE_GAVE_UP_TYPE, ICARE_REJECTED_TYPE, IcareError,
-    validate_document,
+    DocumentError, DocumentToSend, DocumentType, DocumentUpload, ICARE_REJECTED_TYPE, IcareError, validate_document,
 };
-use shared::store::{Condition, Item, StoreError};
+use shared::store::{Condition, Item, Key, StoreError};
 use shared::web::{self, HttpResponse};
 use std::time::Duration;
 
@@ -305,6 +305,32 @@ async fn delete_content(app: &App, id: &str, parts: usize) {
     }
 }
 
+impl Retried for DocumentRecord {
+    const KIND: RetryKind = RetryKind::Document;
+    /// The content, base64 as received, from its parts in the table.
+    type Payload = String;
+
+    fn key(id: &str) -> Key {
+        document_key(id)
+    }
+
+    async fn payload(app: &App, id: &str, stored: &Stored<Self>) -> Result<Result<String, ApiError>, StoreError> {
+        Ok(load_content(app, id, stored.value.parts)
+            .await?
+            .ok_or_else(|| ApiError::titled("The document's content is no longer stored; send it again.")))
+    }
+
+    async fn deliver(
+        app: &App,
+        id: &str,
+        stored: &mut Stored<Self>,
+        content: String,
+        timeout: Duration,
+    ) -> Result<(), StoreError> {
+        deliver(app, id, stored, &content, timeout).await
+    }
+}
+
 /// One attempt at iCare for a document whose lease this caller holds; settles the record.
 async fn deliver(
     app: &App,
@@ -372,56 +398,4 @@ pub(crate) async fn get(app: &App, caller: &str, claim_number: &str, id: &str) -
         .filter(|stored| stored.value.caller == caller && stored.value.claim_number == claim_number)
         .ok_or_else(not_found)?;
     Ok(web::json(StatusCode::OK, &view(id, &stored.value)))
-}
-
-/// One retry from the queue; `true` when the message must come back.
-/// `last` is the attempt at the horizon: when it fails, the record is given up.
-pub(crate) async fn retry(app: &App, id: &str, last: bool) -> bool {
-    match retry_inner(app, id, last).await {
-        Ok(again) => again,
-        Err(error) => {
-            tracing::error!(document_id = %id, %error, "iCare document retry failed on the store");
-            true
-        }
-    }
-}
-
-async fn retry_inner(app: &App, id: &str, last: bool) -> Result<bool, StoreError> {
-    let table = app.table.as_ref();
-    let key = document_key(id);
-    let Some(mut stored) = records::load::<DocumentRecord>(table, &key).await? else {
-        tracing::warn!(document_id = %id, "iCare retry for a document that no longer exists");
-        return Ok(false);
-    };
-    if stored.value.delivery.status.is_final() {
-        return Ok(false);
-    }
-    let now = app.now_text();
-    let Some(content) = load_content(app, id, stored.value.parts).await? else {
-        let failure = ApiError::titled("The document's content is no longer stored; send it again.");
-        records::modify(table, &key, &mut stored, |r| r.delivery.finished(&now, Status::Failed, Some(failure.clone())))
-            .await?;
-        tracing::error!(document_id = %id, "document content missing; marked failed");
-        return Ok(false);
-    };
-    if !records::take_lease(table, &key, &mut stored, app.config.retry_timeout, &now).await? {
-        return Ok(!stored.value.delivery.status.is_final());
-    }
-    deliver(app, id, &mut stored, &content, app.config.retry_timeout).await?;
-    if stored.value.delivery.status.is_final() {
-        return Ok(false);
-    }
-    if last {
-        let failure = ApiError {
-            kind: Some(ICARE_GAVE_UP_TYPE.to_owned()),
-            title: format!("iCare did not accept the document after {} attempts.", stored.value.delivery.attempts),
-            invalid_params: Vec::new(),
-        };
-        records::modify(table, &key, &mut stored, |r| r.delivery.finished(&now, Status::Failed, Some(failure.clone())))
-            .await?;
-        tracing::error!(document_id = %id, attempts = stored.value.delivery.attempts, "iCare document given up at the retry horizon");
-        shared::metrics::count("IcareOutcome", ("Outcome", "gaveUp"));
-        return Ok(false);
-    }
-    Ok(true)
 }

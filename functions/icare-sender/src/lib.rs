@@ -21,6 +21,7 @@ mod documents;
 mod notifications;
 mod policies;
 mod records;
+mod retry;
 pub mod schedule;
 
 /// The partition-key prefixes this function reads or writes: exactly its role's
@@ -336,8 +337,10 @@ impl App {
         let elapsed = Duration::from_millis(u64::try_from(elapsed_ms).unwrap_or(0));
         let next = schedule::next_delay(attempt, elapsed, self.config.retry_first, self.config.retry_horizon);
         let again = match message.kind {
-            RetryKind::Notification => notifications::retry(self, &message.id, next.is_none()).await,
-            RetryKind::Document => documents::retry(self, &message.id, next.is_none()).await,
+            RetryKind::Notification => {
+                retry::retry::<notifications::NotificationRecord>(self, &message.id, next.is_none()).await
+            }
+            RetryKind::Document => retry::retry::<documents::DocumentRecord>(self, &message.id, next.is_none()).await,
         };
         if let (true, Some(delay), Some(receipt)) = (again, next, record.receipt_handle.as_deref()) {
             shared::metrics::count("IcareRetryAgain", ("Kind", message.kind.as_str()));
@@ -360,5 +363,11 @@ impl App {
 impl shared::web::HttpHandler for App {
     fn call(&self, request: lambda_http::Request) -> shared::web::BoxFuture<'_, shared::web::HttpResponse> {
         Box::pin(self.handle(request))
+    }
+}
+
+impl shared::lambda::SqsHandler for App {
+    fn call_sqs(&self, event: SqsEvent) -> shared::web::BoxFuture<'_, SqsBatchResponse> {
+        Box::pin(self.handle_retries(event))
     }
 }

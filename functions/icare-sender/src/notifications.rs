@@ -9,13 +9,14 @@
 use crate::records::{
     self, Created, Delivery, KeyClaim, RetryKind, RetryMessage, Status, Stored, Tracked, claim_key, notification_key,
 };
+use crate::retry::Retried;
 use crate::{App, MAX_SMALL_BODY_BYTES, Rejection, idempotency_key, invalid, json_body, located, located_error};
 use http::StatusCode;
 use lambda_http::Request;
 use serde::{Deserialize, Serialize};
 use shared::api_error::{ApiError, Problems};
-use shared::icare::{ICARE_GAVE_UP_TYPE, ICARE_REJECTED_TYPE, IcareError, InitialNotification, validate_notification};
-use shared::store::StoreError;
+use shared::icare::{ICARE_REJECTED_TYPE, IcareError, InitialNotification, validate_notification};
+use shared::store::{Key, StoreError};
 use shared::web::{self, HttpResponse};
 use std::time::Duration;
 
@@ -209,6 +210,29 @@ async fn enqueue(app: &App, id: &str, stored: &mut Stored<NotificationRecord>) -
     Ok(())
 }
 
+impl Retried for NotificationRecord {
+    const KIND: RetryKind = RetryKind::Notification;
+    type Payload = ();
+
+    fn key(id: &str) -> Key {
+        notification_key(id)
+    }
+
+    async fn payload(_: &App, _: &str, _: &Stored<Self>) -> Result<Result<(), ApiError>, StoreError> {
+        Ok(Ok(()))
+    }
+
+    async fn deliver(
+        app: &App,
+        id: &str,
+        stored: &mut Stored<Self>,
+        (): (),
+        timeout: Duration,
+    ) -> Result<(), StoreError> {
+        deliver(app, id, stored, timeout).await
+    }
+}
+
 /// One attempt at iCare for a record whose lease this caller holds; settles the record.
 async fn deliver(
     app: &App,
@@ -284,50 +308,4 @@ pub(crate) async fn get(app: &App, caller: &str, id: &str) -> Result<HttpRespons
         .filter(|stored| stored.value.caller == caller)
         .ok_or_else(not_found)?;
     Ok(web::json(StatusCode::OK, &view(id, &stored.value)))
-}
-
-/// One retry from the queue; `true` when the message must come back.
-/// `last` is the attempt at the horizon: when it fails, the record is given up.
-pub(crate) async fn retry(app: &App, id: &str, last: bool) -> bool {
-    match retry_inner(app, id, last).await {
-        Ok(again) => again,
-        Err(error) => {
-            tracing::error!(notification_id = %id, %error, "iCare notification retry failed on the store");
-            true
-        }
-    }
-}
-
-async fn retry_inner(app: &App, id: &str, last: bool) -> Result<bool, StoreError> {
-    let table = app.table.as_ref();
-    let key = notification_key(id);
-    let Some(mut stored) = records::load::<NotificationRecord>(table, &key).await? else {
-        tracing::warn!(notification_id = %id, "iCare retry for a notification that no longer exists");
-        return Ok(false);
-    };
-    if stored.value.delivery.status.is_final() {
-        return Ok(false);
-    }
-    let now = app.now_text();
-    if !records::take_lease(table, &key, &mut stored, app.config.retry_timeout, &now).await? {
-        return Ok(!stored.value.delivery.status.is_final());
-    }
-    deliver(app, id, &mut stored, app.config.retry_timeout).await?;
-    if stored.value.delivery.status.is_final() {
-        return Ok(false);
-    }
-    if last {
-        let failure = ApiError {
-            kind: Some(ICARE_GAVE_UP_TYPE.to_owned()),
-            title: format!("iCare did not accept the notification after {} attempts.", stored.value.delivery.attempts),
-            invalid_params: Vec::new(),
-        };
-        // The content stays until the retention ends, so an operator can still send it.
-        records::modify(table, &key, &mut stored, |r| r.delivery.finished(&now, Status::Failed, Some(failure.clone())))
-            .await?;
-        tracing::error!(notification_id = %id, attempts = stored.value.delivery.attempts, "iCare notification given up at the retry horizon");
-        shared::metrics::count("IcareOutcome", ("Outcome", "gaveUp"));
-        return Ok(false);
-    }
-    Ok(true)
 }
