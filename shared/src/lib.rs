@@ -23,6 +23,8 @@ pub mod queue;
 pub mod secrets;
 pub mod store;
 pub mod telemetry;
+#[cfg(feature = "embedded")]
+pub mod testing;
 pub mod time;
 pub mod web;
 

@@ -1,9 +1,6 @@
 //! The ICP query proxy end to end: a lambda_http request in, the real `ReqwestClient` to a
 //! `wiremock` ACC, the embedded table for the audit.
 
-use aws_lambda_events::apigw::{
-    ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription, ApiGatewayV2httpRequestContext,
-};
 use chrono::{DateTime, TimeZone, Utc};
 use icp_query_proxy::{App, Config};
 use lambda_http::request::RequestContext;
@@ -63,14 +60,7 @@ fn request_with(method: &str, caller: Option<&str>, claim: Option<&str>, raw_que
     for (name, value) in url::form_urlencoded::parse(raw_query.as_bytes()) {
         query.entry(name.into_owned()).or_default().push(value.into_owned());
     }
-    let mut context = ApiGatewayV2httpRequestContext::default();
-    if let Some(caller) = caller {
-        let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
-        jwt.claims.insert("client_id".to_owned(), caller.to_owned());
-        let mut authorizer = ApiGatewayRequestAuthorizer::default();
-        authorizer.jwt = Some(jwt);
-        context.authorizer = Some(authorizer);
-    }
+    let context = shared::testing::jwt_context(caller);
     let mut path_parameters: HashMap<String, Vec<String>> = HashMap::new();
     if let Some(claim) = claim {
         path_parameters.insert("claimNumber".to_owned(), vec![claim.to_owned()]);

@@ -149,16 +149,7 @@ async fn jwt_mode_accepts_only_hicaps_among_verified_callers() {
         Receiver::new(Config::from_vars(&vars).await.expect("config"), Handoff::new(queue, table.clone()), table);
     assert_eq!(answer(&receiver, webhook_request(None, EXAMPLE)).await.0, 401);
     let as_caller = |caller: &str| {
-        let mut context = aws_lambda_events::apigw::ApiGatewayV2httpRequestContext::default();
-        let mut jwt = aws_lambda_events::apigw::ApiGatewayRequestAuthorizerJwtDescription::default();
-        jwt.claims.insert("client_id".into(), caller.into());
-        let mut authorizer = aws_lambda_events::apigw::ApiGatewayRequestAuthorizer::default();
-        authorizer.jwt = Some(jwt);
-        context.authorizer = Some(authorizer);
-        lambda_http::RequestExt::with_request_context(
-            webhook_request(None, EXAMPLE),
-            lambda_http::request::RequestContext::ApiGatewayV2(context),
-        )
+        shared::testing::with_context(webhook_request(None, EXAMPLE), shared::testing::jwt_context(Some(caller)))
     };
     assert_eq!(answer(&receiver, as_caller("hicaps")).await.0, 202);
     assert_eq!(answer(&receiver, as_caller("hicaps-dr")).await.0, 202);

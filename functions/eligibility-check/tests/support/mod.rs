@@ -3,9 +3,6 @@
 //! Claiming.com.au through the real `ReqwestClient`.
 #![allow(dead_code)]
 
-use aws_lambda_events::apigw::{
-    ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription, ApiGatewayV2httpRequestContext,
-};
 use chrono::{DateTime, Duration as TimeDelta, NaiveDate, Utc};
 use eligibility_check::{App, Config};
 use lambda_http::request::RequestContext;
@@ -91,16 +88,9 @@ pub fn request(caller: Option<&str>, location: Option<&str>, body: &str) -> lamb
     if let Some(location) = location {
         query.insert("location".to_owned(), vec![location.to_owned()]);
     }
-    let mut context = ApiGatewayV2httpRequestContext::default();
+    let mut context = shared::testing::jwt_context(caller);
     context.route_key = Some("POST /eligibility".to_owned());
     context.http.method = http::Method::POST;
-    if let Some(caller) = caller {
-        let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
-        jwt.claims.insert("client_id".to_owned(), caller.to_owned());
-        let mut authorizer = ApiGatewayRequestAuthorizer::default();
-        authorizer.jwt = Some(jwt);
-        context.authorizer = Some(authorizer);
-    }
     let body = if body.is_empty() { Body::Empty } else { Body::Text(body.to_owned()) };
     http::Request::builder()
         .method("POST")

@@ -2,9 +2,6 @@
 //! requests shaped as API Gateway's HTTP API hands them over.
 #![allow(dead_code)]
 
-use aws_lambda_events::apigw::{
-    ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription, ApiGatewayV2httpRequestContext,
-};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use icare_sender::{App, Config};
 use lambda_http::request::RequestContext;
@@ -64,16 +61,9 @@ pub fn request(
     headers: &[(&str, &str)],
     body: Option<&Value>,
 ) -> lambda_http::Request {
-    let mut context = ApiGatewayV2httpRequestContext::default();
+    let mut context = shared::testing::jwt_context(caller);
     context.http.method = method.parse().expect("method");
     context.http.path = Some(path.to_owned());
-    if let Some(caller) = caller {
-        let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
-        jwt.claims.insert("client_id".to_owned(), caller.to_owned());
-        let mut authorizer = ApiGatewayRequestAuthorizer::default();
-        authorizer.jwt = Some(jwt);
-        context.authorizer = Some(authorizer);
-    }
     let mut builder = http::Request::builder().method(method).uri(path).header("content-type", "application/json");
     for (name, value) in headers {
         builder = builder.header(*name, *value);

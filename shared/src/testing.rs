@@ -1,0 +1,26 @@
+//! Helpers for tests (feature `embedded`): requests as API Gateway hands them to a function.
+
+use lambda_http::RequestExt;
+use lambda_http::aws_lambda_events::apigw::{
+    ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription, ApiGatewayV2httpRequestContext,
+};
+use lambda_http::request::RequestContext;
+
+/// An HTTP API (payload v2) request context in which API Gateway's JWT authorizer has verified a
+/// token for `caller` (its `client_id` claim); without a caller, one with no authorizer.
+pub fn jwt_context(caller: Option<&str>) -> ApiGatewayV2httpRequestContext {
+    let mut context = ApiGatewayV2httpRequestContext::default();
+    if let Some(caller) = caller {
+        let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
+        jwt.claims.insert("client_id".to_owned(), caller.to_owned());
+        let mut authorizer = ApiGatewayRequestAuthorizer::default();
+        authorizer.jwt = Some(jwt);
+        context.authorizer = Some(authorizer);
+    }
+    context
+}
+
+/// `request` with `context` as its API Gateway request context.
+pub fn with_context(request: lambda_http::Request, context: ApiGatewayV2httpRequestContext) -> lambda_http::Request {
+    request.with_request_context(RequestContext::ApiGatewayV2(context))
+}
