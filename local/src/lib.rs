@@ -485,15 +485,15 @@ const LAMBDA_ROUTES: &[LambdaRoute] = &[
     route("GET", "/icare/claims/{claimNumber}/documents/{documentId}", "icare-sender", |a| &a.icare),
 ];
 
+/// A route's path parameters, as axum extracts them.
+type PathParameters = Option<Path<HashMap<String, String>>>;
+
 /// The axum handler for one route: the request as API Gateway would hand it to the function.
 fn lambda(
     route: &'static LambdaRoute,
-) -> impl Fn(State<Arc<Apps>>, Option<Path<HashMap<String, String>>>, Request) -> BoxFuture<'static, Response>
-+ Clone
-+ Send
-+ Sync
-+ 'static {
-    move |State(apps): State<Arc<Apps>>, path: Option<Path<HashMap<String, String>>>, request: Request| {
+) -> impl Fn(State<Arc<Apps>>, PathParameters, Request) -> BoxFuture<'static, Response> + Clone + Send + Sync + 'static
+{
+    move |State(apps): State<Arc<Apps>>, path: PathParameters, request: Request| {
         Box::pin(async move {
             if let Some(usage) = &apps.usage {
                 usage.api_request(route.function);

@@ -310,10 +310,10 @@ mod tests {
         let usage = Arc::new(Usage::default());
         let table = MeteredTable::new(Arc::new(shared::store::embedded::EmbeddedTable::new()), usage.clone());
         let big = item(json!({ "text": "x".repeat(1500) }));
-        table.put(&big, Condition::Absent).await.unwrap();
+        table.put(&big, Condition::Absent).await.expect("the embedded table");
         assert!(table.put(&big, Condition::Absent).await.is_err());
-        table.put(&item(json!({})), Condition::Always).await.unwrap();
-        let _ = table.get(&Key::new("invoice#2", "header")).await.unwrap();
+        table.put(&item(json!({})), Condition::Always).await.expect("the embedded table");
+        let _ = table.get(&Key::new("invoice#2", "header")).await.expect("the embedded table");
         let report = usage.report();
         assert_eq!(report["dynamodb"]["PutItem"], 3);
         assert_eq!(report["dynamodb"]["writeUnits"], 2 + 2 + 2);

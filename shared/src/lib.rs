@@ -124,7 +124,7 @@ mod tests {
     #[test]
     fn a_bad_ca_bundle_is_named() {
         let vars = crate::config::Vars::default().with("AWS_CA_BUNDLE", "/nonexistent/bundle.pem");
-        let error = super::aws_http_client(&vars).err().expect("an error");
+        let Err(error) = super::aws_http_client(&vars) else { panic!("an error") };
         assert_eq!(error.variable, "AWS_CA_BUNDLE");
         assert!(super::aws_http_client(&crate::config::Vars::default()).is_ok());
     }

@@ -1,6 +1,7 @@
 //! `cargo xtask <task>`: the project's tasks, in Rust so they run wherever cargo does.
 //!
-//! - `test`: installs pinned moto, cfn-lint and checkov in a venv, checks the SAM template, starts
+//! - `test`: checks the format (`cargo fmt --check`) and the lints (`cargo clippy -- -D warnings`),
+//!   installs pinned moto, cfn-lint and checkov in a venv, checks the SAM template, starts
 //!   moto on a free loopback port, runs every test in the workspace against it, stops it, then
 //!   runs schemathesis (its own venv) against the local stack from `openapi.yaml`, then clicks
 //!   through the flow page in headless Chromium (installed with apt-get if missing); exits non-zero
@@ -79,6 +80,7 @@ fn main() -> anyhow::Result<()> {
 /// against the local stack from openapi.yaml.
 fn test(extra: &[String]) -> anyhow::Result<()> {
     let root = repo_root();
+    lint(&root)?;
     // schemathesis's venv installs while the workspace compiles.
     let fuzz_venv = {
         let root = root.clone();
@@ -102,6 +104,28 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     let fuzz_venv = fuzz_venv.join().map_err(|_| anyhow::anyhow!("installing schemathesis panicked"))??;
     fuzz::run(&root, &fuzz_venv, false)?;
     browser::run(&root)
+}
+
+/// The format and the lints, enforced: `cargo fmt --check`, then clippy with warnings as errors
+/// (the workspace's own lints, `unwrap_used` and `float_arithmetic` among them, included).
+fn lint(root: &Path) -> anyhow::Result<()> {
+    let cargo = |args: &[&str]| Command::new(env!("CARGO")).current_dir(root).args(args).status();
+    let quiet = |args: &[&str]| Command::new(env!("CARGO")).args(args).output().is_ok_and(|o| o.status.success());
+    if !quiet(&["fmt", "--version"]) || !quiet(&["clippy", "--version"]) {
+        println!("xtask: installing rustfmt and clippy (rustup component add)");
+        let added = Command::new("rustup").args(["component", "add", "rustfmt", "clippy"]).status();
+        if !added.is_ok_and(|s| s.success()) {
+            bail!("cargo fmt and cargo clippy are needed: rustup component add rustfmt clippy");
+        }
+    }
+    if !cargo(&["fmt", "--all", "--", "--check"]).context("running cargo fmt")?.success() {
+        bail!("cargo fmt --check found unformatted code: run cargo fmt --all");
+    }
+    let clippy = ["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"];
+    if !cargo(&clippy).context("running cargo clippy")?.success() {
+        bail!("cargo clippy --workspace --all-targets -- -D warnings failed");
+    }
+    Ok(())
 }
 
 /// Every benchmark of issue 8, written to BENCHMARKS.md.

@@ -129,15 +129,10 @@ fn render(command: &str, root: &Path, figures: &Value) -> (String, Vec<String>) 
         if in_process + crashed == 0 { "met" } else { "**missed**" }
     );
     let per_thousand = |runs: &[&Value]| {
-        let crashes = sum(runs, "crashes");
-        if crashes == 0 {
-            "no crashes".to_owned()
-        } else {
-            format!(
-                "{} ({} per 1,000 crashes)",
-                sum(runs, "identicalRepeats"),
-                sum(runs, "identicalRepeats") * 1000 / crashes
-            )
+        let repeats = sum(runs, "identicalRepeats");
+        match (repeats * 1000).checked_div(sum(runs, "crashes")) {
+            None => "no crashes".to_owned(),
+            Some(per_thousand) => format!("{repeats} ({per_thousand} per 1,000 crashes)"),
         }
     };
     let _ = writeln!(

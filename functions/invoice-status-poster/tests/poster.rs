@@ -140,8 +140,11 @@ enum Op<'a> {
 /// the hook is the operation's answer (a throttle, a crash), and the hook may panic (a bug).
 struct HookedTable {
     inner: Arc<dyn Table>,
-    hook: Box<dyn Fn(Op<'_>) -> Result<(), StoreError> + Send + Sync>,
+    hook: Box<Hook>,
 }
+
+/// What runs before each operation of a [`HookedTable`].
+type Hook = dyn Fn(Op<'_>) -> Result<(), StoreError> + Send + Sync;
 
 impl HookedTable {
     fn new(inner: Arc<dyn Table>, hook: impl Fn(Op<'_>) -> Result<(), StoreError> + Send + Sync + 'static) -> Self {
@@ -532,7 +535,7 @@ fn crash_at(inner: Arc<dyn Table>, target: &'static str) -> Arc<HookedTable> {
     Arc::new(HookedTable::new(inner, move |op| {
         let lost = match op {
             Op::Put(item) => refuses(item),
-            Op::PutMany(items) => items.iter().any(|item| refuses(item)),
+            Op::PutMany(items) => items.iter().any(&refuses),
             _ => false,
         };
         if lost { Err(StoreError::Unavailable("crashed".into())) } else { Ok(()) }

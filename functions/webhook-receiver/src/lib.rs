@@ -204,7 +204,7 @@ impl Receiver {
         let (name, values) = match &self.config.auth {
             WebhookAuth::Jwt { callers } => {
                 let caller = shared::caller::caller_id(request).ok_or(Rejection::Unauthorized)?;
-                return match callers.iter().any(|hicaps| *hicaps == caller) {
+                return match callers.contains(&caller) {
                     true => Ok(()),
                     false => Err(Rejection::Forbidden("Only HICAPS may deliver webhooks.".into())),
                 };

@@ -64,7 +64,7 @@ pub async fn run(options: &CrashOptions) -> anyhow::Result<SeedReport> {
 
     let stack_port = tokio::net::TcpListener::bind("127.0.0.1:0").await?.local_addr()?.port();
     let table_name = format!("soak-crash-{}", uuid::Uuid::new_v4().simple());
-    let environment = vec![
+    let environment = [
         ("PORT", stack_port.to_string()),
         ("TABLE_NAME", table_name.clone()),
         ("WEBHOOK_AUTH_VALUE", WEBHOOK_SECRET.to_owned()),
@@ -148,7 +148,7 @@ pub async fn run(options: &CrashOptions) -> anyhow::Result<SeedReport> {
     server.abort();
 
     let table: SharedTable = Arc::new(shared::store::dynamo::DynamoTable::from_sdk_config(&config, &table_name));
-    let records = double.records();
+    let records = double.take_records();
     // A webhook posted before the kill may be posted again after it: the kill is the crash. A
     // post sent just before the kill can reach the double just after it; one from the new stack
     // cannot come within the grace, which is shorter than the dead invocations' 30 s locks.

@@ -82,6 +82,11 @@ impl Double {
         lock(&self.records)
     }
 
+    /// What the double saw, once the run is over (no lock held while it is checked).
+    pub fn take_records(&self) -> Records {
+        std::mem::take(&mut *lock(&self.records))
+    }
+
     /// Answers one request to `path` (below the base). `Err` is a call that never got an answer.
     pub async fn answer(&self, path: &str, authorization: Option<&str>, body: &[u8]) -> Result<Answer, HttpError> {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();

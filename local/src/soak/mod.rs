@@ -339,7 +339,7 @@ pub async fn run_seed(seed: u64, webhooks: usize) -> anyhow::Result<SeedReport> 
     tasks.abort_all();
     let remaining = read_all(dlq.as_ref()).await?;
 
-    let records = double.records();
+    let records = double.take_records();
     let acknowledged = lock(&soak.observed.acknowledged).clone();
     let crashed = lock(&soak.observed.crashed).clone();
     let (identical_repeats, stale_dead_letters) =

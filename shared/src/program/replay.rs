@@ -78,7 +78,7 @@ pub struct Selection {
 
 impl Selection {
     pub fn matches(&self, letter: &Letter) -> bool {
-        (self.ids.is_empty() || self.ids.iter().any(|id| *id == letter.id))
+        (self.ids.is_empty() || self.ids.contains(&letter.id))
             && self.since_ms.is_none_or(|since| letter.dead_lettered_at_ms >= since)
             && self.reason.as_deref().is_none_or(|text| letter.reason.to_lowercase().contains(&text.to_lowercase()))
     }
