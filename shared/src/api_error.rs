@@ -1,4 +1,4 @@
-//! The API Error Payload of the HICAPS Program API, used by every route of ours except the
+//! The API Error Payload (HICAPS Program API, "API Error Payload"), used by every route of ours except the
 //! ICP proxy (which answers in ACC's `{code, message}` form).
 
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,6 @@
 //! Eligibility check: Claiming.com.au fund eligibility (ECF).
 //!
-//! `POST /eligibility?location={locationId}` with the ECF body of the spec:
+//! `POST /eligibility?location={locationId}` with the body of Claiming.com.au v2, "Fund Eligibility (ECF)":
 //!
 //! 1. no authenticated caller -> 401; a body over [`MAX_BODY_BYTES`] -> 413; a location the
 //!    caller is not granted in `ECF_LOCATION_GRANTS` -> 403 (audited), so no partner can look

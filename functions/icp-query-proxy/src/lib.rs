@@ -1,9 +1,9 @@
-//! ICP query proxy: NZ ACC's `GET claims/icp/{claimNumber}`, validated to the letter of the spec.
+//! ICP query proxy: NZ ACC's `GET claims/icp/{claimNumber}`, validated to the letter of ACC ICP Query API v1.1.
 //!
 //! `GET /claims/icp/{claimNumber}?dateOfBirth=YYYY-MM-DD&vendorId=...&providerId=...`
 //!
 //! 1. no authenticated caller -> 401 `{"code": 401, "message": ...}`;
-//! 2. the four parameters are validated as section 2 of the spec says (`shared::acc`), "today"
+//! 2. the four parameters are validated as its §2.2–2.5 say (`shared::acc`), "today"
 //!    being the date in Pacific/Auckland -> 400 `{"code": 400, "message", "errors": [...]}`;
 //! 3. a valid vendor ID not granted to the caller (`ICP_VENDOR_GRANTS`) -> 403; a claim for which
 //!    this caller's dates of birth did not match `ICP_DOB_MISMATCH_LIMIT` times within a day ->
@@ -271,7 +271,7 @@ impl App {
     }
 }
 
-/// Whether ACC's 400 is section 3's "The Claim and specified Patient DOB do not match."
+/// Whether ACC's 400 is ACC ICP Query API v1.1 §3's "The Claim and specified Patient DOB do not match."
 fn is_dob_mismatch(response: &HttpResponse) -> bool {
     let Body::Text(text) = response.body() else {
         return false;

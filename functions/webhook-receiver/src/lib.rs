@@ -31,7 +31,7 @@ use subtle::ConstantTimeEq;
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Longest webhook `id` kept as a key (HICAPS sends UUIDs).
 const MAX_ID_CHARS: usize = 128;
-/// Longest webhook `type` (the spec's longest is 38 characters).
+/// Longest webhook `type` (the HICAPS Program API's longest, `claiming.invoice.cancellationRequested`, is 38 characters).
 pub const MAX_TYPE_CHARS: usize = 128;
 /// Deepest nesting of `data` (the spec's deepest is 5 levels under `data`).
 pub const MAX_DATA_DEPTH: usize = 64;
@@ -41,7 +41,7 @@ pub const MAX_DATA_DEPTH: usize = 64;
 pub const MAX_CLAIMS: usize = 500;
 pub const DEFAULT_AUTH_HEADER: &str = "x-hicaps-webhook-key";
 
-/// How HICAPS authenticates its webhooks (the spec's two modes).
+/// How HICAPS authenticates its webhooks (HICAPS Program API, "Webhook Authentication": two modes).
 pub enum WebhookAuth {
     /// A custom header whose value must be one of these (several, so a secret can be rotated
     /// without downtime), compared in constant time. From Secrets Manager they are re-read

@@ -1,7 +1,7 @@
 //! Simulator of NZ ACC's ICP query (`GET claims/icp/{claimNumber}`), mounted at `/sim/acc`.
 //!
 //! It checks the API key (`x-api-key` must be [`API_KEY`]), validates the parameters as ACC does
-//! (section 2, with `shared::acc`), then answers from fixtures. Every fixture's date of birth is
+//! (ACC ICP Query API v1.1, §2.2–2.5, with `shared::acc`), then answers from fixtures. Every fixture's date of birth is
 //! [`FIXTURE_DATE_OF_BIRTH`]; another date gives the "DOB do not match" rejection.
 //!
 //! | claimNumber | answer |
@@ -17,7 +17,7 @@
 //! | `SLOW25` | 200 after 25 s (past the proxy's default 20 s timeout: 504) |
 //! | `DOWN500` | 500 (the proxy answers 502) |
 //! | `SHAPE001` | 200 whose body departs from Appendix B (the proxy passes it on and logs a warning) |
-//! | anything else | 404 `{"code": 404, "message": "No claim was found with this claim number."}` (a guess: the spec is silent) |
+//! | anything else | 404 `{"code": 404, "message": "No claim was found with this claim number."}` (a guess: ACC ICP Query API v1.1 is silent) |
 
 use axum::Router;
 use axum::extract::{Path, Query};

@@ -16,7 +16,7 @@
 //! | `1000500` | 500 (the gateway answers 502) |
 //! | `1000030` | 200 after 30 s (past the gateway's default 8 s timeout: 504) |
 //!
-//! Codes other than 0, 1001 and 2001 are the simulator's own: the spec shows no other.
+//! Codes other than 0, 1001 and 2001 are the simulator's own: the "Fund Eligibility (ECF)" examples show no other.
 //! Requests are not validated beyond "is it JSON with a `location` query parameter": the gateway
 //! validates before anything leaves.
 

@@ -1,4 +1,4 @@
-//! HICAPS simulator: sends webhooks built from the spec's examples to our receiver with HICAPS's
+//! HICAPS simulator: sends webhooks built from the HICAPS Program API's examples to our receiver with HICAPS's
 //! retry policy (24 attempts, the n-th retry after n^2 x 80 ms, the same `id`), serves the OAuth2
 //! token endpoint, records every callback it receives, and can be told to fail the next calls.
 //!
@@ -265,7 +265,7 @@ impl Simulator {
             .count()
     }
 
-    /// A webhook from the spec's example with a fresh `id`, links to this simulator, and
+    /// A webhook from the HICAPS Program API's example with a fresh `id`, links to this simulator, and
     /// `overrides` merged into `data`. An invoice or predetermination gets fresh invoice and
     /// claim ids unless overridden.
     pub fn webhook(&self, example: Example, overrides: &Value) -> anyhow::Result<Value> {

@@ -1,4 +1,4 @@
-//! The client for ACC's `GET claims/icp/{claimNumber}` (ACC ICP Query API v1.1, §2): the call
+//! The client for ACC's `GET claims/icp/{claimNumber}` (ACC ICP Query API v1.1, §2.1): the call
 //! with our API key and a correlation id, and what ACC's answer becomes for our caller.
 
 use super::{AccError, IcpClaimDetails, IcpQuery};
@@ -134,7 +134,7 @@ pub fn classify(outcome: Result<OutboundResponse, HttpError>, timeout: Duration)
     }
 }
 
-/// Where and how a 200 body departs from the Appendix A/B shape. Carries field paths and serde's
+/// Where and how a 200 body departs from ACC ICP Query API v1.1, Appendix A/B. Carries field paths and serde's
 /// own words for missing fields only: never a value from the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShapeMismatch {

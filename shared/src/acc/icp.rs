@@ -166,7 +166,7 @@ pub struct ServiceReceived {
     pub qty_units: Option<String>,
 }
 
-/// Section 3: ACC's rejections of a well-formed query (all HTTP 400, `{code, message}`).
+/// ACC ICP Query API v1.1, §3: ACC's rejections of a well-formed query (all HTTP 400, `{code, message}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IcpRejection {
     /// The claim number was found but the date of birth does not match.
@@ -191,7 +191,7 @@ impl IcpRejection {
         IcpRejection::NeedsAssessment,
     ];
 
-    /// The spec's message, character for character.
+    /// The message of ACC ICP Query API v1.1, §3, character for character.
     pub fn message(self) -> &'static str {
         match self {
             IcpRejection::DateOfBirthMismatch => "The Claim and specified Patient DOB do not match.",
@@ -220,7 +220,7 @@ impl IcpRejection {
     }
 }
 
-/// The sample response of Appendix B (the complete rendering, `acc-icp-query-api.txt`), verbatim
+/// The sample response of ACC ICP Query API v1.1, Appendix B, verbatim
 /// but for the layout; the local simulator serves it and the tests parse it.
 pub const APPENDIX_B_SAMPLE: &str = r#"{
   "acc45Number": "SP90065",

@@ -1,7 +1,7 @@
 //! NZ ACC: the "ICP Query (Get Incapacity & WC Details)" API, v1.1
-//! (`specs/acc-icp-query-api.formatted.txt`).
+//! (ACC ICP Query API v1.1, software specification, October 2023).
 //!
-//! - [`query`]: the four query parameters as validated newtypes, with the spec's section 2 rules and
+//! - [`query`]: the four query parameters as validated newtypes, with the §2.2–2.5 rules and
 //!   its error messages character for character, and ACC's `{code, message, errors}` error body.
 //! - [`icp`]: the typed response of Appendix A/B (`occuredAtWork` spelt as ACC spells it) and the
 //!   section 3 rejections.

@@ -1,6 +1,6 @@
-//! The ICP query's parameters (spec section 2): `claimNumber` (path), `dateOfBirth`, `vendorId`,
-//! `providerId` (query), each a validated newtype whose `parse` applies the spec's rules and answers
-//! with the spec's message, character for character.
+//! The ICP query's parameters (ACC ICP Query API v1.1, §2.2–2.5): `claimNumber` (path), `dateOfBirth`, `vendorId`,
+//! `providerId` (query), each a validated newtype whose `parse` applies that section's rules and answers
+//! with its message, character for character.
 //!
 //! Rules common to all four:
 //! - a missing, blank or whitespace-only value is "required";
@@ -8,15 +8,15 @@
 //!   not `"A1"`;
 //! - only ASCII letters and digits are letters and digits (`é`, `٣`, full-width `Ａ` are not).
 //!
-//! The provider ID's error row in the spec repeats the vendor regex (with `/`), while its format row
-//! and its message say letters and numbers only: the message is the contract (DOMAIN-NOTES.md).
+//! The provider ID's error row in §2.5 repeats the vendor regex (with `/`), while its format row
+//! and its message say letters and numbers only: the message is the contract.
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
 
-/// The spec's error messages, character for character.
+/// The error messages of ACC ICP Query API v1.1, §2.2–2.5, character for character.
 pub mod messages {
     pub const CLAIM_NUMBER_REQUIRED: &str = "The Claim Number is required.";
     pub const CLAIM_NUMBER_INVALID: &str =
@@ -277,7 +277,7 @@ pub struct RawIcpQuery<'a> {
     pub provider_id: Option<&'a str>,
 }
 
-/// A query that passed section 2's validation.
+/// A query that passed the validation of ACC ICP Query API v1.1, §2.2–2.5.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IcpQuery {
     pub claim_number: ClaimNumber,

@@ -1,5 +1,5 @@
-//! Claiming.com.au v2 fund eligibility (ECF): `specs/claiming-fund-eligibility-ecf.txt` and the
-//! Claiming.com.au part of DOMAIN-NOTES.md.
+//! Claiming.com.au v2, "Fund Eligibility (ECF)": "POST - Mandatory elements (ECF)" and
+//! "POST - Optional elements (ECF)".
 //!
 //! - [`request`]: the ECF request, validated before it leaves ([`validate_check`]) and serialized
 //!   in the wire form (Y/N strings, amounts as 2-decimal strings, `YYYY-MM-DD` dates).

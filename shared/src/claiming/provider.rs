@@ -2,7 +2,8 @@
 //!
 //! Eight characters: a 6-digit stem, a location character from `0123456789ABCDEFGHJKLMNPQRTUVWXY`
 //! (its index is the location value) and a check character
-//! `"YXWTLKJHFBA"[(3*d1 + 5*d2 + 8*d3 + 4*d4 + 2*d5 + d6 + 6*location) mod 11]` (DOMAIN-NOTES.md).
+//! `"YXWTLKJHFBA"[(3*d1 + 5*d2 + 8*d3 + 4*d4 + 2*d5 + d6 + 6*location) mod 11]`. *Unverified*: no
+//! published source states it; Claiming.com.au v2, "Fund Eligibility (ECF)", uses `9988770W`, which passes.
 
 use serde::{Serialize, Serializer};
 use std::fmt;

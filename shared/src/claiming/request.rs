@@ -22,7 +22,7 @@
 //! - the `location` query parameter (the Claiming.com.au location id) is present.
 //!
 //! `null`, and an empty or blank string, count as absent. Values are checked exactly as given:
-//! nothing is trimmed or upper-cased. Fields the spec does not name are not forwarded.
+//! nothing is trimmed or upper-cased. Fields "Fund Eligibility (ECF)" does not name are not forwarded.
 //!
 //! Privacy: [`Patient`] and [`Contact`] have redacted `Debug` output and no `Display`.
 
@@ -35,10 +35,11 @@ use serde_json::{Map, Value};
 use std::fmt;
 use std::str::FromStr;
 
-/// At most this many items in one check (DOMAIN-NOTES.md).
+/// At most this many items in one check. *Unverified*: Claiming.com.au v2, "Fund Eligibility
+/// (ECF)", states no limit.
 pub const MAX_ITEMS: usize = 50;
 /// Informed financial consent: V verbal, W written, N not issued, X not obtained.
-/// *Unverified*: the spec shows only `W`; these are the ECLIPSE IFC issue codes.
+/// *Unverified*: Claiming.com.au v2, "Fund Eligibility (ECF)", shows only `W`; these are the ECLIPSE IFC issue codes.
 pub const IFC_CODES: [&str; 4] = ["V", "W", "N", "X"];
 /// Patient gender codes. *Unverified*: the spec shows only `F`; these are Medicare's codes.
 pub const GENDER_CODES: [&str; 4] = ["M", "F", "X", "I"];

@@ -114,7 +114,7 @@ impl fmt::Debug for Echo {
     }
 }
 
-/// The ECF answer (the spec's "Example Response").
+/// The ECF answer (Claiming.com.au v2, "Fund Eligibility (ECF)", "Example Response").
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EcfResponse {

@@ -153,7 +153,7 @@ pub struct MemberStatusUpdate {
     pub status_title: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_description: Option<String>,
-    /// Why a check was rejected for its own data (not in the spec's table for this callback; the
+    /// Why a check was rejected for its own data (not in HICAPS Program API, "Member Status Updated"; the
     /// API Error Payload's form, as the claim statuses use it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub invalid_params: Vec<InvalidParam>,

@@ -2,7 +2,7 @@
 //! expires, refreshed once on a 401), and only to hosts in `HICAPS_CALLBACK_HOSTS`, so a forged
 //! webhook can never make us send a bearer token to a stranger.
 //!
-//! What HICAPS answers decides what happens next (HICAPS Program API, "Errors"): 2xx is done;
+//! What HICAPS answers decides what happens next (HICAPS Program API, "API Response Codes"): 2xx is done;
 //! 408, 425, 429, 5xx, a timeout or a refused token are transient (retried, honouring
 //! `Retry-After`); any other 4xx is a refusal that the same request would meet again.
 

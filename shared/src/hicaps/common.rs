@@ -15,7 +15,7 @@ pub fn has_at_most_dp(d: &Decimal, dp: u32) -> bool {
     d.scale() <= dp
 }
 
-/// A spec code list that HICAPS may extend ("Values include ..."). Known values get a variant;
+/// A HICAPS Program API code list that HICAPS may extend ("Values include ..."). Known values get a variant;
 /// anything else is kept verbatim in `Other`, so a new code never makes us refuse a webhook
 /// (a 4xx makes HICAPS abandon it). Closed lists we send ourselves are plain enums instead.
 macro_rules! open_enum {
@@ -32,7 +32,7 @@ macro_rules! open_enum {
         }
 
         impl $name {
-            /// The wire values the spec lists.
+            /// The wire values the HICAPS Program API lists.
             pub const KNOWN: &'static [&'static str] = &[$($wire),+];
 
             pub fn as_str(&self) -> &str {
@@ -42,7 +42,7 @@ macro_rules! open_enum {
                 }
             }
 
-            /// False for a value the spec does not list.
+            /// False for a value the HICAPS Program API does not list.
             pub fn is_known(&self) -> bool {
                 !matches!(self, Self::Other(_))
             }

@@ -10,7 +10,7 @@
 //!   hosts only).
 //!
 //! Money and quantities are [`rust_decimal::Decimal`] read and written as JSON numbers through
-//! serde_json's `arbitrary_precision`, so `55.63` never passes through a float. Where the spec is
+//! serde_json's `arbitrary_precision`, so `55.63` never passes through a float. Where the HICAPS Program API is
 //! inconsistent (`created`, `lp_webhook-error`, `postcode`/`postalCode`, `claims`/
 //! `claimTransactions`) every form is read and the documented one emitted; see each type.
 

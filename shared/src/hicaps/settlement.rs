@@ -1,5 +1,5 @@
 //! Payment webhooks (scheduled, failed, held, invoice overpaid) and the Payment Invoices / Held
-//! Invoices response. The spec gives no parameter tables here, only examples: ids and amounts
+//! Invoices response. HICAPS Program API, "Payments", gives no parameter tables, only examples: ids and amounts
 //! are required, the rest optional.
 
 use super::common::{DateText, Program};

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-/// The state of one claim (the spec's "Claim State Definitions" tables).
+/// The state of one claim (HICAPS Program API, "Claim State Definitions" tables).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ClaimState {
@@ -142,7 +142,7 @@ impl ClaimState {
         !matches!(self, AwaitingResponse | AwaitingCancelResponse | Paid | PaymentFailed)
     }
 
-    /// Approving states, for which the spec requires a `benefit` per claim.
+    /// Approving states, for which HICAPS Program API, "Invoice Status Updated", requires a `benefit` per claim.
     pub fn is_approval(self) -> bool {
         matches!(self, Approved | ProvisionallyApproved)
     }

@@ -1,5 +1,5 @@
 //! Checks an Invoice Status Updated message before it is posted to HICAPS, so the program's
-//! staff hear about every problem at once, named the way the spec names fields
+//! staff hear about every problem at once, named the way HICAPS Program API, "Invalid Parameters", names fields
 //! (`claimStatuses[0].state`), instead of HICAPS answering 4xx later.
 
 use super::callbacks::{ClaimStatus, InvoiceStatusUpdate};
@@ -11,7 +11,8 @@ use serde_json::{Map, Value};
 use std::collections::HashSet;
 use uuid::Uuid;
 
-/// The spec's maximum length of `statusTitle`, in characters.
+/// The maximum length of `statusTitle`, in characters (HICAPS Program API, "ClaimStatuses
+/// Parameters").
 pub const STATUS_TITLE_MAX_CHARS: usize = 20;
 
 /// Checks `update` against the spec and the invoice's claims (`known_claims`: claim id and current

@@ -312,7 +312,7 @@ impl WebhookType {
         }
     }
 
-    /// The type for a `type` string; `None` for one the spec does not define.
+    /// The type for a `type` string; `None` for one the HICAPS Program API does not define.
     pub fn parse(value: &str) -> Option<WebhookType> {
         Self::ALL.into_iter().find(|kind| kind.as_str() == value)
     }
@@ -343,8 +343,8 @@ impl fmt::Display for WebhookType {
 /// A webhook with its `data` still untyped: enough to acknowledge and de-duplicate on `id`
 /// whatever the `type`, including types this version does not know.
 ///
-/// `id` is any non-empty string and `created` is optional: the spec's webhook examples carry a
-/// UUID and a time, but its member-check table lists neither, and de-duplication needs only an id.
+/// `id` is any non-empty string and `created` is optional: the HICAPS Program API's webhook examples carry a
+/// UUID and a time, but its "Member Validation Requested" table lists neither, and de-duplication needs only an id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebhookEnvelope {
     pub id: String,

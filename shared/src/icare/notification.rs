@@ -1,4 +1,5 @@
-//! The initial notification of injury (SIRA guidelines): our request shape, stable for clients
+//! The initial notification of injury (SIRA, Workers compensation guidelines, Part 1): our request
+//! shape, stable for clients
 //! and events, and its validation. Every missing or malformed field is named with its path in one
 //! API Error Payload; dates must exist and not be in the future in Australia/Sydney.
 
