@@ -2,9 +2,6 @@
 //! would: query string and path parameters, and a request context whose JWT claims carry the
 //! caller, here taken from a local API key instead of a verified token.
 
-use aws_lambda_events::apigw::{
-    ApiGatewayRequestAuthorizer, ApiGatewayRequestAuthorizerJwtDescription, ApiGatewayV2httpRequestContext,
-};
 use axum::body::Body as AxumBody;
 use axum::response::Response as AxumResponse;
 use lambda_http::request::RequestContext;
@@ -39,19 +36,12 @@ pub async fn to_lambda(
     for (name, value) in form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes()) {
         query.entry(name.into_owned()).or_default().push(value.into_owned());
     }
-    let mut context = ApiGatewayV2httpRequestContext::default();
+    let mut context = shared::testing::jwt_context(caller);
     context.route_key = Some(route_key.to_owned());
     context.request_id = Some(uuid::Uuid::new_v4().to_string());
     context.stage = Some("$default".to_owned());
     context.http.method = parts.method.clone();
     context.http.path = Some(parts.uri.path().to_owned());
-    if let Some(caller) = caller {
-        let mut jwt = ApiGatewayRequestAuthorizerJwtDescription::default();
-        jwt.claims.insert("client_id".to_owned(), caller.to_owned());
-        let mut authorizer = ApiGatewayRequestAuthorizer::default();
-        authorizer.jwt = Some(jwt);
-        context.authorizer = Some(authorizer);
-    }
     let path_parameters: HashMap<String, Vec<String>> =
         path_parameters.into_iter().map(|(k, v)| (k, vec![v])).collect();
     Ok(http::Request::from_parts(parts, body)

@@ -1,4 +1,5 @@
-//! Helpers for tests (feature `embedded`): requests as API Gateway hands them to a function.
+//! Requests as API Gateway hands them to a function, for tests and the local stack (feature
+//! `embedded`). `caller::caller_id` reads what [`jwt_context`] writes.
 
 use lambda_http::RequestExt;
 use lambda_http::aws_lambda_events::apigw::{

@@ -73,13 +73,7 @@ fn render(command: &str, root: &Path, figures: &Value) -> (String, Vec<String>) 
     let crash: Vec<&Value> = figures["crash"].as_object().map(|_| vec![&figures["crash"]]).unwrap_or_default();
     let mut md = String::new();
     let _ = writeln!(md, "# Reliability\n");
-    let _ = writeln!(
-        md,
-        "Written by `{command}` (xtask/src/soak.rs) on {}. Re-run it to refresh every figure; the part below the marker at the end is kept.\n",
-        machine.date
-    );
-    let _ =
-        writeln!(md, "- commit: `{}`{}", machine.commit, if machine.dirty { " with uncommitted changes" } else { "" });
+    md.push_str(&machine.provenance(command, "xtask/src/soak.rs"));
     let _ = writeln!(
         md,
         "- machine: {} cores, {}, {} RAM, Linux {}; {}\n",

@@ -230,22 +230,27 @@ async fn status_posts(server: &MockServer) -> Vec<Value> {
         .collect()
 }
 
+/// HICAPS answers the status post with `status` the first `times` times, then 200.
+async fn answers_then_ok(hicaps: &MockServer, status: u16, times: u64) {
+    Mock::given(method("POST"))
+        .and(path("/invoices/1/status"))
+        .respond_with(ResponseTemplate::new(status))
+        .up_to_n_times(times)
+        .mount(hicaps)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/invoices/1/status"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(hicaps)
+        .await;
+}
+
 #[tokio::test]
 async fn hicaps_500_twice_then_200_gives_one_effective_post() {
     for store in STORES {
         let (table, _moto) = table(store).await;
         let h = harness(table).await;
-        Mock::given(method("POST"))
-            .and(path("/invoices/1/status"))
-            .respond_with(ResponseTemplate::new(500))
-            .up_to_n_times(2)
-            .mount(&h.hicaps)
-            .await;
-        Mock::given(method("POST"))
-            .and(path("/invoices/1/status"))
-            .respond_with(ResponseTemplate::new(200))
-            .mount(&h.hicaps)
-            .await;
+        answers_then_ok(&h.hicaps, 500, 2).await;
         let message = webhook_message(&webhook_to(&h.hicaps), 0);
         for attempt in 1..=2 {
             let response = h.poster.handle(event(&message, attempt), deadline()).await;
@@ -1173,17 +1178,7 @@ async fn a_replayed_decision_is_processed_not_taken_for_a_changed_payload() {
     for store in STORES {
         let (table, _moto) = table(store).await;
         let h = harness(table.clone()).await;
-        Mock::given(method("POST"))
-            .and(path("/invoices/1/status"))
-            .respond_with(ResponseTemplate::new(400))
-            .up_to_n_times(1)
-            .mount(&h.hicaps)
-            .await;
-        Mock::given(method("POST"))
-            .and(path("/invoices/1/status"))
-            .respond_with(ResponseTemplate::new(200))
-            .mount(&h.hicaps)
-            .await;
+        answers_then_ok(&h.hicaps, 400, 1).await;
         let claim_id = uuid::Uuid::new_v4();
         let record = shared::program::records::InvoiceRecord {
             invoice_id: "inv-1".into(),

@@ -157,6 +157,20 @@ pub(crate) struct Machine {
     pub(crate) date: String,
 }
 
+impl Machine {
+    /// The opening of a generated report: what wrote it (`command`, in `source`), when, and on
+    /// which commit. The machine line follows, in each report's own form.
+    pub(crate) fn provenance(&self, command: &str, source: &str) -> String {
+        format!(
+            "Written by `{command}` ({source}) on {}. Re-run it to refresh every figure; the part below the marker \
+             at the end is kept.\n\n- commit: `{}`{}\n",
+            self.date,
+            self.commit,
+            if self.dirty { " with uncommitted changes" } else { "" }
+        )
+    }
+}
+
 pub(crate) fn machine(root: &Path) -> Machine {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu = cpuinfo
@@ -201,14 +215,7 @@ pub(super) const KEEP_MARKER: &str = "<!-- cargo xtask bench keeps everything be
 pub(super) fn render(machine: &Machine, sections: &[Section], kept: &str) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# Benchmarks\n");
-    let _ = writeln!(
-        md,
-        "Written by `cargo xtask bench` (xtask/src/bench.rs) on {}. Re-run it to refresh every figure; the \
-         part below the marker at the end is kept.\n",
-        machine.date
-    );
-    let _ =
-        writeln!(md, "- commit: `{}`{}", machine.commit, if machine.dirty { " with uncommitted changes" } else { "" });
+    md.push_str(&machine.provenance("cargo xtask bench", "xtask/src/bench.rs"));
     let _ = writeln!(
         md,
         "- machine: {} cores, {}, {} RAM, Linux {}",
