@@ -5,7 +5,7 @@
 //!
 //! Options (defaults in brackets): `--webhooks N` per seed [500], `--seeds N` [5], `--first-seed
 //! S` [1], `--parallel N` seeds at once [4], `--crash-webhooks N` for the crash run [2000,
-//! about 7 minutes; 0 skips it].
+//! 7 to 9 minutes; 0 skips it].
 
 use crate::bench::machine;
 use anyhow::{Context, bail};

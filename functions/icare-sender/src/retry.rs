@@ -8,6 +8,17 @@ use shared::icare::ICARE_GAVE_UP_TYPE;
 use shared::store::{Key, StoreError};
 use std::time::Duration;
 
+/// Logs with the record's id under the field its kind's other log lines use (`notification_id`
+/// or `document_id`), so one query finds a record's whole history.
+macro_rules! log_by_kind {
+    ($level:ident, $kind:expr, $id:expr, $($rest:tt)+) => {
+        match $kind {
+            RetryKind::Notification => tracing::$level!(notification_id = %$id, $($rest)+),
+            RetryKind::Document => tracing::$level!(document_id = %$id, $($rest)+),
+        }
+    };
+}
+
 /// A record kind the retry queue carries (notifications and documents).
 pub(crate) trait Retried: Tracked {
     const KIND: RetryKind;
@@ -33,11 +44,10 @@ pub(crate) trait Retried: Tracked {
 /// One retry from the queue; `true` when the message must come back.
 /// `last` is the attempt at the horizon: when it fails, the record is given up.
 pub(crate) async fn retry<T: Retried>(app: &App, id: &str, last: bool) -> bool {
-    let kind = T::KIND.as_str();
     match retry_inner::<T>(app, id, last).await {
         Ok(again) => again,
         Err(error) => {
-            tracing::error!(kind, id, %error, "iCare retry failed on the store");
+            log_by_kind!(error, T::KIND, id, %error, "iCare {} retry failed on the store", T::KIND.as_str());
             true
         }
     }
@@ -46,7 +56,7 @@ pub(crate) async fn retry<T: Retried>(app: &App, id: &str, last: bool) -> bool {
 async fn retry_inner<T: Retried>(app: &App, id: &str, last: bool) -> Result<bool, StoreError> {
     let (table, key, kind) = (app.table.as_ref(), T::key(id), T::KIND.as_str());
     let Some(mut stored) = records::load::<T>(table, &key).await? else {
-        tracing::warn!(kind, id, "iCare retry for a record that no longer exists");
+        log_by_kind!(warn, T::KIND, id, "iCare retry for a {kind} that no longer exists");
         return Ok(false);
     };
     if stored.value.delivery().status.is_final() {
@@ -60,7 +70,7 @@ async fn retry_inner<T: Retried>(app: &App, id: &str, last: bool) -> Result<bool
                 r.delivery_mut().finished(&now, Status::Failed, Some(failure.clone()));
             })
             .await?;
-            tracing::error!(kind, id, "iCare retry: content missing; marked failed");
+            log_by_kind!(error, T::KIND, id, "{kind} content missing; marked failed");
             return Ok(false);
         }
     };
@@ -83,7 +93,7 @@ async fn retry_inner<T: Retried>(app: &App, id: &str, last: bool) -> Result<bool
             r.delivery_mut().finished(&now, Status::Failed, Some(failure.clone()));
         })
         .await?;
-        tracing::error!(kind, id, attempts, "iCare record given up at the retry horizon");
+        log_by_kind!(error, T::KIND, id, attempts, "iCare {kind} given up at the retry horizon");
         shared::metrics::count("IcareOutcome", ("Outcome", "gaveUp"));
         return Ok(false);
     }

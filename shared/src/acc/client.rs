@@ -38,7 +38,8 @@ impl AccClient {
         self.settings.timeout
     }
 
-    /// Asks ACC for the claim: its answer and how long the call took. A 401 or 403 means our key
+    /// Asks ACC for the claim: its answer and how long the call took (a refused key's re-read
+    /// included, as the proxy has always measured it). A 401 or 403 means our key
     /// may have been rotated: the next query uses what Secrets Manager holds then. `None` when
     /// the URL cannot be built, which configuration refuses at init.
     pub async fn query(
@@ -55,11 +56,10 @@ impl AccClient {
             .timeout(self.settings.timeout);
         let started = std::time::Instant::now();
         let outcome = self.http.send(request).await;
-        let latency = started.elapsed();
         if outcome.as_ref().is_ok_and(|response| matches!(response.status, 401 | 403)) {
             self.settings.api_key.refused().await;
         }
-        Some((outcome, latency))
+        Some((outcome, started.elapsed()))
     }
 }
 
