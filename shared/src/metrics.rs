@@ -62,33 +62,83 @@ pub fn record(metrics: &[Metric<'_>]) {
         }
     }
     if emf_enabled() && !metrics.is_empty() {
-        println!("{}", emf_line(metrics, chrono::Utc::now().timestamp_millis()));
+        let mut line = emf_line(metrics, chrono::Utc::now().timestamp_millis());
+        line.push('\n');
+        // One write per line, as `println!` would, without its formatting machinery.
+        let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), line.as_bytes());
     }
 }
 
-fn emf_line(metrics: &[Metric<'_>], timestamp_ms: i64) -> serde_json::Value {
-    let directives: Vec<serde_json::Value> = metrics
-        .iter()
-        .map(|metric| {
-            serde_json::json!({
-                "Namespace": NAMESPACE,
-                "Dimensions": [[metric.dimension.0]],
-                "Metrics": [{"Name": metric.name, "Unit": metric.unit.as_str()}]
-            })
-        })
-        .collect();
-    let mut line = serde_json::Map::new();
-    line.insert("_aws".into(), serde_json::json!({"Timestamp": timestamp_ms, "CloudWatchMetrics": directives}));
-    for metric in metrics {
-        debug_assert!(
-            line.get(metric.dimension.0).is_none_or(|value| value == metric.dimension.1),
-            "dimension {} given two values in one EMF line",
-            metric.dimension.0
-        );
-        line.insert(metric.dimension.0.into(), metric.dimension.1.into());
-        line.insert(metric.name.into(), metric.value.into());
+/// The EMF line, serialised straight from `metrics`: building a `serde_json::Value` first cost
+/// the receiver about 2% of its CPU per webhook (a profile of the warm invocations).
+fn emf_line(metrics: &[Metric<'_>], timestamp_ms: i64) -> String {
+    serde_json::to_string(&EmfLine { metrics, timestamp_ms }).unwrap_or_default()
+}
+
+struct EmfLine<'a> {
+    metrics: &'a [Metric<'a>],
+    timestamp_ms: i64,
+}
+
+impl serde::Serialize for EmfLine<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut line = serializer.serialize_map(None)?;
+        line.serialize_entry("_aws", &Aws { metrics: self.metrics, timestamp_ms: self.timestamp_ms })?;
+        for (index, metric) in self.metrics.iter().enumerate() {
+            let earlier = &self.metrics[..index];
+            let (dimension, value) = metric.dimension;
+            debug_assert!(
+                earlier.iter().all(|other| other.dimension.0 != dimension || other.dimension.1 == value),
+                "dimension {dimension} given two values in one EMF line"
+            );
+            if !earlier.iter().any(|other| other.dimension.0 == dimension) {
+                line.serialize_entry(dimension, value)?;
+            }
+            line.serialize_entry(metric.name, &metric.value)?;
+        }
+        line.end()
     }
-    serde_json::Value::Object(line)
+}
+
+struct Aws<'a> {
+    metrics: &'a [Metric<'a>],
+    timestamp_ms: i64,
+}
+
+impl serde::Serialize for Aws<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut aws = serializer.serialize_map(Some(2))?;
+        aws.serialize_entry("Timestamp", &self.timestamp_ms)?;
+        aws.serialize_entry("CloudWatchMetrics", &Directives(self.metrics))?;
+        aws.end()
+    }
+}
+
+struct Directives<'a>(&'a [Metric<'a>]);
+
+impl serde::Serialize for Directives<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Directive<'a> {
+            namespace: &'static str,
+            dimensions: [[&'a str; 1]; 1],
+            metrics: [MetricDefinition<'a>; 1],
+        }
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct MetricDefinition<'a> {
+            name: &'a str,
+            unit: &'static str,
+        }
+        serializer.collect_seq(self.0.iter().map(|metric| Directive {
+            namespace: NAMESPACE,
+            dimensions: [[metric.dimension.0]],
+            metrics: [MetricDefinition { name: metric.name, unit: metric.unit.as_str() }],
+        }))
+    }
 }
 
 pub fn count(name: &str, dimension: (&str, &str)) {
@@ -118,6 +168,7 @@ mod tests {
             ],
             1_795_425_302_000,
         );
+        let line: serde_json::Value = serde_json::from_str(&line).expect("the line is JSON");
         assert_eq!(
             line,
             serde_json::json!({
@@ -128,6 +179,23 @@ mod tests {
                 "Type": "claiming.invoice.submitted", "WebhookReceived": 1,
                 "Route": "hicaps-webhook", "AckLatency": 3
             })
+        );
+    }
+
+    #[test]
+    fn a_dimension_two_metrics_share_is_written_once() {
+        let line = emf_line(
+            &[
+                Metric::count("WebhookReceived", ("Route", "hicaps-webhook")),
+                Metric::millis("AckLatency", 3, ("Route", "hicaps-webhook")),
+            ],
+            1,
+        );
+        assert_eq!(line.matches("\"Route\":").count(), 1, "{line}");
+        let line: serde_json::Value = serde_json::from_str(&line).expect("the line is JSON");
+        assert_eq!(
+            (line["Route"].as_str(), line["WebhookReceived"].as_u64(), line["AckLatency"].as_u64()),
+            (Some("hicaps-webhook"), Some(1), Some(3))
         );
     }
 }

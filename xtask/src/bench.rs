@@ -20,8 +20,9 @@
 //!
 //! While profiling: `XTASK_BENCH_FUNCTIONS=webhook-receiver` limits the cold-start part to the
 //! named functions, `XTASK_BENCH_PERF=<dir>` records their warm invocations with
-//! `perf record -g` into `<dir>`, and `XTASK_BENCH_NO_BUILD=1` measures the release binaries as
-//! they are (a build with symbols, say, from `CARGO_PROFILE_RELEASE_STRIP=false`).
+//! `perf record -g` into `<dir>` (`XTASK_BENCH_PERF_CALL_GRAPH=dwarf` unwinds without frame
+//! pointers), and `XTASK_BENCH_NO_BUILD=1` measures the release binaries as they are (a build with
+//! symbols, say, from `CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=line-tables-only`).
 //!
 //! Every figure is the median of several runs with its min-max spread. Targets are checked on
 //! the median (counts that must be zero: on every run); the task fails naming each missed one,

@@ -298,12 +298,15 @@ fn cold_run(
     // The runtime asks for the next event once it is done with this one: from here it is warm.
     next_within(&emulator, &mut process)?;
     let first_cpu_ns = cpu_nanos(&pid)?.saturating_sub(init_cpu_ns);
-    // XTASK_BENCH_PERF=<dir>: `perf record -g` on the warm invocations, into <dir>.
+    // XTASK_BENCH_PERF=<dir>: `perf record` on the warm invocations, into <dir>, with call graphs
+    // from frame pointers, or as XTASK_BENCH_PERF_CALL_GRAPH says (`dwarf` for a release build,
+    // which has none).
     let perf = match std::env::var_os("XTASK_BENCH_PERF") {
         Some(dir) => {
             let data = Path::new(&dir).join(format!("{}-{pid}.data", subject.function));
+            let call_graph = std::env::var("XTASK_BENCH_PERF_CALL_GRAPH").unwrap_or_else(|_| "fp".to_owned());
             let perf = Command::new("perf")
-                .args(["record", "-g", "-p", &pid, "-o"])
+                .args(["record", "--call-graph", &call_graph, "-p", &pid, "-o"])
                 .arg(data)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
