@@ -189,10 +189,12 @@ pub fn run(root: &Path, venv: &Path, parts: &[String]) -> anyhow::Result<()> {
 }
 
 /// A section, or what stopped it, so one failure does not lose the others' figures. Notes the
-/// machine's load average around it: other work on the machine shows in every figure.
+/// machine's load average around it and the share of its CPU time the hypervisor took (steal):
+/// other work on the machine, or on its host, shows in every figure.
 fn guarded(title: &str, measure: impl FnOnce() -> anyhow::Result<Section>) -> Section {
     println!("xtask bench: {title}");
     let before = load_average();
+    let ticks_before = procfs::machine_ticks();
     let started = Instant::now();
     let mut section = match measure() {
         Ok(section) => section,
@@ -210,6 +212,14 @@ fn guarded(title: &str, measure: impl FnOnce() -> anyhow::Result<Section>) -> Se
         load_average(),
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     ));
+    if let (Some((total_before, steal_before)), Some((total, steal))) = (ticks_before, procfs::machine_ticks()) {
+        let (total, steal) = (total.saturating_sub(total_before), steal.saturating_sub(steal_before));
+        section.notes.push(format!(
+            "The hypervisor took {:.1}% of the machine's CPU time during this section (steal in /proc/stat): time \
+             this VM's cores waited for the host, which slows every figure here.",
+            if total == 0 { 0.0 } else { steal as f64 * 100.0 / total as f64 }
+        ));
+    }
     section
 }
 

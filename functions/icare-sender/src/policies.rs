@@ -7,7 +7,7 @@ use http::StatusCode;
 use lambda_http::Request;
 use shared::api_error::Problems;
 use shared::icare::{Policy, validate_policy, validate_policy_id};
-use shared::store::Condition;
+use shared::store::{Condition, StoreError};
 use shared::web::{self, HttpResponse};
 
 pub(crate) async fn load(app: &App, caller: &str, policy_id: &str) -> Result<Option<Policy>, Rejection> {
@@ -33,13 +33,22 @@ pub(crate) async fn put(
         return Err(invalid(problems));
     };
     let policy = validate_policy(policy_id, &body).map_err(Rejection::Invalid)?;
-    let key = policy_key(caller, policy_id);
-    let existed = app.table.get(&key).await.map_err(Rejection::store)?.is_some();
     let attrs = match serde_json::to_value(&policy) {
         Ok(serde_json::Value::Object(map)) => map,
         _ => return Err(Rejection::Unavailable("The policy could not be recorded.".to_owned())),
     };
-    app.table.put(&shared::store::Item::new(key, attrs), Condition::Always).await.map_err(Rejection::store)?;
+    let item = shared::store::Item::new(policy_key(caller, policy_id), attrs);
+    // Created (201) if no policy had the id, else replaced (200): one conditional write tells
+    // which, where a read first cost a second round trip on every save. A replacement writes
+    // twice; policies are created far more often than changed.
+    let existed = match app.table.put(&item, Condition::Absent).await {
+        Ok(_) => false,
+        Err(StoreError::Conflict { .. }) => {
+            app.table.put(&item, Condition::Always).await.map_err(Rejection::store)?;
+            true
+        }
+        Err(error) => return Err(Rejection::store(error)),
+    };
     tracing::info!(policy_id, integration = policy.insurer_api_integration, "iCare policy saved");
     let status = if existed { StatusCode::OK } else { StatusCode::CREATED };
     Ok(crate::located(status, &policy, &format!("/icare/policies/{policy_id}")))

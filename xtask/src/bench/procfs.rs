@@ -49,9 +49,36 @@ fn parse_vm_hwm(status: &str) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// The machine's CPU time so far, all cores, in clock ticks: (total, of it stolen by the
+/// hypervisor), from the `cpu` line of /proc/stat.
+pub(super) fn machine_ticks() -> Option<(u64, u64)> {
+    parse_machine_ticks(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+fn parse_machine_ticks(stat: &str) -> Option<(u64, u64)> {
+    // user nice system idle iowait irq softirq steal (guest time is already in user and nice).
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()?
+        .strip_prefix("cpu ")?
+        .split_whitespace()
+        .take(8)
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    Some((fields.iter().sum(), *fields.get(7)?))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{parse_cpu_ticks, parse_vm_hwm};
+    use super::{parse_cpu_ticks, parse_machine_ticks, parse_vm_hwm};
+
+    #[test]
+    fn the_machine_line_gives_total_and_steal() {
+        let stat = "cpu  100 10 20 800 5 0 5 60 7 0\ncpu0 50 5 10 400 2 0 2 30 3 0\n";
+        assert_eq!(parse_machine_ticks(stat), Some((1000, 60)));
+        assert_eq!(parse_machine_ticks("intr 1 2 3\n"), None);
+    }
 
     #[test]
     fn proc_files_are_parsed() {
