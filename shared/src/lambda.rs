@@ -194,15 +194,8 @@ mod tests {
 
     #[tokio::test]
     async fn an_endpoint_that_never_answers_holds_init_up_no_longer_than_the_limit() {
-        // Accepts connections and never answers: the worst an endpoint can do at init.
-        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let silent_url = format!("http://{}/", silent.local_addr().expect("address"));
-        let held = tokio::spawn(async move {
-            let mut kept = Vec::new();
-            while let Ok((stream, _)) = silent.accept().await {
-                kept.push(stream);
-            }
-        });
+        let (silent, held) = crate::testing::silent_endpoint().await;
+        let silent_url = format!("{silent}/");
         // Refuses connections: a stopped endpoint.
         let refused_url = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

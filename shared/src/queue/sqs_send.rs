@@ -334,15 +334,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_endpoint_that_never_answers_is_given_up_on_after_each_attempts_timeout() {
-        // Accepts connections and never answers.
-        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let endpoint = format!("http://{}", silent.local_addr().expect("address"));
-        let held = tokio::spawn(async move {
-            let mut open = Vec::new();
-            while let Ok((connection, _)) = silent.accept().await {
-                open.push(connection);
-            }
-        });
+        let (endpoint, held) = crate::testing::silent_endpoint().await;
         let (mut sender, _) = sender(&endpoint, None);
         sender.attempt_timeout = Duration::from_millis(200);
         let started = std::time::Instant::now();
