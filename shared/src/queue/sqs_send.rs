@@ -103,24 +103,27 @@ impl SqsSender {
     pub async fn warm_up(&self) -> Result<(), String> {
         let request = http::Request::get(self.uri.clone()).body(Full::default()).map_err(|e| e.to_string())?;
         // Read to the end, so the connection goes back to the pool.
-        self.exchange(request).await.map(drop).map_err(|e| format!("GET {}: {e}", self.uri))
+        self.exchange(request).await.map(drop).map_err(|e| format!("GET {}: {}", self.uri, e.reason()))
     }
 
-    /// Sends `request` and reads its answer, within the attempt's time and the answer's cap.
-    async fn exchange(&self, request: http::Request<Full<Bytes>>) -> Result<(http::StatusCode, Bytes), String> {
+    /// Sends `request` and reads its answer, within the attempt's time and the answer's cap. An
+    /// answer over the cap is final: the same endpoint would give it again.
+    async fn exchange(&self, request: http::Request<Full<Bytes>>) -> Result<(http::StatusCode, Bytes), Attempt> {
         let exchange = async {
-            let response = self.http.request(request).await.map_err(|e| transport_error(&e))?;
+            let response = self.http.request(request).await.map_err(|e| Attempt::Retry(transport_error(&e)))?;
             let status = response.status();
-            let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
-                .collect()
-                .await
-                .map_err(|e| e.to_string())?
-                .to_bytes();
-            Ok((status, body))
+            let body = Limited::new(response.into_body(), MAX_ANSWER_BYTES).collect().await.map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    Attempt::Final(format!("an answer over {MAX_ANSWER_BYTES} bytes"))
+                } else {
+                    Attempt::Retry(e.to_string())
+                }
+            })?;
+            Ok((status, body.to_bytes()))
         };
-        tokio::time::timeout(self.attempt_timeout, exchange)
-            .await
-            .unwrap_or_else(|_| Err(format!("no answer within {} ms", self.attempt_timeout.as_millis())))
+        tokio::time::timeout(self.attempt_timeout, exchange).await.unwrap_or_else(|_| {
+            Err(Attempt::Retry(format!("no answer within {} ms", self.attempt_timeout.as_millis())))
+        })
     }
 
     async fn attempt(&self, payload: &Bytes) -> Result<String, Attempt> {
@@ -151,7 +154,8 @@ impl SqsSender {
             let value = HeaderValue::from_str(value).map_err(|e| Attempt::Final(format!("signing: {e}")))?;
             request.headers_mut().insert(name, value);
         }
-        let (status, body) = self.exchange(request).await.map_err(|e| Attempt::Retry(format!("SendMessage: {e}")))?;
+        let (status, body) =
+            self.exchange(request).await.map_err(|e| e.map(|reason| format!("SendMessage: {reason}")))?;
         if status.is_success() {
             let sent: SendMessageResult =
                 serde_json::from_slice(&body).map_err(|e| Attempt::Final(format!("SendMessage answer: {e}")))?;
@@ -203,6 +207,21 @@ impl CachedCredentials {
 enum Attempt {
     Retry(String),
     Final(String),
+}
+
+impl Attempt {
+    fn reason(&self) -> &str {
+        match self {
+            Attempt::Retry(reason) | Attempt::Final(reason) => reason,
+        }
+    }
+
+    fn map(self, f: impl FnOnce(String) -> String) -> Self {
+        match self {
+            Attempt::Retry(reason) => Attempt::Retry(f(reason)),
+            Attempt::Final(reason) => Attempt::Final(f(reason)),
+        }
+    }
 }
 
 #[derive(serde::Serialize)]
@@ -324,10 +343,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_answer_over_the_cap_is_not_read_and_not_taken_for_sent() {
+    async fn an_answer_over_the_cap_is_not_read_not_taken_for_sent_and_not_retried() {
         let server = MockServer::start().await;
         let huge = format!(r#"{{"MessageId":"m-1","Padding":"{}"}}"#, "x".repeat(MAX_ANSWER_BYTES));
-        Mock::given(method("POST")).respond_with(ResponseTemplate::new(200).set_body_string(huge)).mount(&server).await;
+        // Asked once: the same endpoint would answer the same again.
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_string(huge))
+            .expect(1)
+            .mount(&server)
+            .await;
         let (sender, _) = sender(&server.uri(), None);
         assert!(matches!(sender.send("{}".into()).await, Err(QueueError::Unavailable(_))));
     }
