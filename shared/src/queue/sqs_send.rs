@@ -8,8 +8,9 @@
 //! reqwest and the SDK's HTTPS client. reqwest on top of it cost about 10% of the receiver's CPU
 //! per warm webhook in a profile of the cold-start bench (`XTASK_BENCH_PERF`): it parsed a URL
 //! twice per request (once for its redirect policy, once for the response) and ran its tower
-//! layers. What reqwest gave is kept by hand and tested on moto (`shared/tests/queue_contract.rs`):
-//! the connect and per-attempt timeouts, no redirects, and a cap on the answer's size.
+//! layers. What reqwest gave is kept by hand and tested below: the connect and per-attempt
+//! timeouts and no redirects, with a cap on the answer's size added; `shared/tests/queue_contract.rs`
+//! proves the wire protocol on moto.
 
 use super::{MessageSender, QueueError, check_size};
 use crate::config::{ConfigError, Vars};
@@ -19,7 +20,7 @@ use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvid
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use http::header::{HeaderName, HeaderValue};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -39,9 +40,9 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024;
 /// (the environment's, in Lambda), after this long: the SDK's lazy identity cache does the same.
 const REFRESH_AHEAD: Duration = Duration::from_secs(5 * 60);
 const NO_EXPIRY_LIFETIME: Duration = Duration::from_secs(15 * 60);
-const TARGET: HeaderName = HeaderName::from_static("x-amz-target");
-const JSON_1_0: HeaderValue = HeaderValue::from_static("application/x-amz-json-1.0");
-const SEND_MESSAGE: HeaderValue = HeaderValue::from_static("AmazonSQS.SendMessage");
+/// The headers SQS's JSON protocol needs, signed and sent.
+const PROTOCOL_HEADERS: [(&str, &str); 2] =
+    [("content-type", "application/x-amz-json-1.0"), ("x-amz-target", "AmazonSQS.SendMessage")];
 
 type Https = hyper_rustls::HttpsConnector<HttpConnector>;
 
@@ -138,18 +139,19 @@ impl SqsSender {
             .build()
             .map_err(|e| Attempt::Final(format!("signing: {e}")))?
             .into();
-        let headers = [("content-type", "application/x-amz-json-1.0"), ("x-amz-target", "AmazonSQS.SendMessage")];
-        let signable =
-            SignableRequest::new("POST", &self.uri_text, headers.iter().copied(), SignableBody::Bytes(payload))
-                .map_err(|e| Attempt::Final(format!("signing: {e}")))?;
+        let signable = SignableRequest::new(
+            "POST",
+            &self.uri_text,
+            PROTOCOL_HEADERS.iter().copied(),
+            SignableBody::Bytes(payload),
+        )
+        .map_err(|e| Attempt::Final(format!("signing: {e}")))?;
         let (instructions, _) =
             sign(signable, &params).map_err(|e| Attempt::Final(format!("signing: {e}")))?.into_parts();
         let mut request = http::Request::post(self.uri.clone())
-            .header(CONTENT_TYPE, JSON_1_0)
-            .header(TARGET, SEND_MESSAGE)
             .body(Full::new(payload.clone()))
             .map_err(|e| Attempt::Final(format!("request: {e}")))?;
-        for (name, value) in instructions.headers() {
+        for (name, value) in PROTOCOL_HEADERS.into_iter().chain(instructions.headers()) {
             let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| Attempt::Final(format!("signing: {e}")))?;
             let value = HeaderValue::from_str(value).map_err(|e| Attempt::Final(format!("signing: {e}")))?;
             request.headers_mut().insert(name, value);
