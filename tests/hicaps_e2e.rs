@@ -312,81 +312,85 @@ async fn bad_input_over_http_gets_the_error_payload() {
 /// them with their cancellation first: every invoice ends with exactly the posts it should have.
 #[tokio::test]
 async fn hundreds_of_invoices_delivered_repeatedly_are_answered_exactly_once() {
-    for backend in BOTH {
-        // moto answers about fifteen requests a second on this machine once its queue holds a
-        // thousand copies waiting for their locks (its ReceiveMessage walks every message), and
-        // the poster's batches can outlive their 30 s invocation, which the local stack treats as
-        // Lambda does, as a crash. 150 invoices on moto keep that rare and the run short; when it
-        // happens, the only repeat allowed is the crash window's, with the same body.
-        let count = match backend {
-            gateway_tests::Backend::Embedded => 500,
-            gateway_tests::Backend::Moto => 150,
-        };
-        let stack = start(backend, &[]).await;
-        let mut invoices = Vec::new();
-        let mut cancellations = Vec::new();
-        for n in 0..count {
-            let invoice = stack.hicaps.webhook(Example::InvoiceSubmitted, &json!({})).expect("webhook");
-            let invoice_id = invoice["data"]["invoiceId"].as_str().expect("id").to_owned();
-            if n % 10 == 0 {
-                cancellations.push(
-                    stack
-                        .hicaps
-                        .webhook(Example::CancellationRequested, &json!({"invoiceId": invoice_id}))
-                        .expect("webhook"),
-                );
-            }
-            invoices.push((invoice_id, invoice, n % 10 == 0));
+    delivered_repeatedly(gateway_tests::Backend::Embedded, 500).await;
+}
+
+/// The same on moto, as its own test so the two run side by side (this one takes a minute).
+/// moto answers about fifteen requests a second on this machine once its queue holds a thousand
+/// copies waiting for their locks (its ReceiveMessage walks every message), and the poster's
+/// batches can outlive their 30 s invocation, which the local stack treats as Lambda does, as a
+/// crash. 150 invoices keep that rare and the run short; when it happens, the only repeat
+/// allowed is the crash window's, with the same body.
+#[tokio::test]
+async fn invoices_delivered_repeatedly_through_moto_are_answered_exactly_once() {
+    delivered_repeatedly(gateway_tests::Backend::Moto, 150).await;
+}
+
+async fn delivered_repeatedly(backend: gateway_tests::Backend, count: usize) {
+    let stack = start(backend, &[]).await;
+    let mut invoices = Vec::new();
+    let mut cancellations = Vec::new();
+    for n in 0..count {
+        let invoice = stack.hicaps.webhook(Example::InvoiceSubmitted, &json!({})).expect("webhook");
+        let invoice_id = invoice["data"]["invoiceId"].as_str().expect("id").to_owned();
+        if n % 10 == 0 {
+            cancellations.push(
+                stack
+                    .hicaps
+                    .webhook(Example::CancellationRequested, &json!({"invoiceId": invoice_id}))
+                    .expect("webhook"),
+            );
         }
-        let answered = |ids: &[&str]| {
-            let posts = stack.hicaps.posts();
-            ids.iter().all(|id| posts.iter().any(|p| p.reference == *id))
-        };
-        // The cancellations arrive (and are answered) before their invoices.
-        let sent = send_all(&stack, cancellations.iter().map(|c| (c, 1))).await;
-        assert!(sent.iter().all(|status| *status == 202));
-        let cancelled: Vec<&str> = invoices.iter().filter(|(_, _, c)| *c).map(|(id, _, _)| id.as_str()).collect();
-        assert!(
-            eventually(Duration::from_secs(240), || answered(&cancelled)).await,
-            "{backend:?}: cancellations unanswered"
-        );
-        // Each invoice three times at once, at most 64 connections as a busy HICAPS would hold.
-        let sent = send_all(&stack, invoices.iter().map(|(_, webhook, _)| (webhook, 3))).await;
-        assert!(sent.iter().all(|status| *status == 202));
-        let all: Vec<&str> = invoices.iter().map(|(id, _, _)| id.as_str()).collect();
-        assert!(
-            eventually(Duration::from_secs(480), || answered(&all)).await,
-            "{backend:?}: not every invoice was answered"
-        );
-        // And once more after completion.
-        let sent = send_all(&stack, invoices.iter().map(|(_, webhook, _)| (webhook, 1))).await;
-        assert!(sent.iter().all(|status| *status == 202));
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        let posts = stack.hicaps.posts();
-        let crashes = stack.abandoned_poster_batches.load(std::sync::atomic::Ordering::Relaxed);
-        let mut repeats = 0;
-        for (invoice_id, _, cancelled_first) in &invoices {
-            let mine: Vec<&RecordedPost> = posts.iter().filter(|p| &p.reference == invoice_id).collect();
-            let bodies = || mine.iter().map(|p| &p.body).collect::<Vec<_>>();
-            assert!(!mine.is_empty(), "{backend:?}: invoice {invoice_id} was not answered");
-            // A repeat is allowed only in a crash's window between a post and its note, and then
-            // carries the same body: the stack must have abandoned a batch, as Lambda would.
-            if mine.len() > 1 {
-                repeats += mine.len() - 1;
-                assert!(crashes > 0, "{backend:?}: invoice {invoice_id} posted twice without a crash: {:?}", bodies());
-                assert!(mine.iter().all(|p| p.body == mine[0].body), "{backend:?}: different bodies: {:?}", bodies());
-            }
-            if *cancelled_first {
-                assert_eq!(mine[0].body, json!({"state": "cancelled"}));
-            } else {
-                assert_eq!(mine[0].body["claimStatuses"][0]["state"], "approved");
-            }
-        }
-        let dead = stack.backend.work_dlq.receive(10, Duration::from_millis(100)).await.expect("dlq");
-        assert!(dead.is_empty(), "{backend:?}: the DLQ is not empty");
-        println!("{backend:?}: {count} invoices, {repeats} identical repeats after {crashes} abandoned batches");
-        stack.stop();
+        invoices.push((invoice_id, invoice, n % 10 == 0));
     }
+    let answered = |ids: &[&str]| {
+        let posts = stack.hicaps.posts();
+        ids.iter().all(|id| posts.iter().any(|p| p.reference == *id))
+    };
+    // The cancellations arrive (and are answered) before their invoices.
+    let sent = send_all(&stack, cancellations.iter().map(|c| (c, 1))).await;
+    assert!(sent.iter().all(|status| *status == 202));
+    let cancelled: Vec<&str> = invoices.iter().filter(|(_, _, c)| *c).map(|(id, _, _)| id.as_str()).collect();
+    assert!(
+        eventually(Duration::from_secs(240), || answered(&cancelled)).await,
+        "{backend:?}: cancellations unanswered"
+    );
+    // Each invoice three times at once, at most 64 connections as a busy HICAPS would hold.
+    let sent = send_all(&stack, invoices.iter().map(|(_, webhook, _)| (webhook, 3))).await;
+    assert!(sent.iter().all(|status| *status == 202));
+    let all: Vec<&str> = invoices.iter().map(|(id, _, _)| id.as_str()).collect();
+    assert!(
+        eventually(Duration::from_secs(480), || answered(&all)).await,
+        "{backend:?}: not every invoice was answered"
+    );
+    // And once more after completion.
+    let sent = send_all(&stack, invoices.iter().map(|(_, webhook, _)| (webhook, 1))).await;
+    assert!(sent.iter().all(|status| *status == 202));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let posts = stack.hicaps.posts();
+    let crashes = stack.abandoned_poster_batches.load(std::sync::atomic::Ordering::Relaxed);
+    let mut repeats = 0;
+    for (invoice_id, _, cancelled_first) in &invoices {
+        let mine: Vec<&RecordedPost> = posts.iter().filter(|p| &p.reference == invoice_id).collect();
+        let bodies = || mine.iter().map(|p| &p.body).collect::<Vec<_>>();
+        assert!(!mine.is_empty(), "{backend:?}: invoice {invoice_id} was not answered");
+        // A repeat is allowed only in a crash's window between a post and its note, and then
+        // carries the same body: the stack must have abandoned a batch, as Lambda would.
+        if mine.len() > 1 {
+            repeats += mine.len() - 1;
+            assert!(crashes > 0, "{backend:?}: invoice {invoice_id} posted twice without a crash: {:?}", bodies());
+            assert!(mine.iter().all(|p| p.body == mine[0].body), "{backend:?}: different bodies: {:?}", bodies());
+        }
+        if *cancelled_first {
+            assert_eq!(mine[0].body, json!({"state": "cancelled"}));
+        } else {
+            assert_eq!(mine[0].body["claimStatuses"][0]["state"], "approved");
+        }
+    }
+    let dead = stack.backend.work_dlq.receive(10, Duration::from_millis(100)).await.expect("dlq");
+    assert!(dead.is_empty(), "{backend:?}: the DLQ is not empty");
+    println!("{backend:?}: {count} invoices, {repeats} identical repeats after {crashes} abandoned batches");
+    stack.stop();
 }
 
 /// Sends each webhook `copies` times at once, over at most 64 connections in all.

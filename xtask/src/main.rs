@@ -80,16 +80,24 @@ fn main() -> anyhow::Result<()> {
 /// against the local stack from openapi.yaml.
 fn test(extra: &[String]) -> anyhow::Result<()> {
     let root = repo_root();
-    lint(&root)?;
-    // schemathesis's venv installs while the workspace compiles.
+    // The Python tools install while clippy runs, and the template is linted while the workspace
+    // compiles: on a clean clone, each of these ran alone for about two minutes.
+    let venv = {
+        let root = root.clone();
+        std::thread::spawn(move || moto::ensure_venv(&root))
+    };
     let fuzz_venv = {
         let root = root.clone();
         std::thread::spawn(move || fuzz::ensure_venv(&root))
     };
-    let venv = moto::ensure_venv(&root)?;
-    iac::check(&venv.join("bin").join("python"), &root)?;
+    lint(&root)?;
+    let venv = venv.join().map_err(|_| anyhow::anyhow!("installing moto panicked"))??;
     let server = moto::Server::start(&venv)?;
     println!("xtask: moto {} on {}", moto::MOTO_VERSION, server.endpoint());
+    let iac = {
+        let (python, root) = (venv.join("bin").join("python"), root.clone());
+        std::thread::spawn(move || iac::check(&python, &root))
+    };
     let status = Command::new(env!("CARGO"))
         .current_dir(&root)
         .args(["test", "--workspace"])
@@ -98,6 +106,7 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
         .status()
         .context("running cargo test")?;
     drop(server);
+    iac.join().map_err(|_| anyhow::anyhow!("checking the template panicked"))??;
     if !status.success() {
         bail!("tests failed ({status})");
     }
@@ -149,4 +158,45 @@ fn lambda_invoke() -> anyhow::Result<()> {
     let server = moto::Server::start(&venv)?;
     println!("xtask: moto {} on {}", moto::MOTO_VERSION, server.endpoint());
     lambda::invoke_check(&root, &venv, &server.environment())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    /// Each package's feature sets as `cargo tree` resolves them for `selection`.
+    fn features(selection: &[&str]) -> BTreeMap<String, BTreeSet<String>> {
+        let output = std::process::Command::new(env!("CARGO"))
+            .current_dir(super::repo_root())
+            .args(["tree", "--prefix", "none", "--format", "{p}|{f}"])
+            .args(selection)
+            .output()
+            .expect("cargo tree");
+        assert!(output.status.success(), "cargo tree: {}", String::from_utf8_lossy(&output.stderr));
+        let mut features: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            let Some((package, enabled)) = line.split_once('|') else { continue };
+            // `(*)` marks a package already listed, with the same features.
+            let package = package.split(" (").next().unwrap_or(package).to_owned();
+            let enabled = enabled.trim_end_matches(" (*)").to_owned();
+            features.entry(package).or_default().insert(enabled);
+        }
+        features
+    }
+
+    /// `cargo xtask test` builds xtask alone and then the workspace's tests: every package the
+    /// two builds share must get the same features, or the second compiles it (and everything
+    /// above it, the AWS SDK included) again. The feature-only dependencies in
+    /// `xtask/Cargo.toml` keep them equal; this names any that drifted.
+    #[test]
+    fn xtask_asks_for_the_features_the_workspace_tests_build() {
+        let alone = features(&["--package", "xtask", "--edges", "normal,build"]);
+        let workspace = features(&["--workspace"]);
+        let drifted: Vec<String> = alone
+            .iter()
+            .filter(|(package, enabled)| workspace.get(*package).is_some_and(|all| all != *enabled))
+            .map(|(package, enabled)| format!("{package}: xtask {enabled:?}, workspace {:?}", workspace[package]))
+            .collect();
+        assert!(drifted.is_empty(), "add these features to xtask/Cargo.toml:\n{}", drifted.join("\n"));
+    }
 }
