@@ -53,7 +53,7 @@ impl Handoff {
             return Ok(self.sender.send(body).await?);
         }
         let key = format!("{KEY_PREFIX}{}", uuid::Uuid::new_v4());
-        let expires_at = crate::store::now_epoch_seconds() + CLAIM_CHECK_TTL_SECONDS;
+        let expires_at = crate::time::now_seconds() + CLAIM_CHECK_TTL_SECONDS;
         let parts = split_at_char_boundaries(&body, PART_BYTES);
         for (index, part) in parts.iter().enumerate() {
             let mut attrs = serde_json::Map::new();

@@ -18,7 +18,8 @@
 //! `cargo xtask inspect`, what the work is ([`About`]) and why it was dead-lettered. The item itself
 //! lives for the retention whatever its state, so none of that is lost when a lock lapses.
 
-use crate::store::{Condition, Item, Key, SharedTable, StoreError, now_epoch_seconds};
+use crate::store::{Condition, Item, Key, SharedTable, StoreError};
+use crate::time::now_seconds;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -121,7 +122,7 @@ impl Idempotency {
         for (name, value) in extra {
             attrs.insert((*name).into(), value.clone());
         }
-        Item::new(key(&lock.id), attrs).expiring_at(now_epoch_seconds() + self.retention_seconds)
+        Item::new(key(&lock.id), attrs).expiring_at(now_seconds() + self.retention_seconds)
     }
 
     /// Takes the lock for `id` until `lock_expires_at` (epoch seconds). `replay` is true for a
@@ -150,14 +151,14 @@ impl Idempotency {
             Err(StoreError::Conflict { current: Some(current) }) => current,
             // The item expired between the condition check and the read of its old image.
             Err(StoreError::Conflict { current: None }) => {
-                return Ok(LockOutcome::InProgress { lock_expires_at: now_epoch_seconds() });
+                return Ok(LockOutcome::InProgress { lock_expires_at: now_seconds() });
             }
             Err(other) => return Err(other),
         };
         if current.str_attr("payloadHash") != Some(hash) {
             return Ok(LockOutcome::PayloadChanged);
         }
-        let now = now_epoch_seconds();
+        let now = now_seconds();
         match current.str_attr("status") {
             Some(COMPLETED) => return Ok(LockOutcome::AlreadyCompleted),
             Some(DEAD_LETTERED) if !replay => return Ok(LockOutcome::DeadLettered),
@@ -278,23 +279,22 @@ mod tests {
     #[tokio::test]
     async fn a_live_lock_is_in_progress_until_it_lapses() {
         let idempotency = idempotency();
-        let lapses = now_epoch_seconds() + 20;
+        let lapses = now_seconds() + 20;
         acquire(&idempotency, "w-1", "h", lapses).await;
-        let again =
-            idempotency.begin("w-1", "h", About::default(), now_epoch_seconds() + 30, false).await.expect("begin");
+        let again = idempotency.begin("w-1", "h", About::default(), now_seconds() + 30, false).await.expect("begin");
         assert_eq!(again, LockOutcome::InProgress { lock_expires_at: lapses });
         let changed =
-            idempotency.begin("w-1", "other", About::default(), now_epoch_seconds() + 30, false).await.expect("begin");
+            idempotency.begin("w-1", "other", About::default(), now_seconds() + 30, false).await.expect("begin");
         assert_eq!(changed, LockOutcome::PayloadChanged);
     }
 
     #[tokio::test]
     async fn a_lapsed_lock_is_taken_over_with_what_it_knew() {
         let idempotency = idempotency();
-        let mut lock = acquire(&idempotency, "w-1", "h", now_epoch_seconds() + 1).await;
+        let mut lock = acquire(&idempotency, "w-1", "h", now_seconds() + 1).await;
         idempotency.mark_posted(&mut lock).await.expect("posted");
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        let next = acquire(&idempotency, "w-1", "h", now_epoch_seconds() + 30).await;
+        let next = acquire(&idempotency, "w-1", "h", now_seconds() + 30).await;
         assert!(next.posted, "the post is remembered past the lapse");
         assert_eq!(next.attempts, 2);
     }
@@ -302,21 +302,20 @@ mod tests {
     #[tokio::test]
     async fn completion_after_the_lock_lapsed_still_counts() {
         let idempotency = idempotency();
-        let lock = acquire(&idempotency, "w-1", "h", now_epoch_seconds() + 1).await;
+        let lock = acquire(&idempotency, "w-1", "h", now_seconds() + 1).await;
         tokio::time::sleep(Duration::from_millis(1100)).await;
         idempotency.complete(&lock, "posted").await.expect("complete after the lapse");
-        let again =
-            idempotency.begin("w-1", "h", About::default(), now_epoch_seconds() + 30, false).await.expect("begin");
+        let again = idempotency.begin("w-1", "h", About::default(), now_seconds() + 30, false).await.expect("begin");
         assert_eq!(again, LockOutcome::AlreadyCompleted);
     }
 
     #[tokio::test]
     async fn a_released_lock_is_free_again_and_keeps_the_webhook_error_call() {
         let idempotency = idempotency();
-        let mut lock = acquire(&idempotency, "w-1", "h", now_epoch_seconds() + 30).await;
+        let mut lock = acquire(&idempotency, "w-1", "h", now_seconds() + 30).await;
         idempotency.mark_webhook_error_called(&mut lock).await.expect("mark");
         idempotency.release(&lock).await.expect("release");
-        let next = acquire(&idempotency, "w-1", "h", now_epoch_seconds() + 30).await;
+        let next = acquire(&idempotency, "w-1", "h", now_seconds() + 30).await;
         assert!(next.webhook_error_called);
         assert!(!next.posted);
     }
@@ -324,13 +323,12 @@ mod tests {
     #[tokio::test]
     async fn a_dead_lettered_id_is_a_duplicate_except_for_a_replay() {
         let idempotency = idempotency();
-        let lock = acquire(&idempotency, "w-1", "h", now_epoch_seconds() + 30).await;
+        let lock = acquire(&idempotency, "w-1", "h", now_seconds() + 30).await;
         idempotency.dead_letter(&lock, "HICAPS answered 400").await.expect("dead letter");
         let redelivered =
-            idempotency.begin("w-1", "h", About::default(), now_epoch_seconds() + 30, false).await.expect("begin");
+            idempotency.begin("w-1", "h", About::default(), now_seconds() + 30, false).await.expect("begin");
         assert_eq!(redelivered, LockOutcome::DeadLettered);
-        let replayed =
-            idempotency.begin("w-1", "h", About::default(), now_epoch_seconds() + 30, true).await.expect("begin");
+        let replayed = idempotency.begin("w-1", "h", About::default(), now_seconds() + 30, true).await.expect("begin");
         assert!(matches!(replayed, LockOutcome::Acquired(Lock { attempts: 2, .. })));
     }
 }

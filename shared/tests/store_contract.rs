@@ -4,9 +4,8 @@ mod support;
 
 use serde_json::{Map, json};
 use shared::store::embedded::EmbeddedTable;
-use shared::store::{
-    Condition, Item, Key, MAX_ITEM_BYTES, MAX_PK_BYTES, MAX_SK_BYTES, StoreError, Table, now_epoch_seconds,
-};
+use shared::store::{Condition, Item, Key, MAX_ITEM_BYTES, MAX_PK_BYTES, MAX_SK_BYTES, StoreError, Table};
+use shared::time::now_seconds;
 
 fn item(pk: &str, sk: &str, value: i64) -> Item {
     let mut attrs = Map::new();
@@ -41,13 +40,13 @@ async fn optimistic_versions(table: &dyn Table) {
 }
 
 async fn expiry_honoured_on_read(table: &dyn Table) {
-    let expired = item("p#3", "s", 1).expiring_at(now_epoch_seconds() - 10);
+    let expired = item("p#3", "s", 1).expiring_at(now_seconds() - 10);
     table.put(&expired, Condition::Always).await.expect("put expired");
     assert!(table.get(&expired.key).await.expect("get").is_none(), "an expired item reads as absent");
     assert!(table.query("p#3", "").await.expect("query").is_empty(), "and is left out of queries");
     // An expired item counts as absent for a conditional create.
     assert_eq!(table.put(&item("p#3", "s", 2), Condition::Absent).await.expect("create over expired"), 1);
-    let live = item("p#4", "s", 1).expiring_at(now_epoch_seconds() + 3600);
+    let live = item("p#4", "s", 1).expiring_at(now_seconds() + 3600);
     table.put(&live, Condition::Always).await.expect("put live");
     assert_eq!(table.get(&live.key).await.expect("get").expect("live").expires_at, live.expires_at);
 }
@@ -77,7 +76,7 @@ async fn many_at_once(table: &dyn Table) {
     // More than one BatchWriteItem's 25, a key given twice (the last wins), an expired item.
     let mut items: Vec<Item> = (0..30).map(|i| item("p#7", &format!("s{i:02}"), i)).collect();
     items.push(item("p#7", "s00", 100));
-    items.push(item("p#7", "gone", 1).expiring_at(now_epoch_seconds() - 10));
+    items.push(item("p#7", "gone", 1).expiring_at(now_seconds() - 10));
     table.put_many(&items).await.expect("put many");
     let stored = table.query("p#7", "s").await.expect("query");
     assert_eq!(stored.len(), 30);

@@ -356,7 +356,7 @@ impl App {
     }
 
     fn expires_at(&self) -> i64 {
-        shared::store::now_epoch_seconds() + i64::from(self.config.retention_days) * 86_400
+        shared::time::now_seconds() + i64::from(self.config.retention_days) * 86_400
     }
 }
 

@@ -137,7 +137,7 @@ impl Delivery {
     }
 
     pub(crate) fn lease_is_live(&self) -> bool {
-        self.lease_until > shared::store::now_epoch_seconds()
+        self.lease_until > shared::time::now_seconds()
     }
 
     /// Settles an attempt that did not finish: the lease goes, the record stays queued.
@@ -159,7 +159,7 @@ impl Delivery {
 }
 
 fn lease_until(timeout: Duration) -> i64 {
-    shared::store::now_epoch_seconds() + i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX / 2) + LEASE_MARGIN_SECONDS
+    shared::time::now_seconds() + i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX / 2) + LEASE_MARGIN_SECONDS
 }
 
 pub(crate) trait Tracked: Serialize + DeserializeOwned + Clone + Send + Sync {

@@ -187,7 +187,7 @@ impl App {
             let expires_at = current
                 .as_ref()
                 .and_then(|item| item.expires_at)
-                .unwrap_or_else(|| shared::store::now_epoch_seconds() + 86_400);
+                .unwrap_or_else(|| shared::time::now_seconds() + 86_400);
             let mut attrs = serde_json::Map::new();
             attrs.insert("count".into(), serde_json::json!(count.saturating_add(1)));
             let mut item = Item::new(counter.clone(), attrs).expiring_at(expires_at);

@@ -40,8 +40,9 @@ use shared::http_client::SharedHttp;
 use shared::idempotency::{About, Idempotency, Lock, LockOutcome, payload_hash};
 use shared::program::work::Work;
 use shared::queue::{MessageSender, MessageVisibility};
-use shared::store::{SharedTable, StoreError, now_epoch_seconds};
+use shared::store::{SharedTable, StoreError};
 use shared::time::jittered;
+use shared::time::now_seconds;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -271,8 +272,7 @@ impl Poster {
                 // Back no sooner than the holder's lock lapses: asking earlier only adds load
                 // (a burst of copies retrying every backoff step swamped the store in tests) and
                 // spends the copy's receives towards the dead-letter queue.
-                let lapse =
-                    u64::try_from(lock_expires_at.saturating_sub(now_epoch_seconds())).unwrap_or(0).saturating_add(1);
+                let lapse = u64::try_from(lock_expires_at.saturating_sub(now_seconds())).unwrap_or(0).saturating_add(1);
                 let delay = self.backoff(receive_count).max(Duration::from_secs(lapse)).min(MAX_RETRY_DELAY);
                 return self.retry_in(record, receive_count, delay, Some(&id), "in progress elsewhere").await;
             }
@@ -443,7 +443,7 @@ impl Poster {
     }
 
     pub(crate) fn record_expiry(&self) -> i64 {
-        now_epoch_seconds() + i64::from(self.record_days) * 86_400
+        now_seconds() + i64::from(self.record_days) * 86_400
     }
 }
 

@@ -17,7 +17,8 @@ use shared::hicaps::{parse_status_update, validate_status_update};
 use shared::idempotency::payload_hash;
 use shared::program::records;
 use shared::program::work::Work;
-use shared::store::{Condition, Item, Key, StoreError, now_epoch_seconds};
+use shared::store::{Condition, Item, Key, StoreError};
+use shared::time::now_seconds;
 use shared::web::{self, HttpResponse};
 
 /// Key prefix of the decisions' idempotency keys (`decision-key#<caller>` / `<key>`).
@@ -152,7 +153,7 @@ fn key_item(key: &Key, status: &str, body_hash: &str, decision_id: &str) -> Item
         serde_json::Value::Object(map) => map,
         _ => serde_json::Map::new(),
     };
-    Item::new(key.clone(), attrs).expiring_at(now_epoch_seconds() + KEY_RETENTION_SECONDS)
+    Item::new(key.clone(), attrs).expiring_at(now_seconds() + KEY_RETENTION_SECONDS)
 }
 
 fn accepted(decision_id: &str, invoice_id: &str, replayed: bool) -> HttpResponse {

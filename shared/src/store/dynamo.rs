@@ -3,8 +3,9 @@
 
 use super::{
     Condition, Item, ItemDelete, ItemGet, ItemGetMany, ItemPut, ItemPutMany, ItemQuery, Key, MAX_GET_MANY, StoreError,
-    check_attrs, last_per_key, now_epoch_seconds,
+    check_attrs, last_per_key,
 };
+use crate::time::now_seconds;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
@@ -102,7 +103,7 @@ impl ItemGet for DynamoTable {
             .send()
             .await
             .map_err(unavailable)?;
-        let now = now_epoch_seconds();
+        let now = now_seconds();
         Ok(output.item.map(from_attributes).transpose()?.filter(|item| !item.is_expired(now)))
     }
 }
@@ -112,7 +113,7 @@ impl ItemPut for DynamoTable {
     async fn put(&self, item: &Item, condition: Condition) -> Result<u64, StoreError> {
         check_attrs(item)?;
         let version = condition.written_version(item.version);
-        let now = now_epoch_seconds().to_string();
+        let now = now_seconds().to_string();
         let request = self
             .client
             .put_item()
@@ -137,7 +138,7 @@ impl ItemPut for DynamoTable {
             Err(SdkError::ServiceError(context)) => match context.into_err() {
                 PutItemError::ConditionalCheckFailedException(failed) => {
                     let current = failed.item.map(from_attributes).transpose()?;
-                    let now = now_epoch_seconds();
+                    let now = now_seconds();
                     Err(StoreError::Conflict { current: current.filter(|item| !item.is_expired(now)).map(Box::new) })
                 }
                 other => Err(unavailable(other)),
@@ -172,7 +173,7 @@ impl ItemQuery for DynamoTable {
         }
         let mut items = Vec::new();
         let mut start_key = None;
-        let now = now_epoch_seconds();
+        let now = now_seconds();
         loop {
             let request = self
                 .client
@@ -257,7 +258,7 @@ impl ItemGetMany for DynamoTable {
         if !pending.is_empty() {
             return Err(StoreError::Unavailable(format!("BatchGetItem left {} keys unprocessed", pending.len())));
         }
-        let now = now_epoch_seconds();
+        let now = now_seconds();
         Ok(keys.iter().map(|key| found.get(key).filter(|item| !item.is_expired(now)).cloned()).collect())
     }
 }

@@ -2,8 +2,9 @@
 
 use super::{
     Condition, Item, ItemDelete, ItemGet, ItemGetMany, ItemPut, ItemPutMany, ItemQuery, Key, MAX_GET_MANY, StoreError,
-    check_attrs, now_epoch_seconds,
+    check_attrs,
 };
+use crate::time::now_seconds;
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -28,7 +29,7 @@ impl EmbeddedTable {
 impl ItemGet for EmbeddedTable {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
         key.check()?;
-        let now = now_epoch_seconds();
+        let now = now_seconds();
         Ok(self.lock().get(key).filter(|item| !item.is_expired(now)).cloned())
     }
 }
@@ -37,7 +38,7 @@ impl ItemGet for EmbeddedTable {
 impl ItemPut for EmbeddedTable {
     async fn put(&self, item: &Item, condition: Condition) -> Result<u64, StoreError> {
         check_attrs(item)?;
-        let now = now_epoch_seconds();
+        let now = now_seconds();
         let mut items = self.lock();
         let live = items.get(&item.key).filter(|current| !current.is_expired(now));
         let holds = match condition {
@@ -71,7 +72,7 @@ impl ItemQuery for EmbeddedTable {
         if !crate::store::pk_fits(pk) {
             return Ok(Vec::new());
         }
-        let now = now_epoch_seconds();
+        let now = now_seconds();
         let start = Key::new(pk, sk_prefix);
         Ok(self
             .lock()
@@ -92,7 +93,7 @@ impl ItemGetMany for EmbeddedTable {
         for key in keys {
             key.check()?;
         }
-        let now = now_epoch_seconds();
+        let now = now_seconds();
         let items = self.lock();
         Ok(keys.iter().map(|key| items.get(key).filter(|item| !item.is_expired(now)).cloned()).collect())
     }

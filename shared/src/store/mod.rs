@@ -179,10 +179,6 @@ pub fn attrs_of<T: serde::Serialize>(record: &T) -> Result<Map<String, Value>, S
     }
 }
 
-pub fn now_epoch_seconds() -> i64 {
-    crate::time::now_seconds()
-}
-
 /// What both adapters check before a write: a key DynamoDB takes, no reserved attribute, and an
 /// item within DynamoDB's 400 KB. The size counts attribute names and JSON-encoded values, a
 /// little over DynamoDB's own count, so nothing the embedded table takes is refused in AWS.
