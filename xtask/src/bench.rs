@@ -245,7 +245,7 @@ fn build_release(root: &Path) -> anyhow::Result<()> {
     let mut packages = vec!["local"];
     packages.extend(functions());
     println!("xtask bench: cargo build --release -p {}", packages.join(" -p "));
-    let mut command = Command::new(cargo());
+    let mut command = cargo();
     command.current_dir(root).args(["build", "--release"]);
     for package in &packages {
         command.args(["-p", package]);

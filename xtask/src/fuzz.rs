@@ -26,7 +26,7 @@ pub fn ensure_venv(root: &Path) -> anyhow::Result<PathBuf> {
 pub fn run(root: &Path, venv: &Path, build: bool) -> anyhow::Result<()> {
     if build {
         let status =
-            Command::new(env!("CARGO")).current_dir(root).args(["build", "-p", "local", "--bin", "local"]).status()?;
+            crate::process::cargo().current_dir(root).args(["build", "-p", "local", "--bin", "local"]).status()?;
         if !status.success() {
             bail!("building the local stack failed ({status})");
         }

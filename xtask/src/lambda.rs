@@ -556,7 +556,7 @@ pub fn invoke_check(root: &Path, venv: &Path, moto_env: &[(&str, String)]) -> an
         "xtask: cargo build -p local {}",
         functions.iter().map(|f| format!("-p {f}")).collect::<Vec<_>>().join(" ")
     );
-    let mut build = Command::new(cargo());
+    let mut build = cargo();
     build.current_dir(root).args(["build", "-p", "local"]);
     for function in &functions {
         build.args(["-p", function]);

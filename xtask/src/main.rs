@@ -98,7 +98,7 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
         let (python, root) = (venv.join("bin").join("python"), root.clone());
         std::thread::spawn(move || iac::check(&python, &root))
     };
-    let status = Command::new(env!("CARGO"))
+    let status = crate::process::cargo()
         .current_dir(&root)
         .args(["test", "--workspace"])
         .args(extra)
@@ -118,8 +118,8 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
 /// The format and the lints, enforced: `cargo fmt --check`, then clippy with warnings as errors
 /// (the workspace's own lints, `unwrap_used` and `float_arithmetic` among them, included).
 fn lint(root: &Path) -> anyhow::Result<()> {
-    let cargo = |args: &[&str]| Command::new(env!("CARGO")).current_dir(root).args(args).status();
-    let quiet = |args: &[&str]| Command::new(env!("CARGO")).args(args).output().is_ok_and(|o| o.status.success());
+    let cargo = |args: &[&str]| crate::process::cargo().current_dir(root).args(args).status();
+    let quiet = |args: &[&str]| crate::process::cargo().args(args).output().is_ok_and(|o| o.status.success());
     if !quiet(&["fmt", "--version"]) || !quiet(&["clippy", "--version"]) {
         println!("xtask: installing rustfmt and clippy (rustup component add)");
         let added = Command::new("rustup").args(["component", "add", "rustfmt", "clippy"]).status();
@@ -166,7 +166,7 @@ mod tests {
 
     /// Each package's feature sets as `cargo tree` resolves them for `selection`.
     fn features(selection: &[&str]) -> BTreeMap<String, BTreeSet<String>> {
-        let output = std::process::Command::new(env!("CARGO"))
+        let output = crate::process::cargo()
             .current_dir(super::repo_root())
             .args(["tree", "--prefix", "none", "--format", "{p}|{f}"])
             .args(selection)

@@ -3,16 +3,42 @@
 //! loopback port, the end of a log, and the cargo to run.
 
 use anyhow::{Context, bail};
-use std::ffi::OsString;
 use std::fs::File;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The cargo running this task (`CARGO`, which cargo sets for what it runs), else `cargo` on `PATH`.
-pub fn cargo() -> OsString {
-    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+/// A command for the cargo running this task (`CARGO`, which cargo sets for what it runs, else
+/// `cargo` on `PATH`), without the variables `cargo run` set for xtask itself. Build scripts ask
+/// to rerun when some of them change (ring's names `CARGO_PKG_NAME`, `CARGO_MANIFEST_DIR` and
+/// `OUT_DIR`), so with them a nested build compiled ring and everything above it again, and the
+/// next plain `cargo build` compiled them back.
+pub fn cargo() -> Command {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(set_by_cargo_run) {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+/// Whether `name` is one of the variables cargo sets for a crate it runs (The Cargo Book,
+/// "Environment variables Cargo sets for crates"), rather than one a user sets to steer cargo.
+fn set_by_cargo_run(name: &str) -> bool {
+    name.starts_with("CARGO_PKG_")
+        || matches!(
+            name,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_MANIFEST_LINKS"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_BIN_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_RUSTC_CURRENT_DIR"
+                | "OUT_DIR"
+        )
 }
 
 /// A loopback port nothing listens on (one the system just handed out).
@@ -163,4 +189,21 @@ pub fn wait_for_port(port: u16, timeout: Duration) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(100));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::set_by_cargo_run;
+
+    #[test]
+    fn nested_cargo_drops_what_cargo_run_set_and_keeps_what_users_set() {
+        for name in ["CARGO_PKG_NAME", "CARGO_PKG_VERSION_MAJOR", "CARGO_MANIFEST_DIR", "OUT_DIR", "CARGO_BIN_NAME"] {
+            assert!(set_by_cargo_run(name), "{name}");
+        }
+        for name in
+            ["CARGO", "CARGO_HOME", "CARGO_TARGET_DIR", "CARGO_PROFILE_RELEASE_DEBUG", "CARGO_TERM_COLOR", "PATH"]
+        {
+            assert!(!set_by_cargo_run(name), "{name}");
+        }
+    }
 }

@@ -21,7 +21,7 @@ pub fn run(root: &Path, venv: &Path, options: &[String]) -> anyhow::Result<()> {
     if !passed.iter().any(|o| o == "--crash-webhooks") {
         passed.extend(["--crash-webhooks".into(), "2000".into()]);
     }
-    let status = Command::new(env!("CARGO")).current_dir(root).args(["build", "-p", "local", "--bins"]).status()?;
+    let status = crate::process::cargo().current_dir(root).args(["build", "-p", "local", "--bins"]).status()?;
     if !status.success() {
         bail!("building the local stack failed ({status})");
     }

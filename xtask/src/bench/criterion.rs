@@ -9,7 +9,7 @@ use crate::process::cargo;
 use anyhow::{Context, bail};
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 struct CriterionFigure {
     package: &'static str,
@@ -80,7 +80,7 @@ pub(super) fn criterion(root: &Path) -> anyhow::Result<Section> {
     let mut benches: Vec<(&str, &str)> = CRITERION_FIGURES.iter().map(|f| (f.package, f.bench)).collect();
     benches.dedup();
     for (package, bench) in &benches {
-        let status = Command::new(cargo())
+        let status = cargo()
             .current_dir(root)
             .env("CARGO_TARGET_DIR", &build_dir)
             .args(["bench", "-p", package, "--bench", bench, "--no-run"])
@@ -103,7 +103,7 @@ pub(super) fn criterion(root: &Path) -> anyhow::Result<Section> {
             for figure in CRITERION_FIGURES.iter().filter(|f| f.package == *package && f.bench == *bench) {
                 let _ = std::fs::remove_file(estimates(figure));
             }
-            let output = Command::new(cargo())
+            let output = cargo()
                 .current_dir(root)
                 .env("CARGO_TARGET_DIR", &build_dir)
                 .env("CRITERION_HOME", &home)

@@ -31,7 +31,7 @@ fn oha_binary(root: &Path) -> anyhow::Result<PathBuf> {
         return Ok(binary);
     }
     println!("xtask bench: cargo install oha --version {OHA_VERSION} --locked --root {}", tools.display());
-    let status = Command::new(cargo())
+    let status = cargo()
         .args(["install", "oha", "--version", OHA_VERSION, "--locked", "--root"])
         .arg(&tools)
         .status()
