@@ -122,6 +122,13 @@ async fn submit_invoice_with(stack: &local::Stack, overrides: Value) -> (String,
     let claim_id = webhook["data"]["claims"][0]["claimId"].as_str().expect("claim").to_owned();
     assert_eq!(send(stack, &webhook).await.status(), 202);
     assert!(eventually(SETTLE, || posts_for(stack, &invoice_id, "invoice-status").len() == 1).await, "no adjudication");
+    // HICAPS has the post before the poster records the invoice (its records follow the post):
+    // wait for the record too, or a decision sent now finds no invoice (404).
+    let deadline = std::time::Instant::now() + SETTLE;
+    while claim_states(stack, &invoice_id).await.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the invoice was posted but never recorded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     (invoice_id, claim_id)
 }
 
