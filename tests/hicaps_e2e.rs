@@ -322,7 +322,7 @@ async fn hundreds_of_invoices_delivered_repeatedly_are_answered_exactly_once() {
     delivered_repeatedly(gateway_tests::Backend::Embedded, 500).await;
 }
 
-/// The same on moto, as its own test so the two run side by side (this one takes a minute).
+/// The same on moto, as its own test so the two run side by side.
 /// moto answers about fifteen requests a second on this machine once its queue holds a thousand
 /// copies waiting for their locks (its ReceiveMessage walks every message), and the poster's
 /// batches can outlive their 30 s invocation, which the local stack treats as Lambda does, as a
