@@ -7,10 +7,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const MOTO_VERSION: &str = "5.2.5";
+/// The HTTP server in front of moto's WSGI app (`moto_server.py` says why it is not moto's own).
+const GRANIAN_VERSION: &str = "2.8.9";
 
-/// Requirements installed in the venv: moto for the tests, the IaC checkers for the template.
+/// Requirements installed in the venv: moto and its server for the tests, the IaC checkers for
+/// the template.
 fn requirements() -> Vec<String> {
-    let mut requirements = vec![format!("moto[server]=={MOTO_VERSION}")];
+    let mut requirements = vec![format!("moto[server]=={MOTO_VERSION}"), format!("granian=={GRANIAN_VERSION}")];
     requirements.extend(crate::iac::REQUIREMENTS.iter().map(|r| (*r).to_owned()));
     requirements
 }
@@ -64,7 +67,8 @@ pub fn ensure_venv_with(venv: &Path, requirements: &[String]) -> anyhow::Result<
     Ok(venv)
 }
 
-/// `moto_server`, patched (`moto_server.py`) where our tests need it to behave as AWS does:
+/// moto's app (what `moto_server` serves), patched (`moto_server.py`) where our tests need it to
+/// behave as AWS does, and served by granian instead of werkzeug's development server:
 /// - Each `PutItem` runs under one lock. moto serves on threads and checks a write's condition,
 ///   then stores the item, with nothing held between: two concurrent conditional puts on one key
 ///   can both pass, where DynamoDB lets one. The end-to-end test that delivers each invoice three
@@ -74,6 +78,13 @@ pub fn ensure_venv_with(venv: &Path, requirements: &[String]) -> anyhow::Result<
 ///   times on each SendMessage and on each message received, so a run slows as it grows. The
 ///   soak's crash run at 2,000 webhooks fell behind that way until moto refused connections
 ///   (py-spy: 60% of moto's CPU in those walks).
+/// - Speed alone: werkzeug's development server (a thread per connection, `Connection: close`)
+///   and moto's per-request lookups of its service (a directory listing, 180 URL patterns) took
+///   about 5 ms of CPU for a `GetItem`, of which moto's app took under 2. With the lookups'
+///   answers kept and granian (an HTTP/1.1 server in Rust with a WSGI thread pool) in front, a
+///   request on loopback takes about 1.5 ms (`PutItem` and `GetItem`, 200 each, a connection per
+///   request). Every test that uses moto, and the bench's first invocations, wait on it less;
+///   what moto answers is unchanged.
 const MOTO_SERVER: &str = include_str!("moto_server.py");
 
 pub struct Server {
@@ -89,19 +100,19 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .context("starting moto_server")?;
+            .context("starting moto")?;
         let mut server = Server { child, port };
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Some(status) = server.child.try_wait()? {
-                bail!("moto_server exited at start ({status})");
+                bail!("moto exited at start ({status})");
             }
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return Ok(server);
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        bail!("moto_server did not answer on port {port} within 30 s")
+        bail!("moto did not answer on port {port} within 30 s")
     }
 
     pub fn port(&self) -> u16 {
@@ -142,5 +153,5 @@ pub fn serve_forever() -> anyhow::Result<()> {
     }
     println!("Ctrl-C stops it.");
     let status = server.child.wait()?;
-    bail!("moto_server exited ({status})")
+    bail!("moto exited ({status})")
 }

@@ -1,7 +1,13 @@
-"""moto_server, patched where our tests need it to behave as AWS does (see xtask/src/moto.rs).
+"""moto's WSGI app, patched where our tests need it to behave as AWS does, served by granian
+(see xtask/src/moto.rs).
 
 Run as: python -c "$(cat moto_server.py)" -H 127.0.0.1 -p PORT
 """
+import argparse
+import ctypes
+import functools
+import os
+import signal
 import sys
 import threading
 
@@ -82,6 +88,57 @@ SQSBackend.is_message_valid_based_on_retention_period = _skipping_counts(
     SQSBackend.is_message_valid_based_on_retention_period
 )
 
-from moto.server import main  # noqa: E402
+# Speed, not behaviour: each request, moto found the service's app by listing its own package
+# directory (about 150 system calls) and matching the host against 180 URL patterns, and listed
+# the handler class's methods through `inspect`. The answers are fixed for the server's life.
+import moto.core.responses  # noqa: E402
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app  # noqa: E402
 
-main(sys.argv[1:])
+_backend_for_host = DomainDispatcherApplication.get_backend_for_host
+_backends = {}
+
+
+def get_backend_for_host(self, host):
+    # Called under the dispatcher's own lock.
+    if host not in _backends:
+        _backends[host] = _backend_for_host(self, host)
+    return _backends[host]
+
+
+DomainDispatcherApplication.get_backend_for_host = get_backend_for_host
+moto.core.responses.method_names_from_class = functools.lru_cache(maxsize=None)(
+    moto.core.responses.method_names_from_class
+)
+
+app = DomainDispatcherApplication(create_backend_app)
+
+
+def worker_app():
+    """Runs in granian's worker, forked from this process: it dies with its parent, so stopping
+    the server (xtask kills this process) never leaves a worker holding the port."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
+    return app
+
+
+from granian.constants import Interfaces  # noqa: E402
+from granian.server import Server  # noqa: E402
+
+arguments = argparse.ArgumentParser()
+arguments.add_argument("-H", "--host", default="127.0.0.1")
+arguments.add_argument("-p", "--port", type=int, required=True)
+options = arguments.parse_args(sys.argv[1:])
+parent = os.getpid()
+# One worker process: moto keeps its state in memory. Its threads serve requests one at a time
+# under the GIL, but long polls (ReceiveMessage waits) and many clients need threads to wait on.
+Server(
+    "moto",
+    address=options.host,
+    port=options.port,
+    interface=Interfaces.WSGI,
+    workers=1,
+    blocking_threads=64,
+    log_enabled=False,
+).serve(target_loader=worker_app, wrap_loader=False)

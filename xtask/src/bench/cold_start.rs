@@ -646,8 +646,8 @@ pub(super) fn cold_start(root: &Path, venv: &Path, work: &Path, costs: &mut cost
          reference data (benefit schedule, member registry) and new, empty queues in moto. Init is from just before the \
          process is spawned to its first `next`; first invoke to the first response; an invocation is warm once the runtime \
          has asked for the next event. CPU is utime + stime of the whole process from /proc/<pid>/stat (10 ms ticks) across \
-         the warm invocations, divided by their number; RSS is VmHWM at the end. moto speaks plain HTTP and answers \
-         `Connection: close`; in AWS a warm function reuses one connection, so the functions reach moto through a \
+         the warm invocations, divided by their number; RSS is VmHWM at the end. moto (served by granian, xtask/src/moto.rs) speaks \
+         plain HTTP; in AWS a warm function reuses one connection, so the functions reach moto through a \
          keep-alive relay in xtask (which opens moto's connection per request in its own process), and none does TLS \
          (in AWS the first invocation pays one TLS handshake). moto's own latency (a Python server) is in the \
          first-invoke and wall times; the relay clocks it: \"waiting on moto\" is the time from process start to the first \

@@ -135,11 +135,12 @@ pub(super) fn start_moto(root: &Path, venv: &Path) -> anyhow::Result<Moto> {
     })
 }
 
-/// moto (werkzeug) answers every request with `Connection: close`, so a function talking to it
-/// directly would open a TCP connection per AWS call, which in Lambda it does not: the SDK keeps
-/// its connection to SQS or DynamoDB alive between invocations. The relay keeps the function's
-/// connection alive and opens one to moto per request itself, so that cost lands in xtask, not in
-/// the function's CPU figure. Requests and answers pass unchanged but for `Connection`.
+/// In Lambda the SDK keeps its connection to SQS or DynamoDB alive between invocations. moto's
+/// own server closed every connection (`Connection: close`), so a function talking to it directly
+/// opened a TCP connection per AWS call. The relay keeps the function's connection alive and
+/// opens one to moto per request itself, so that cost lands in xtask, not in the function's CPU
+/// figure; it still does, now that moto is served by granian, which would keep a connection.
+/// Requests and answers pass unchanged but for `Connection`.
 ///
 /// With `tls`, the relay speaks HTTPS to the function (as every AWS endpoint does), so a cold
 /// start pays its handshake, and keeps that connection alive as AWS's endpoints do.
