@@ -6,6 +6,7 @@ Run as: python -c "$(cat moto_server.py)" -H 127.0.0.1 -p PORT
 import argparse
 import ctypes
 import functools
+import multiprocessing
 import os
 import signal
 import sys
@@ -131,6 +132,9 @@ arguments.add_argument("-H", "--host", default="127.0.0.1")
 arguments.add_argument("-p", "--port", type=int, required=True)
 options = arguments.parse_args(sys.argv[1:])
 parent = os.getpid()
+# The worker must be forked: it takes `app`, patches included, from this process's memory, which a
+# spawned interpreter would not have (Python 3.14 no longer forks by default).
+multiprocessing.set_start_method("fork")
 # One worker process: moto keeps its state in memory. Its threads serve requests one at a time
 # under the GIL, but long polls (ReceiveMessage waits) and many clients need threads to wait on.
 Server(
