@@ -368,7 +368,7 @@ fn upstream_environment(simulators: &str, simulator_port: u16) -> Vec<(&'static 
 }
 
 /// `GET path` on loopback answers 200.
-fn http_ok(port: u16, path: &str) -> bool {
+pub(crate) fn http_ok(port: u16, path: &str) -> bool {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
         return false;
     };

@@ -167,23 +167,12 @@ mod tests {
         let venv = ensure_venv(&crate::repo_root()).expect("the moto venv");
         let server = Server::start(&venv).expect("moto starts");
         let port = server.port();
-        let answered = get(port, "/moto-api/");
-        assert!(answered.starts_with("HTTP/1.1 200"), "moto answers: {answered:.80}");
+        assert!(crate::lambda::http_ok(port, "/moto-api/"), "moto answers 200");
         drop(server);
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             assert!(Instant::now() < deadline, "something still listens on moto's port {port}");
             std::thread::sleep(Duration::from_millis(50));
         }
-    }
-
-    fn get(port: u16, path: &str) -> String {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").expect("write");
-        let mut answer = String::new();
-        let _ = stream.read_to_string(&mut answer);
-        answer
     }
 }

@@ -118,7 +118,7 @@ def worker_app():
     """Runs in granian's worker, forked from this process: it dies with its parent, so stopping
     the server (xtask kills this process) never leaves a worker holding the port."""
     PR_SET_PDEATHSIG = 1
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:
         os._exit(1)
     return app
