@@ -1,8 +1,10 @@
 //! The receiver's cost per webhook, in process on the embedded adapters: the raw API Gateway v2
 //! event JSON (events/webhook-receiver/invoice-submitted.json, the spec's Example Invoice
-//! Submitted Webhook) deserialised and turned into the handler's request as `serve_http` does,
-//! handled, and answered with the 202 response event, the message on an `EmbeddedQueue`. Target
-//! (issue 8): at most 10 µs median.
+//! Submitted Webhook) deserialised as `lambda_runtime` deserialises every event (serde_json
+//! through `serde_path_to_error`, which owns a copy of each key it passes to name the path of an
+//! error) and turned into the handler's request as `serve_http` does, handled, and answered with
+//! the 202 response event, the message on an `EmbeddedQueue`. Target (issue 8): at most 10 µs
+//! median.
 //!
 //! `cargo bench -p webhook-receiver --bench receiver`; `cargo xtask bench` runs it and reads
 //! target/criterion/**/new/estimates.json.
@@ -38,9 +40,13 @@ fn receiver(runtime: &tokio::runtime::Runtime, queue: Arc<EmbeddedQueue>, fixed:
     Receiver::new(config, Handoff::new(queue, table.clone()), table)
 }
 
-/// The event bytes as the runtime hands them over, into the handler's request (`serve_http`).
+/// The event bytes as the runtime hands them over, into the handler's request: read as
+/// `lambda_runtime` 1.5's `deserializer::deserialize` reads them (it is not public), then made
+/// the request as `serve_http` makes it.
 fn request(event: &[u8]) -> lambda_http::Request {
-    let event: shared::web::HttpApiEvent = serde_json::from_slice(event).expect("API Gateway v2 event");
+    let event: shared::web::HttpApiEvent =
+        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(event))
+            .expect("API Gateway v2 event");
     shared::web::request_from_event(event)
 }
 

@@ -158,7 +158,7 @@ pub(super) fn criterion(root: &Path) -> anyhow::Result<Section> {
     }
     section.notes.push(
         "Receiver: events/webhook-receiver/invoice-submitted.json (the spec's Example Invoice Submitted Webhook in an API \
-         Gateway HTTP API v2 event) is deserialised from bytes as the runtime does and made the handler's request by `shared::web::request_from_event` \
+         Gateway HTTP API v2 event) is deserialised from bytes as `lambda_runtime` does (serde_json through `serde_path_to_error`) and made the handler's request by `shared::web::request_from_event` \
          (as `serve_http` does), handled by `Receiver::handle` (header check in constant time, envelope check, `SendMessage` \
          on an `EmbeddedQueue`), and its response made the 202 response event (`shared::web::response_to_event`); the queue is drained, untimed, every 1,000 webhooks and must hold exactly one message per webhook. No \
          tracing subscriber is installed, so log lines cost nothing here (they are in the cold-start CPU figure)."
