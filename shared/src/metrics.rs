@@ -21,9 +21,26 @@ impl Unit {
     }
 }
 
-fn counters() -> &'static Mutex<BTreeMap<String, u64>> {
-    static COUNTERS: OnceLock<Mutex<BTreeMap<String, u64>>> = OnceLock::new();
+/// Counts by metric name, then dimension value: nested, so counting one already seen looks both up
+/// by `&str` and allocates nothing (a key formatted per record was an allocation per event).
+type Counters = BTreeMap<String, BTreeMap<String, u64>>;
+
+fn counters() -> &'static Mutex<Counters> {
+    static COUNTERS: OnceLock<Mutex<Counters>> = OnceLock::new();
     COUNTERS.get_or_init(Default::default)
+}
+
+fn add(counters: &mut Counters, name: &str, dimension_value: &str, value: u64) {
+    let by_value = match counters.get_mut(name) {
+        Some(by_value) => by_value,
+        None => counters.entry(name.to_owned()).or_default(),
+    };
+    match by_value.get_mut(dimension_value) {
+        Some(count) => *count = count.saturating_add(value),
+        None => {
+            by_value.insert(dimension_value.to_owned(), value);
+        }
+    }
 }
 
 fn emf_enabled() -> bool {
@@ -58,7 +75,7 @@ pub fn record(metrics: &[Metric<'_>]) {
     {
         let mut counters = counters().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for metric in metrics.iter().filter(|metric| matches!(metric.unit, Unit::Count)) {
-            *counters.entry(format!("{}|{}", metric.name, metric.dimension.1)).or_default() += metric.value;
+            add(&mut counters, metric.name, metric.dimension.1, metric.value);
         }
     }
     if emf_enabled() && !metrics.is_empty() {
@@ -152,7 +169,7 @@ pub fn millis(name: &str, millis: u64, dimension: (&str, &str)) {
 /// The in-process count of `name` with `dimension_value`.
 pub fn counted(name: &str, dimension_value: &str) -> u64 {
     let counters = counters().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    counters.get(&format!("{name}|{dimension_value}")).copied().unwrap_or_default()
+    counters.get(name).and_then(|by_value| by_value.get(dimension_value)).copied().unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -197,5 +214,23 @@ mod tests {
             (line["Route"].as_str(), line["WebhookReceived"].as_u64(), line["AckLatency"].as_u64()),
             (Some("hicaps-webhook"), Some(1), Some(3))
         );
+    }
+
+    #[test]
+    fn counts_add_up_by_name_and_dimension_value_and_only_counts_are_counted() {
+        // Names of this test's own, so other tests' counts do not mix in.
+        for _ in 0..3 {
+            record(&[
+                Metric::count("CountedTestA", ("Type", "x|y")),
+                Metric::count("CountedTestA|x", ("Type", "y")),
+                Metric::millis("CountedTestMillis", 7, ("Route", "r")),
+            ]);
+        }
+        count("CountedTestA", ("Type", "z"));
+        assert_eq!(counted("CountedTestA", "x|y"), 3);
+        assert_eq!(counted("CountedTestA|x", "y"), 3, "a name and a value never run together");
+        assert_eq!(counted("CountedTestA", "z"), 1);
+        assert_eq!(counted("CountedTestMillis", "r"), 0);
+        assert_eq!(counted("CountedTestNever", "x"), 0);
     }
 }
