@@ -172,11 +172,19 @@ pub fn request_from_event(event: HttpApiEvent) -> lambda_http::Request {
     let mut context = ApiGatewayV2httpRequestContext::default();
     context.http = event.request_context.http;
     context.authorizer = event.request_context.authorizer;
+    let mut request = request.with_request_context(RequestContext::ApiGatewayV2(context));
+    // `lambda_http` reads an empty map as absent (`*_ref` gives `None`, the owned getters an empty
+    // map), so an empty one is not stored: each is an allocation and a free per request.
+    if !query.is_empty() {
+        request = request.with_query_string_parameters(query.parse::<QueryMap>().unwrap_or_default());
+    }
+    if let Some(parameters) = event.path_parameters.filter(|parameters| !parameters.is_empty()) {
+        request = request.with_path_parameters(parameters);
+    }
+    if let Some(variables) = event.stage_variables.filter(|variables| !variables.is_empty()) {
+        request = request.with_stage_variables(variables);
+    }
     request
-        .with_query_string_parameters(query.parse::<QueryMap>().unwrap_or_default())
-        .with_path_parameters(event.path_parameters.unwrap_or_default())
-        .with_stage_variables(event.stage_variables.unwrap_or_default())
-        .with_request_context(RequestContext::ApiGatewayV2(context))
 }
 
 /// A handler's response as the HTTP API (payload 2.0) response event.
@@ -239,6 +247,21 @@ mod tests {
         };
         assert_eq!(context.http.source_ip.as_deref(), Some("127.0.0.1"));
         assert_eq!(body_bytes(request.body()), br#"{"x":1}"#);
+    }
+
+    #[test]
+    fn absent_and_empty_maps_read_the_same_as_lambda_http_reads_them() {
+        let bare: HttpApiEvent = serde_json::from_value(json!({
+            "rawPath": "/hicaps/webhooks", "rawQueryString": "", "pathParameters": {}, "stageVariables": null,
+            "requestContext": {"http": {"method": "POST", "path": "/hicaps/webhooks"}}
+        }))
+        .expect("an HTTP API event");
+        let request = request_from_event(bare);
+        assert_eq!(request.uri(), "/hicaps/webhooks");
+        assert!(request.query_string_parameters_ref().is_none() && request.query_string_parameters().is_empty());
+        assert!(request.path_parameters_ref().is_none() && request.path_parameters().is_empty());
+        assert!(request.stage_variables_ref().is_none() && request.stage_variables().is_empty());
+        assert!(matches!(request.request_context_ref(), Some(RequestContext::ApiGatewayV2(_))));
     }
 
     #[test]
