@@ -2,6 +2,8 @@
 //!    `functions/webhook-receiver/benches/receiver.rs` and
 //!    `functions/invoice-status-poster/benches/adjudication.rs`, run [`CRITERION_RUNS`] times; each
 //!    run's median is read from `target/criterion/<group>/<bench>/new/estimates.json`.
+//!    The receiver's path is also counted in instructions under callgrind (valgrind), which the
+//!    host's load does not move: see [`instructions_per_webhook`].
 
 use super::report::{Figure, Goal, Section, Unit, format_value};
 use super::{CRITERION_RUNS, POSTER_ADJUDICATION_MAX_NS, RECEIVER_HANDLER_MAX_NS, target_dir};
@@ -144,6 +146,7 @@ pub(super) fn criterion(root: &Path) -> anyhow::Result<Section> {
             }
         }
     }
+    let instructions = instructions_per_webhook(root, &build_dir);
     for (index, figure) in CRITERION_FIGURES.iter().enumerate() {
         section.figures.push(Figure::new(
             figure.name,
@@ -164,6 +167,26 @@ pub(super) fn criterion(root: &Path) -> anyhow::Result<Section> {
          tracing subscriber is installed, so log lines cost nothing here (they are in the cold-start CPU figure)."
             .into(),
     );
+    match instructions {
+        Ok(per_webhook) => {
+            section.figures.push(Figure::new(
+                "Receiver: instructions per webhook, the same path (callgrind; the host's load does not move it)",
+                Unit::Count,
+                vec![per_webhook],
+                None,
+            ));
+            section.commands.push(format!(
+                "RECEIVER_BENCH_WEBHOOKS=<n> valgrind --tool=callgrind target/criterion-build/release/deps/receiver-<hash>   # n = 0 and {COUNTED_WEBHOOKS}"
+            ));
+            section.notes.push(format!(
+                "Instructions per webhook: the receiver bench's binary sends n webhooks down the timed path and exits; \
+                 callgrind counts every instruction it runs for n = 0 and n = {COUNTED_WEBHOOKS}, and the difference is divided \
+                 by {COUNTED_WEBHOOKS}. Unlike the times above it does not change with the hour: compare it between commits."
+            ));
+        }
+        // A figure without a target: not having valgrind leaves it out, and says so.
+        Err(error) => section.notes.push(format!("Instructions per webhook not counted: {error:#}")),
+    }
     section.notes.push(
         "Poster: the spec's example claim repeated 50 times, cycling through the `mpl` schedule's rules (percentage with a \
          cap, cap, percentage, review), adjudicated against local/data/benefit-schedule.json for an active member, and the \
@@ -171,4 +194,55 @@ pub(super) fn criterion(root: &Path) -> anyhow::Result<Section> {
             .into(),
     );
     Ok(section)
+}
+
+/// Webhooks the counted run sends (the uncounted one sends none).
+const COUNTED_WEBHOOKS: u64 = 2_000;
+
+/// The receiver's instructions per webhook on the criterion path: its bench binary run under
+/// callgrind with `RECEIVER_BENCH_WEBHOOKS` 0 and [`COUNTED_WEBHOOKS`], the difference divided.
+fn instructions_per_webhook(root: &Path, build_dir: &Path) -> anyhow::Result<f64> {
+    let output = cargo()
+        .current_dir(root)
+        .env("CARGO_TARGET_DIR", build_dir)
+        .args(["bench", "-p", "webhook-receiver", "--bench", "receiver", "--no-run", "--message-format=json"])
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running cargo bench --no-run")?;
+    let executable = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|message| message["target"]["name"] == "receiver")
+        .find_map(|message| message["executable"].as_str().map(str::to_owned))
+        .context("cargo named no executable for the receiver bench")?;
+    let count = |webhooks: u64| -> anyhow::Result<f64> {
+        let output = std::process::Command::new("valgrind")
+            .args(["--tool=callgrind", "--callgrind-out-file=/dev/null", &executable])
+            .env("RECEIVER_BENCH_WEBHOOKS", webhooks.to_string())
+            .output()
+            .context("running valgrind (Debian's valgrind package)")?;
+        let report = String::from_utf8_lossy(&output.stderr);
+        if !output.status.success() {
+            bail!("valgrind exited {}:\n{report}", output.status);
+        }
+        collected(&report).with_context(|| format!("callgrind reported no count:\n{report}"))
+    };
+    let base = count(0)?;
+    let counted = count(COUNTED_WEBHOOKS)?;
+    Ok((counted - base) / COUNTED_WEBHOOKS as f64)
+}
+
+/// The instruction count in callgrind's summary line `==pid== Collected : 807038430`.
+fn collected(report: &str) -> Option<f64> {
+    report.lines().find_map(|line| line.split_once("Collected :").and_then(|(_, count)| count.trim().parse().ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn callgrinds_count_is_read_from_its_summary() {
+        let report = "==26805== Events    : Ir\n==26805== Collected : 807038430\n==26805==\n==26805== I   refs:      807,038,430\n";
+        assert_eq!(super::collected(report), Some(807_038_430.0));
+        assert_eq!(super::collected("==1== no summary\n"), None);
+    }
 }
