@@ -2,7 +2,9 @@
 //!
 //! 1. **Handler cost**: the criterion benches `functions/webhook-receiver/benches/receiver.rs` and
 //!    `functions/invoice-status-poster/benches/adjudication.rs`, run [`CRITERION_RUNS`] times; each
-//!    run's median is read from `target/criterion/<group>/<bench>/new/estimates.json`.
+//!    run's median is read from `target/criterion/<group>/<bench>/new/estimates.json`. The
+//!    receiver's path is also counted in instructions per webhook under callgrind, a figure the
+//!    host's load does not move.
 //! 2. **Load**: `target/release/local` on a free loopback port; [`LOAD_WEBHOOKS`] HICAPS webhooks
 //!    over [`LOAD_CONNECTIONS`] keep-alive connections, every tenth a repeated delivery of an
 //!    earlier one (same id, same body), while the poster drains the queue into the HICAPS
