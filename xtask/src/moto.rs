@@ -82,8 +82,8 @@ pub fn ensure_venv_with(venv: &Path, requirements: &[String]) -> anyhow::Result<
 ///   and moto's per-request lookups of its service (a directory listing, 180 URL patterns) took
 ///   about 5 ms of CPU for a `GetItem`, of which moto's app took under 2. With the lookups'
 ///   answers kept and granian (an HTTP/1.1 server in Rust with a WSGI thread pool) in front, a
-///   request on loopback takes about 1.5 ms (`PutItem` and `GetItem`, 200 each, a connection per
-///   request). Every test that uses moto, and the bench's first invocations, wait on it less;
+///   `PutItem` or `GetItem` on loopback takes about 1.5–2.5 ms by the hour (200 each, a
+///   connection per request). Every test that uses moto, and the bench's first invocations, wait on it less;
 ///   what moto answers is unchanged.
 const MOTO_SERVER: &str = include_str!("moto_server.py");
 

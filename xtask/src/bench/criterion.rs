@@ -81,15 +81,20 @@ pub(super) fn criterion(root: &Path) -> anyhow::Result<Section> {
     let build_dir = target_dir(root).join("criterion-build");
     let mut benches: Vec<(&str, &str)> = CRITERION_FIGURES.iter().map(|f| (f.package, f.bench)).collect();
     benches.dedup();
+    let mut receiver_bench = None;
     for (package, bench) in &benches {
-        let status = cargo()
+        let output = cargo()
             .current_dir(root)
             .env("CARGO_TARGET_DIR", &build_dir)
-            .args(["bench", "-p", package, "--bench", bench, "--no-run"])
-            .status()
+            .args(["bench", "-p", package, "--bench", bench, "--no-run", "--message-format=json"])
+            .stderr(Stdio::inherit())
+            .output()
             .context("running cargo bench --no-run")?;
-        if !status.success() {
-            bail!("cargo bench -p {package} --bench {bench} does not build ({status})");
+        if !output.status.success() {
+            bail!("cargo bench -p {package} --bench {bench} does not build ({})", output.status);
+        }
+        if (*package, *bench) == ("webhook-receiver", "receiver") {
+            receiver_bench = executable(&output.stdout, bench);
         }
         section.commands.push(format!(
             "CARGO_TARGET_DIR=target/criterion-build CRITERION_HOME=target/criterion cargo bench -p {package} --bench {bench} -- --noplot   # x{CRITERION_RUNS}"
@@ -146,7 +151,9 @@ pub(super) fn criterion(root: &Path) -> anyhow::Result<Section> {
             }
         }
     }
-    let instructions = instructions_per_webhook(root, &build_dir);
+    let instructions = receiver_bench
+        .context("cargo named no executable for the receiver bench")
+        .and_then(|executable| instructions_per_webhook(&executable));
     for (index, figure) in CRITERION_FIGURES.iter().enumerate() {
         section.figures.push(Figure::new(
             figure.name,
@@ -199,25 +206,21 @@ pub(super) fn criterion(root: &Path) -> anyhow::Result<Section> {
 /// Webhooks the counted run sends (the uncounted one sends none).
 const COUNTED_WEBHOOKS: u64 = 2_000;
 
-/// The receiver's instructions per webhook on the criterion path: its bench binary run under
-/// callgrind with `RECEIVER_BENCH_WEBHOOKS` 0 and [`COUNTED_WEBHOOKS`], the difference divided.
-fn instructions_per_webhook(root: &Path, build_dir: &Path) -> anyhow::Result<f64> {
-    let output = cargo()
-        .current_dir(root)
-        .env("CARGO_TARGET_DIR", build_dir)
-        .args(["bench", "-p", "webhook-receiver", "--bench", "receiver", "--no-run", "--message-format=json"])
-        .stderr(Stdio::inherit())
-        .output()
-        .context("running cargo bench --no-run")?;
-    let executable = String::from_utf8_lossy(&output.stdout)
+/// The executable cargo built for `bench`, from its `--message-format=json` output.
+fn executable(cargo_json: &[u8], bench: &str) -> Option<String> {
+    String::from_utf8_lossy(cargo_json)
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|message| message["target"]["name"] == "receiver")
+        .filter(|message| message["target"]["name"] == bench)
         .find_map(|message| message["executable"].as_str().map(str::to_owned))
-        .context("cargo named no executable for the receiver bench")?;
+}
+
+/// The receiver's instructions per webhook on the criterion path: its bench binary run under
+/// callgrind with `RECEIVER_BENCH_WEBHOOKS` 0 and [`COUNTED_WEBHOOKS`], the difference divided.
+fn instructions_per_webhook(executable: &str) -> anyhow::Result<f64> {
     let count = |webhooks: u64| -> anyhow::Result<f64> {
         let output = std::process::Command::new("valgrind")
-            .args(["--tool=callgrind", "--callgrind-out-file=/dev/null", &executable])
+            .args(["--tool=callgrind", "--callgrind-out-file=/dev/null", executable])
             .env("RECEIVER_BENCH_WEBHOOKS", webhooks.to_string())
             .output()
             .context("running valgrind (Debian's valgrind package)")?;

@@ -139,8 +139,8 @@ pub(super) fn start_moto(root: &Path, venv: &Path) -> anyhow::Result<Moto> {
 /// own server closed every connection (`Connection: close`), so a function talking to it directly
 /// opened a TCP connection per AWS call. The relay keeps the function's connection alive and
 /// opens one to moto per request itself, so that cost lands in xtask, not in the function's CPU
-/// figure; it still does, now that moto is served by granian, which would keep a connection.
-/// Requests and answers pass unchanged but for `Connection`.
+/// figure. granian, which now serves moto, would keep a connection; the relay still opens one per
+/// request, as issue 19 asked. Requests and answers pass unchanged but for `Connection`.
 ///
 /// With `tls`, the relay speaks HTTPS to the function (as every AWS endpoint does), so a cold
 /// start pays its handshake, and keeps that connection alive as AWS's endpoints do.
